@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+// The dicomstream command line: `serve` a folder of DICOM files, or `scan` it and report.
+import { existsSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { scanFolder, type ScanResult } from './index/scan.js';
+import { Catalogue } from './index/catalogue.js';
+import { createLogger, type LogLevel } from './log.js';
+import { DEFAULT_LIMITS, SERVER_NAME, startServer } from './server.js';
+
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The sample served when no folder is given: the corpus files the tests use. */
+function builtInSample(): string {
+  const dir = join(packageRoot, 'test', 'fixtures', 'corpus', 'files');
+  if (!existsSync(dir)) throw new Error(`no folder given and no built-in sample at ${dir}`);
+  return dir;
+}
+
+const integer = (min: number) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number ≥ ${min}`);
+  return n;
+};
+const bytes = (value: string): number => {
+  const m = /^(\d+)\s*(k|kib|m|mib)?$/i.exec(value.trim());
+  if (!m) throw new InvalidArgumentError('expected a size such as 262144, 256k or 4m');
+  const unit = (m[2] ?? '').toLowerCase();
+  return Number(m[1]) * (unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1);
+};
+
+function printSummary(root: string, scan: ScanResult, catalogue: Catalogue, write: (line: string) => void): void {
+  write(`indexed ${root}: ${scan.files.length + scan.skipped.length} files, ${catalogue.studyCount} studies, ` +
+    `${catalogue.seriesCount} series, ${catalogue.instanceCount} instances, ${catalogue.frameCount} frames; ` +
+    `${scan.skipped.length} skipped, ${catalogue.duplicates.length} duplicates`);
+  for (const s of scan.skipped) write(`  skipped ${s.path}: ${s.reason} [${s.code}]`);
+  for (const d of catalogue.duplicates) {
+    write(`  duplicate ${relative(root, d.path)}: same SOP Instance UID as ${relative(root, d.servedPath)}, which is served`);
+  }
+  for (const f of scan.files) for (const w of f.warnings) write(`  note ${relative(root, f.path)}: ${w}`);
+}
+
+const program = new Command();
+program.name('dicomstream').description('Stream DICOM pixel data to browsers over WebSocket.').version(SERVER_NAME.split('/')[1]!);
+
+program.command('serve')
+  .description('index a folder of DICOM files and serve its frames over WebSocket')
+  .argument('[dir]', 'folder of DICOM files, scanned recursively (default: the built-in sample)')
+  .option('-p, --port <n>', 'port to listen on (0: any free port)', integer(0), 8080)
+  .option('-H, --host <addr>', 'address to listen on', '127.0.0.1')
+  .option('--chunk-size <bytes>', 'largest frame chunk in one message', bytes, DEFAULT_LIMITS.chunkBytes)
+  .option('--max-buffered <bytes>', 'unsent bytes held per connection at most', bytes, DEFAULT_LIMITS.maxBufferedBytes)
+  .option('--max-open-files <n>', 'file handles kept open', integer(1), 128)
+  .option('--log-level <level>', 'debug, info, warn, error or silent', 'info')
+  .action(async (dir: string | undefined, opts: { port: number; host: string; chunkSize: number; maxBuffered: number; maxOpenFiles: number; logLevel: LogLevel }) => {
+    const log = createLogger(opts.logLevel);
+    const root = dir ? resolve(dir) : builtInSample();
+    if (!dir) log.info('no folder given: serving the built-in sample', { root });
+    const server = await startServer({
+      root, host: opts.host, port: opts.port, chunkBytes: opts.chunkSize, maxBufferedBytes: opts.maxBuffered,
+      maxOpenFiles: opts.maxOpenFiles, log,
+    });
+    printSummary(root, server.scan, server.catalogue, (line) => process.stdout.write(line + '\n'));
+    process.stdout.write(`listening on ${server.url}\n`);
+    const stop = (signal: string) => {
+      log.info('shutting down', { signal });
+      void server.close().then(() => process.exit(0));
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+
+program.command('scan')
+  .description('index a folder and report what would be served, without serving it')
+  .argument('<dir>', 'folder of DICOM files')
+  .option('--json', 'print the report as JSON')
+  .action(async (dir: string, opts: { json?: boolean }) => {
+    const root = resolve(dir);
+    const scan = await scanFolder(root);
+    const catalogue = new Catalogue(scan.files);
+    if (opts.json) {
+      process.stdout.write(JSON.stringify({
+        files: scan.files.map((f) => ({ path: relative(root, f.path), sopInstanceUid: f.image.sopInstanceUid, frames: f.frames.length, warnings: f.warnings })),
+        skipped: scan.skipped,
+        duplicates: catalogue.duplicates.map((d) => ({ ...d, path: relative(root, d.path), servedPath: relative(root, d.servedPath) })),
+      }, null, 2) + '\n');
+    } else {
+      printSummary(root, scan, catalogue, (line) => process.stdout.write(line + '\n'));
+    }
+  });
+
+program.parseAsync().catch((e: unknown) => {
+  process.stderr.write(`dicomstream: ${(e as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,84 @@
+// Reads a piece of a frame's bytes, as stored, straight into the caller's buffer: from the file
+// with positional reads on pooled handles, or from the inflated copy of a deflated file.
+import { readFile } from 'node:fs/promises';
+import { LRUCache } from 'lru-cache';
+import type { FrameLocation } from '../index/frame-table.js';
+import type { IndexedFile } from '../index/index-file.js';
+import { readDataSet } from '../index/read-dataset.js';
+import { HandlePool } from './handle-pool.js';
+
+export interface FrameReaderOptions {
+  pool?: HandlePool;
+  /** Bytes of inflated data sets kept for deflated files. */
+  inflatedCacheBytes?: number;
+}
+
+export class FrameReader {
+  readonly pool: HandlePool;
+  private readonly inflated: LRUCache<string, Uint8Array>;
+
+  constructor(options: FrameReaderOptions = {}) {
+    this.pool = options.pool ?? new HandlePool();
+    this.inflated = new LRUCache<string, Uint8Array>({
+      maxSize: options.inflatedCacheBytes ?? 64 * 1024 * 1024,
+      sizeCalculation: (b) => Math.max(1, b.byteLength),
+      // Concurrent reads of one deflated file inflate it once.
+      fetchMethod: async (path) => readDataSet(await readFile(path), true).bytes,
+    });
+  }
+
+  /**
+   * Copies `length` bytes of `frame` from frame offset `offset` into `into` at `at`.
+   * Rejects when the file is gone or shorter than the index says.
+   */
+  async read(file: IndexedFile, frame: FrameLocation, offset: number, length: number, into: Uint8Array, at: number): Promise<void> {
+    const pieces = slices(frame, offset, length);
+    if (file.source === 'inflated') {
+      const bytes = await this.inflated.fetch(file.path);
+      if (!bytes) throw new Error('deflated file could not be read');
+      let to = at;
+      for (const [start, n] of pieces) {
+        if (start + n > bytes.length) throw new Error('file is shorter than its index');
+        into.set(bytes.subarray(start, start + n), to);
+        to += n;
+      }
+      return;
+    }
+    await this.pool.with(file.path, async (handle) => {
+      let to = at;
+      for (const [start, n] of pieces) {
+        let done = 0;
+        while (done < n) {
+          const { bytesRead } = await handle.read(into, to + done, n - done, start + done);
+          if (bytesRead === 0) throw new Error('file is shorter than its index (changed or truncated)');
+          done += bytesRead;
+        }
+        to += n;
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.inflated.clear();
+    await this.pool.close();
+  }
+}
+
+/** The file ranges [start, length] holding bytes offset..offset+length of a frame. */
+export function slices(frame: FrameLocation, offset: number, length: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let skip = offset;
+  let left = length;
+  const s = frame.segments;
+  for (let i = 0; i < s.length && left > 0; i += 2) {
+    const segStart = s[i]!;
+    const segLength = s[i + 1]!;
+    if (skip >= segLength) { skip -= segLength; continue; }
+    const n = Math.min(segLength - skip, left);
+    out.push([segStart + skip, n]);
+    left -= n;
+    skip = 0;
+  }
+  if (left > 0) throw new RangeError(`frame has ${frame.length} bytes, asked for ${offset + length}`);
+  return out;
+}

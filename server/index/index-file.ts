@@ -1,0 +1,112 @@
+// Indexes one DICOM file: its identity, image attributes and where each frame's bytes lie,
+// reading only the head of the file (and the item headers of encapsulated pixel data).
+import { open, type FileHandle } from 'node:fs/promises';
+import type { ImageAttributes } from '../../shared/protocol.js';
+import { transferSyntax, VIDEO_TRANSFER_SYNTAXES } from '../../shared/transfer-syntax.js';
+import { imageFacts, seriesFacts, studyFacts, text, type SeriesFacts, type StudyFacts } from './attributes.js';
+import { encapsulatedFrames, nativeFrames, type ByteSource, type FrameLocation } from './frame-table.js';
+import { IndexError } from './index-error.js';
+import { NeedMoreBytes, readDataSet, type ParsedHead } from './read-dataset.js';
+
+export interface IndexedFile {
+  path: string;
+  size: number;
+  mtimeMs: number;
+  study: StudyFacts;
+  series: SeriesFacts;
+  image: ImageAttributes;
+  frames: FrameLocation[];
+  /** Frames are ranges of the file, or of its inflated data set (deflated files). */
+  source: 'file' | 'inflated';
+  warnings: string[];
+}
+
+const FIRST_READ = 256 * 1024;
+
+export function handleSource(handle: FileHandle, size: number): ByteSource {
+  return {
+    size,
+    async read(offset, length) {
+      const buffer = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done === length ? buffer : buffer.subarray(0, done);
+    },
+  };
+}
+
+export function memorySource(bytes: Uint8Array): ByteSource {
+  return { size: bytes.length, read: async (offset, length) => bytes.subarray(offset, offset + length) };
+}
+
+export async function indexFile(path: string): Promise<IndexedFile> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (e) {
+    throw new IndexError('UNREADABLE', `cannot open: ${(e as Error).message}`);
+  }
+  try {
+    const stat = await handle.stat();
+    const file = handleSource(handle, stat.size);
+    let head: ParsedHead | undefined;
+    for (let length = Math.min(FIRST_READ, stat.size); !head; length = Math.min(length * 4, stat.size)) {
+      const bytes = await file.read(0, length);
+      if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) throw new IndexError('GZIP', 'gzip-compressed file: gunzip it to serve it');
+      try {
+        head = readDataSet(bytes, length >= stat.size);
+      } catch (e) {
+        if (!(e instanceof NeedMoreBytes) || length >= stat.size) throw e;
+      }
+    }
+    const source = head.inflated ? memorySource(head.bytes) : file;
+    return await describeFile(path, stat.size, stat.mtimeMs, head, source);
+  } catch (e) {
+    if (e instanceof IndexError) throw e;
+    throw new IndexError('CORRUPT', (e as Error).message);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function describeFile(path: string, size: number, mtimeMs: number, head: ParsedHead, source: ByteSource): Promise<IndexedFile> {
+  const { dataSet: ds, pixelData, transferSyntaxUid, warnings } = head;
+  const sopInstanceUid = text(ds, 'x00080018');
+  if (!sopInstanceUid) throw new IndexError('NOT_DICOM', 'no SOP Instance UID');
+  if (!pixelData) throw new IndexError('NO_PIXEL_DATA', 'no Pixel Data');
+  const ts = transferSyntax(transferSyntaxUid);
+  if (VIDEO_TRANSFER_SYNTAXES.has(transferSyntaxUid)) throw new IndexError('UNSUPPORTED', `${ts?.name ?? transferSyntaxUid}: video is not served frame by frame`);
+  const undefinedLength = pixelData.length === 0xffffffff;
+  const encapsulated = undefinedLength;
+  if (ts && ts.encapsulated !== encapsulated) {
+    warnings.push(encapsulated ? `encapsulated Pixel Data in ${ts.name}` : `native Pixel Data in ${ts.name}: served as native`);
+  }
+  const { attributes: image, invalidNumberOfFrames } = imageFacts(ds, transferSyntaxUid, {
+    bigEndian: ts?.bigEndian ?? false, encapsulated, inflated: head.inflated,
+  });
+  if (invalidNumberOfFrames !== undefined) warnings.push(`Number of Frames "${invalidNumberOfFrames}" is not a positive integer: 1 frame`);
+  if (!image.rows || !image.columns) throw new IndexError('NOT_AN_IMAGE', 'Pixel Data without Rows and Columns');
+  let frames: FrameLocation[];
+  if (encapsulated) {
+    frames = await encapsulatedFrames(source, pixelData.dataOffset, image.numberOfFrames, extendedOffsetTable(head), warnings);
+  } else {
+    frames = nativeFrames(image, pixelData.dataOffset, pixelData.length, source.size, warnings);
+  }
+  for (const f of frames) if (f.length > 0xffffffff) throw new IndexError('UNSUPPORTED', 'a frame over 4 GiB');
+  const study = studyFacts(ds);
+  const series = seriesFacts(ds);
+  if (!study.studyInstanceUid || !series.seriesInstanceUid) warnings.push('no Study or Series Instance UID: grouped under an empty UID');
+  return { path, size, mtimeMs, study, series, image, frames, source: head.inflated ? 'inflated' : 'file', warnings };
+}
+
+/** Extended Offset Table (7FE0,0001), 64-bit item offsets, if present and readable. */
+function extendedOffsetTable(head: ParsedHead): number[] | undefined {
+  const e = head.dataSet.elements.x7fe00001;
+  if (!e || e.length % 8 !== 0 || e.dataOffset + e.length > head.bytes.length) return undefined;
+  const v = new DataView(head.bytes.buffer, head.bytes.byteOffset + e.dataOffset, e.length);
+  return Array.from({ length: e.length / 8 }, (_, i) => Number(v.getBigUint64(i * 8, true)));
+}

@@ -1,0 +1,133 @@
+// The server: indexes a folder, then serves the WebSocket protocol (and, later, the demo page)
+// on one HTTP server.
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { indexedTransferSyntaxes } from '../shared/transfer-syntax.js';
+import { Catalogue } from './index/catalogue.js';
+import { scanFolder, type ScanResult } from './index/scan.js';
+import { FrameReader } from './files/frame-reader.js';
+import { HandlePool } from './files/handle-pool.js';
+import { createLogger, type Logger } from './log.js';
+import { Session, type SessionLimits } from './transport/session.js';
+
+export const SERVER_NAME = 'dicomstream/0.1.0';
+
+export interface ServerOptions {
+  /** Folder of DICOM files, scanned recursively. */
+  root: string;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  chunkBytes?: number;
+  /** Unsent bytes held per connection at most. */
+  maxBufferedBytes?: number;
+  maxMessageBytes?: number;
+  maxFramesPerRequest?: number;
+  maxOpenRequests?: number;
+  maxPageSize?: number;
+  maxOpenFiles?: number;
+  log?: Logger;
+  onScanProgress?: (done: number, total: number) => void;
+}
+
+export interface RunningServer {
+  /** ws://host:port/ */
+  url: string;
+  port: number;
+  catalogue: Catalogue;
+  scan: ScanResult;
+  /** Counters; maxBufferedBytes is the most unsent data any one connection held. */
+  stats: { connections: number; framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number };
+  /** Open handles and opens/closes so far. */
+  files: HandlePool['stats'];
+  close(): Promise<void>;
+}
+
+export const DEFAULT_LIMITS: SessionLimits = {
+  chunkBytes: 256 * 1024,
+  maxBufferedBytes: 4 * 1024 * 1024,
+  maxFramesPerRequest: 100_000,
+  maxOpenRequests: 1024,
+  maxPageSize: 500,
+  maxMessageBytes: 4 * 1024 * 1024,
+};
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const log = options.log ?? createLogger('info');
+  const root = resolve(options.root);
+  const scan = await scanFolder(root, { onProgress: options.onScanProgress });
+  const catalogue = new Catalogue(scan.files);
+  const limits: SessionLimits = {
+    chunkBytes: options.chunkBytes ?? DEFAULT_LIMITS.chunkBytes,
+    maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_LIMITS.maxBufferedBytes,
+    maxFramesPerRequest: options.maxFramesPerRequest ?? DEFAULT_LIMITS.maxFramesPerRequest,
+    maxOpenRequests: options.maxOpenRequests ?? DEFAULT_LIMITS.maxOpenRequests,
+    maxPageSize: options.maxPageSize ?? DEFAULT_LIMITS.maxPageSize,
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_LIMITS.maxMessageBytes,
+  };
+  if (!(limits.chunkBytes >= 1024)) throw new RangeError('chunk size must be at least 1024 bytes');
+  const pool = new HandlePool({ maxOpen: options.maxOpenFiles ?? 128 });
+  const reader = new FrameReader({ pool });
+  const stats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0 };
+  const transferSyntaxes = indexedTransferSyntaxes();
+
+  const http = createHttpServer((req, res) => {
+    if (req.url === '/' || req.url === '/index.html') {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`${SERVER_NAME}: connect a WebSocket to this address.\n`);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end('not found\n');
+  });
+  const wss = new WebSocketServer({ server: http, maxPayload: limits.maxMessageBytes, perMessageDeflate: false });
+  let nextConnection = 1;
+  const sockets = new Set<WebSocket>();
+  wss.on('connection', (ws, req) => {
+    const id = nextConnection++;
+    const clog = log.child({ conn: id });
+    stats.connections++;
+    sockets.add(ws);
+    clog.debug('connected', { from: req.socket.remoteAddress });
+    const session = new Session(ws, { catalogue: () => catalogue, reader, limits, serverName: SERVER_NAME, transferSyntaxes, log, stats }, clog);
+    ws.on('message', (data, isBinary) => {
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+      session.onMessage(bytes, isBinary);
+    });
+    // A protocol violation (e.g. a message over maxPayload) closes the socket; ws reports it here.
+    ws.on('error', (e) => clog.warn('socket error', { error: e.message }));
+    ws.on('close', (code) => {
+      stats.connections--;
+      sockets.delete(ws);
+      session.onClose();
+      clog.debug('closed', { code });
+    });
+  });
+
+  await new Promise<void>((resolveListen, reject) => {
+    http.once('error', reject);
+    http.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => resolveListen());
+  });
+  const address = http.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `ws://${host}:${address.port}/`,
+    port: address.port,
+    catalogue,
+    scan,
+    stats,
+    files: pool.stats,
+    close: () => closeAll(http, wss, sockets, reader),
+  };
+}
+
+async function closeAll(http: HttpServer, wss: WebSocketServer, sockets: Set<WebSocket>, reader: FrameReader): Promise<void> {
+  for (const ws of sockets) ws.close(1001, 'server shutting down');
+  await new Promise<void>((r) => wss.close(() => r()));
+  // Sockets that do not finish the closing handshake are cut.
+  for (const ws of sockets) ws.terminate();
+  await new Promise<void>((r) => http.close(() => r()));
+  await reader.close();
+}

@@ -1,0 +1,164 @@
+// The wire protocol, as both sides use it: plain types derived from proto/dicomstream.proto and
+// pure encode/decode functions. The generated protobufjs code stays behind this module.
+import protobuf from 'protobufjs/minimal.js';
+import { dicomstream } from './generated/proto.js';
+
+const v1 = dicomstream.v1;
+
+export const PROTOCOL_VERSION = 1;
+
+/** Fields of a decoded message, without protobufjs' bookkeeping. */
+type Plain<T> = { [K in keyof T as K extends `$${string}` ? never : T[K] extends (...args: never[]) => unknown ? never : K]: T[K] };
+type Shape<T> = { -readonly [K in keyof T]?: T[K] | null };
+
+export type ClientMessage = dicomstream.v1.ClientMessage.$Shape;
+export type ServerMessage = dicomstream.v1.ServerMessage.$Shape;
+
+export type Hello = Plain<dicomstream.v1.Hello>;
+export type ListStudies = Plain<dicomstream.v1.ListStudies>;
+export type OpenSeries = Plain<dicomstream.v1.OpenSeries>;
+export type FrameRef = Plain<dicomstream.v1.FrameRef>;
+export type RequestFrames = Omit<Plain<dicomstream.v1.RequestFrames>, 'frames'> & { frames: FrameRef[] };
+export type Cancel = Plain<dicomstream.v1.Cancel>;
+
+export type Limits = Plain<dicomstream.v1.Limits>;
+export type Welcome = Omit<Plain<dicomstream.v1.Welcome>, 'limits'> & { limits: Limits };
+export type SeriesSummary = Plain<dicomstream.v1.SeriesSummary>;
+export type StudySummary = Omit<Plain<dicomstream.v1.StudySummary>, 'series'> & { series: SeriesSummary[] };
+export type StudyList = Omit<Plain<dicomstream.v1.StudyList>, 'studies'> & { studies: StudySummary[] };
+export type LookupTable = Plain<dicomstream.v1.LookupTable>;
+export type FrameAttributes = Plain<dicomstream.v1.FrameAttributes>;
+export type ImageAttributes = Omit<
+  Plain<dicomstream.v1.ImageAttributes>,
+  'modalityLut' | 'voiLuts' | 'redPalette' | 'greenPalette' | 'bluePalette' | 'frames'
+> & {
+  modalityLut: LookupTable | null;
+  voiLuts: LookupTable[];
+  redPalette: LookupTable | null;
+  greenPalette: LookupTable | null;
+  bluePalette: LookupTable | null;
+  frames: FrameAttributes[];
+};
+export type SeriesManifest = Omit<Plain<dicomstream.v1.SeriesManifest>, 'instances'> & { instances: ImageAttributes[] };
+export type FrameChunkHeader = Omit<Plain<dicomstream.v1.FrameChunk>, 'instance'> & { instance: ImageAttributes | null };
+export type RequestComplete = Plain<dicomstream.v1.RequestComplete>;
+export type ErrorMessage = Plain<dicomstream.v1.Error>;
+/** A partial shape for building messages to encode. */
+export type ImageAttributesInit = Shape<Plain<dicomstream.v1.ImageAttributes>>;
+
+export const ErrorCode = v1.ErrorCode;
+export type ErrorCode = dicomstream.v1.ErrorCode;
+/** The stable name of an error code, e.g. 'UNKNOWN_INSTANCE'. */
+export function errorCodeName(code: number): string {
+  return v1.ErrorCode[code] ?? `ERROR_${code}`;
+}
+
+const objectOptions = { defaults: true, arrays: true, longs: Number, enums: Number } as const;
+
+// ------------------------------------------------------------------ client messages
+
+export function encodeClientMessage(message: ClientMessage): Uint8Array {
+  return v1.ClientMessage.encode(message).finish();
+}
+
+export type DecodedClientMessage =
+  | { kind: 'hello'; hello: Hello }
+  | { kind: 'listStudies'; listStudies: ListStudies }
+  | { kind: 'openSeries'; openSeries: OpenSeries }
+  | { kind: 'requestFrames'; requestFrames: RequestFrames }
+  | { kind: 'cancel'; cancel: Cancel };
+
+/** Decodes one client message; throws an Error (code MALFORMED_MESSAGE) for anything else. */
+export function decodeClientMessage(bytes: Uint8Array): DecodedClientMessage {
+  let message: dicomstream.v1.ClientMessage;
+  try {
+    message = v1.ClientMessage.decode(bytes);
+  } catch (error) {
+    throw protocolError(ErrorCode.MALFORMED_MESSAGE, `not a ClientMessage: ${(error as Error).message}`);
+  }
+  const o = v1.ClientMessage.toObject(message, objectOptions) as Record<string, unknown>;
+  switch (message.body) {
+    case 'hello': return { kind: 'hello', hello: o.hello as Hello };
+    case 'listStudies': return { kind: 'listStudies', listStudies: o.listStudies as ListStudies };
+    case 'openSeries': return { kind: 'openSeries', openSeries: o.openSeries as OpenSeries };
+    case 'requestFrames': return { kind: 'requestFrames', requestFrames: o.requestFrames as RequestFrames };
+    case 'cancel': return { kind: 'cancel', cancel: o.cancel as Cancel };
+    default: throw protocolError(ErrorCode.MALFORMED_MESSAGE, 'ClientMessage has no body');
+  }
+}
+
+// ------------------------------------------------------------------ server messages
+
+/**
+ * Encodes a server message as it starts a WebSocket message: varint length, then the message.
+ * For a FrameChunk, `reserve` bytes are left free after it for the payload, so the caller can
+ * read the pixel bytes straight into place (one buffer, no copy).
+ */
+export function encodeServerMessage(message: ServerMessage, reserve = 0): { buffer: Uint8Array; payloadOffset: number } {
+  const header = v1.ServerMessage.encodeDelimited(message).finish();
+  if (reserve === 0) return { buffer: header, payloadOffset: header.length };
+  const buffer = allocUnsafe(header.length + reserve);
+  buffer.set(header, 0);
+  return { buffer, payloadOffset: header.length };
+}
+
+export type DecodedServerMessage =
+  | { kind: 'welcome'; welcome: Welcome }
+  | { kind: 'studyList'; studyList: StudyList }
+  | { kind: 'seriesManifest'; seriesManifest: SeriesManifest }
+  | { kind: 'frameChunk'; frameChunk: FrameChunkHeader; payload: Uint8Array }
+  | { kind: 'requestComplete'; requestComplete: RequestComplete }
+  | { kind: 'error'; error: ErrorMessage };
+
+/** Decodes one server WebSocket message. A FrameChunk's payload is a view into `bytes` (no copy). */
+export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
+  const reader = protobuf.Reader.create(bytes);
+  const length = reader.uint32();
+  const start = reader.pos;
+  if (start + length > bytes.length) throw protocolError(ErrorCode.MALFORMED_MESSAGE, 'server message shorter than its header');
+  const message = v1.ServerMessage.decode(bytes.subarray(start, start + length));
+  if (message.body === 'frameChunk' && message.frameChunk) {
+    const c = message.frameChunk as dicomstream.v1.FrameChunk;
+    const frameChunk: FrameChunkHeader = {
+      requestId: c.requestId, sopInstanceUid: c.sopInstanceUid, frameNumber: c.frameNumber, offset: c.offset,
+      totalLength: c.totalLength, bitOffset: c.bitOffset,
+      instance: c.instance ? (v1.ImageAttributes.toObject(c.instance as dicomstream.v1.ImageAttributes, objectOptions) as ImageAttributes) : null,
+    };
+    return { kind: 'frameChunk', frameChunk, payload: bytes.subarray(start + length) };
+  }
+  const o = v1.ServerMessage.toObject(message, objectOptions) as Record<string, unknown>;
+  switch (message.body) {
+    case 'welcome': return { kind: 'welcome', welcome: o.welcome as Welcome };
+    case 'studyList': return { kind: 'studyList', studyList: o.studyList as StudyList };
+    case 'seriesManifest': return { kind: 'seriesManifest', seriesManifest: o.seriesManifest as SeriesManifest };
+    case 'requestComplete': return { kind: 'requestComplete', requestComplete: o.requestComplete as RequestComplete };
+    case 'error': return { kind: 'error', error: o.error as ErrorMessage };
+    default: throw protocolError(ErrorCode.MALFORMED_MESSAGE, 'ServerMessage has no body');
+  }
+}
+
+// ------------------------------------------------------------------ errors
+
+/** An Error with the protocol's stable code: `code` is the name ('UNKNOWN_INSTANCE'), `errorCode` the number. */
+export class ProtocolError extends Error {
+  readonly code: string;
+  readonly errorCode: number;
+  readonly requestId: number;
+  constructor(errorCode: number, message: string, requestId = 0) {
+    super(message);
+    this.name = 'ProtocolError';
+    this.errorCode = errorCode;
+    this.code = errorCodeName(errorCode);
+    this.requestId = requestId;
+  }
+}
+
+export function protocolError(code: number, message: string, requestId = 0): ProtocolError {
+  return new ProtocolError(code, message, requestId);
+}
+
+function allocUnsafe(size: number): Uint8Array {
+  // Buffer in Node (no zero-fill: every byte is written before it is sent), a plain array elsewhere.
+  const B = (globalThis as { Buffer?: { allocUnsafe(n: number): Uint8Array } }).Buffer;
+  return B ? B.allocUnsafe(size) : new Uint8Array(size);
+}

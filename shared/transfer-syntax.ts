@@ -1,0 +1,65 @@
+// Transfer syntaxes: what the bytes of a frame are, for the index (how to slice them) and for the
+// client (how to decode them).
+
+export interface TransferSyntax {
+  uid: string;
+  name: string;
+  /** Pixel Data is a sequence of fragments holding a compressed codestream. */
+  encapsulated: boolean;
+  bigEndian: boolean;
+  implicitVr: boolean;
+  /** The data set after the file meta is raw-deflated. */
+  deflated: boolean;
+  lossy: boolean;
+}
+
+const table: TransferSyntax[] = [];
+function add(uid: string, name: string, flags: Partial<Omit<TransferSyntax, 'uid' | 'name'>> = {}): void {
+  table.push({ uid, name, encapsulated: false, bigEndian: false, implicitVr: false, deflated: false, lossy: false, ...flags });
+}
+const enc = { encapsulated: true };
+const lossy = { encapsulated: true, lossy: true };
+add('1.2.840.10008.1.2', 'Implicit VR Little Endian', { implicitVr: true });
+add('1.2.840.10008.1.2.1', 'Explicit VR Little Endian');
+add('1.2.840.10008.1.2.1.99', 'Deflated Explicit VR Little Endian', { deflated: true });
+add('1.2.840.10008.1.2.2', 'Explicit VR Big Endian', { bigEndian: true });
+add('1.2.840.10008.1.2.4.50', 'JPEG Baseline (Process 1)', lossy);
+add('1.2.840.10008.1.2.4.51', 'JPEG Extended (Process 2 & 4)', lossy);
+add('1.2.840.10008.1.2.4.57', 'JPEG Lossless, Non-Hierarchical (Process 14)', enc);
+add('1.2.840.10008.1.2.4.70', 'JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, SV1)', enc);
+add('1.2.840.10008.1.2.4.80', 'JPEG-LS Lossless', enc);
+add('1.2.840.10008.1.2.4.81', 'JPEG-LS Near-Lossless', lossy);
+add('1.2.840.10008.1.2.4.90', 'JPEG 2000 (Lossless Only)', enc);
+add('1.2.840.10008.1.2.4.91', 'JPEG 2000', lossy);
+add('1.2.840.10008.1.2.4.201', 'High-Throughput JPEG 2000 (Lossless Only)', enc);
+add('1.2.840.10008.1.2.4.202', 'High-Throughput JPEG 2000 with RPCL Options (Lossless Only)', enc);
+add('1.2.840.10008.1.2.4.203', 'High-Throughput JPEG 2000', lossy);
+add('1.2.840.10008.1.2.5', 'RLE Lossless', enc);
+add('1.2.840.10008.1.2.4.100', 'MPEG2 Main Profile / Main Level', lossy);
+add('1.2.840.10008.1.2.4.101', 'MPEG2 Main Profile / High Level', lossy);
+add('1.2.840.10008.1.2.4.102', 'MPEG-4 AVC/H.264 High Profile', lossy);
+add('1.2.840.10008.1.2.4.103', 'MPEG-4 AVC/H.264 BD-compatible High Profile', lossy);
+add('1.2.840.10008.1.2.4.104', 'MPEG-4 AVC/H.264 High Profile For 2D Video', lossy);
+add('1.2.840.10008.1.2.4.105', 'MPEG-4 AVC/H.264 High Profile For 3D Video', lossy);
+add('1.2.840.10008.1.2.4.106', 'MPEG-4 AVC/H.264 Stereo High Profile', lossy);
+add('1.2.840.10008.1.2.4.107', 'HEVC/H.265 Main Profile', lossy);
+add('1.2.840.10008.1.2.4.108', 'HEVC/H.265 Main 10 Profile', lossy);
+
+const byUid = new Map(table.map((t) => [t.uid, t]));
+
+/** Video syntaxes hold one stream for all frames: not sliced into frames by this server. */
+export const VIDEO_TRANSFER_SYNTAXES = new Set(table.filter((t) => /MPEG|HEVC/.test(t.name)).map((t) => t.uid));
+
+export const IMPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2';
+export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
+export const EXPLICIT_VR_BIG_ENDIAN = '1.2.840.10008.1.2.2';
+export const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99';
+
+export function transferSyntax(uid: string): TransferSyntax | undefined {
+  return byUid.get(uid);
+}
+
+/** Every transfer syntax the index knows how to slice into frames. */
+export function indexedTransferSyntaxes(): string[] {
+  return table.filter((t) => !VIDEO_TRANSFER_SYNTAXES.has(t.uid)).map((t) => t.uid);
+}

@@ -1,0 +1,274 @@
+// The client core: one WebSocket to a dicomstream server, requests matched to their answers,
+// frames reassembled from chunks. Runs in browsers and in Node (pass `ws`'s WebSocket).
+import {
+  ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeServerMessage, encodeClientMessage,
+  type ClientMessage, type DecodedServerMessage, type ImageAttributes, type SeriesManifest, type StudyList,
+  type StudySummary, type Welcome,
+} from '../shared/protocol.js';
+import { FrameAssembler } from './frame-assembler.js';
+import { FrameStream, type Frame, type RequestSummary } from './frame-stream.js';
+import { messageBytes, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+
+export interface ConnectOptions {
+  /** The WebSocket class; defaults to the global one (browsers). In Node, pass `ws`'s. */
+  WebSocket?: WebSocketConstructor;
+  clientName?: string;
+  /** Give up connecting after this long. */
+  timeoutMs?: number;
+}
+
+export interface FrameAddress {
+  sopInstanceUid: string;
+  /** 1-based. */
+  frameNumber: number;
+}
+
+export interface RequestOptions {
+  /** Higher is sent sooner. Default 0. */
+  priority?: number;
+  onFrame?: (frame: Frame) => void;
+  onError?: (error: ProtocolError) => void;
+}
+
+type Pending = { resolve: (m: DecodedServerMessage) => void; reject: (e: unknown) => void };
+
+/** An error of the connection itself (not a server error reply): code 'CONNECTION_CLOSED' or 'CONNECT_FAILED'. */
+export class ConnectionError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'ConnectionError';
+    this.code = code;
+  }
+}
+
+export async function connect(url: string, options: ConnectOptions = {}): Promise<DicomStreamClient> {
+  const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (!Ctor) throw new ConnectionError('CONNECT_FAILED', 'no WebSocket class: pass { WebSocket } from the ws package');
+  const socket = new Ctor(url);
+  // Node's ws can hand over its own buffers (no copy); browsers take 'arraybuffer'.
+  try { socket.binaryType = 'nodebuffer'; } catch { /* not ws */ }
+  if (socket.binaryType !== 'nodebuffer') socket.binaryType = 'arraybuffer';
+  const client = new DicomStreamClient(socket);
+  await client.handshake(options.clientName ?? 'dicomstream-client', options.timeoutMs ?? 10_000);
+  return client;
+}
+
+export class DicomStreamClient {
+  /** What the server said of itself in the handshake. */
+  server!: Welcome;
+  private readonly pending = new Map<number, Pending>();
+  private readonly streams = new Map<number, FrameStream>();
+  private readonly assembler = new FrameAssembler();
+  /** Attributes of instances seen in manifests or first chunks, by SOP Instance UID. */
+  private readonly instances = new Map<string, ImageAttributes>();
+  private nextId = 1;
+  private closedWith: Error | undefined;
+  private welcome: Pending | undefined;
+  private readonly opened: Promise<void>;
+
+  /** @internal use connect() */
+  constructor(private readonly socket: WebSocketLike) {
+    this.opened = new Promise((resolve, reject) => {
+      socket.addEventListener('open', () => resolve());
+      socket.addEventListener('error', () => reject(new ConnectionError('CONNECT_FAILED', 'WebSocket error')));
+    });
+    this.opened.catch(() => undefined);
+    socket.addEventListener('message', (event) => this.onMessage(event.data));
+    socket.addEventListener('close', (event) => this.onClose(event.code, event.reason));
+  }
+
+  /** @internal */
+  async handshake(clientName: string, timeoutMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ConnectionError('CONNECT_FAILED', `no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.opened, timeout]);
+      const welcome = new Promise<DecodedServerMessage>((resolve, reject) => { this.welcome = { resolve, reject }; });
+      this.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName } });
+      const answer = await Promise.race([welcome, timeout]);
+      if (answer.kind !== 'welcome') throw new ConnectionError('CONNECT_FAILED', 'unexpected handshake answer');
+      this.server = answer.welcome;
+    } catch (e) {
+      this.socket.close();
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Every study the server has, each with its series (all pages). */
+  async listStudies(): Promise<StudySummary[]> {
+    const studies: StudySummary[] = [];
+    for (let offset = 0; ;) {
+      const page = await this.listStudiesPage(offset);
+      studies.push(...page.studies);
+      if (page.nextOffset >= page.total || page.studies.length === 0) return studies;
+      offset = page.nextOffset;
+    }
+  }
+
+  /** One page of the study list. */
+  async listStudiesPage(offset = 0, limit = 0): Promise<StudyList> {
+    const requestId = this.newId();
+    const answer = await this.ask(requestId, { listStudies: { requestId, offset, limit } });
+    if (answer.kind !== 'studyList') throw unexpected(answer);
+    return answer.studyList;
+  }
+
+  /** The manifest of a series: its instances, sorted, with everything needed to show them. */
+  async openSeries(seriesInstanceUid: string): Promise<SeriesManifest> {
+    const requestId = this.newId();
+    const answer = await this.ask(requestId, { openSeries: { requestId, seriesInstanceUid } });
+    if (answer.kind !== 'seriesManifest') throw unexpected(answer);
+    for (const instance of answer.seriesManifest.instances) this.instances.set(instance.sopInstanceUid, instance);
+    return answer.seriesManifest;
+  }
+
+  /** One frame's bytes as stored. Rejects with a ProtocolError carrying the server's code. */
+  async getFrame(sopInstanceUid: string, frameNumber: number, options: { priority?: number } = {}): Promise<Frame> {
+    const stream = this.requestFrames([{ sopInstanceUid, frameNumber }], options);
+    let frame: Frame | undefined;
+    for await (const f of stream) frame = f;
+    const summary = await stream.done;
+    if (frame) return frame;
+    throw summary.errors[0] ?? new ProtocolError(ErrorCode.INTERNAL, `frame ${frameNumber} of ${sopInstanceUid} did not arrive`);
+  }
+
+  /** Asks for many frames at once; they arrive in order of priority, then as listed. */
+  requestFrames(frames: FrameAddress[], options: RequestOptions = {}): FrameStream {
+    const requestId = this.newId();
+    const stream = new FrameStream(requestId, (id) => this.cancel(id), options.onFrame, options.onError);
+    if (this.closedWith) {
+      stream.fail(this.closedWith);
+      return stream;
+    }
+    this.streams.set(requestId, stream);
+    this.send({ requestFrames: { requestId, priority: options.priority ?? 0, frames } });
+    return stream;
+  }
+
+  /** The attributes of an instance, once its series was opened or one of its frames arrived. */
+  instance(sopInstanceUid: string): ImageAttributes | undefined {
+    return this.instances.get(sopInstanceUid);
+  }
+
+  close(): void {
+    this.socket.close(1000, 'client closed');
+    this.onClose(1000, 'client closed');
+  }
+
+  private cancel(requestId: number): void {
+    if (this.streams.has(requestId) && !this.closedWith) this.send({ cancel: { requestId } });
+  }
+
+  private newId(): number {
+    const id = this.nextId;
+    this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    return id;
+  }
+
+  private ask(requestId: number, message: ClientMessage): Promise<DecodedServerMessage> {
+    if (this.closedWith) return Promise.reject(this.closedWith);
+    return new Promise((resolve, reject) => {
+      this.pending.set(requestId, { resolve, reject });
+      this.send(message);
+    });
+  }
+
+  private send(message: ClientMessage): void {
+    this.socket.send(encodeClientMessage(message));
+  }
+
+  private onMessage(data: unknown): void {
+    const bytes = messageBytes(data);
+    if (!bytes) return;
+    let message: DecodedServerMessage;
+    try {
+      message = decodeServerMessage(bytes);
+    } catch {
+      return; // Not ours to answer: the server speaks the protocol or nothing.
+    }
+    switch (message.kind) {
+      case 'welcome':
+        this.welcome?.resolve(message);
+        this.welcome = undefined;
+        return;
+      case 'frameChunk': {
+        const stream = this.streams.get(message.frameChunk.requestId);
+        if (!stream) return; // cancelled: late chunks are dropped
+        if (message.frameChunk.instance) this.instances.set(message.frameChunk.sopInstanceUid, message.frameChunk.instance);
+        const frame = this.assembler.add(message.frameChunk, message.payload);
+        if (frame) stream.pushFrame({ ...frame, instance: frame.instance ?? this.instances.get(frame.sopInstanceUid) ?? null });
+        return;
+      }
+      case 'requestComplete': {
+        const { requestId } = message.requestComplete;
+        const stream = this.streams.get(requestId);
+        if (!stream) return;
+        this.streams.delete(requestId);
+        this.assembler.dropRequest(requestId);
+        stream.finish(message.requestComplete);
+        return;
+      }
+      case 'error': {
+        const e = message.error;
+        const error = new ProtocolError(e.code, e.message, e.requestId);
+        Object.assign(error, { sopInstanceUid: e.sopInstanceUid, frameNumber: e.frameNumber });
+        const stream = this.streams.get(e.requestId);
+        if (stream) {
+          if (e.sopInstanceUid) this.assembler.dropRequest(e.requestId, e.sopInstanceUid, e.frameNumber);
+          stream.pushError(error);
+          // An error about the request as a whole (not one frame) ends it.
+          if (!e.sopInstanceUid) {
+            this.streams.delete(e.requestId);
+            stream.finish({ requestId: e.requestId, framesSent: 0, framesFailed: 0, cancelled: false });
+          }
+          return;
+        }
+        const pending = this.pending.get(e.requestId);
+        if (pending) {
+          this.pending.delete(e.requestId);
+          pending.reject(error);
+          return;
+        }
+        if (this.welcome) { this.welcome.reject(error); this.welcome = undefined; }
+        return;
+      }
+      default: {
+        const id = requestIdOf(message);
+        const pending = this.pending.get(id);
+        if (!pending) return;
+        this.pending.delete(id);
+        pending.resolve(message);
+      }
+    }
+  }
+
+  private onClose(code: number, reason: string): void {
+    if (this.closedWith) return;
+    this.closedWith = new ConnectionError('CONNECTION_CLOSED', `connection closed (${code}${reason ? ': ' + reason : ''})`);
+    for (const p of this.pending.values()) p.reject(this.closedWith);
+    this.pending.clear();
+    for (const s of this.streams.values()) s.fail(this.closedWith);
+    this.streams.clear();
+    this.welcome?.reject(this.closedWith);
+    this.welcome = undefined;
+  }
+}
+
+function requestIdOf(message: DecodedServerMessage): number {
+  switch (message.kind) {
+    case 'studyList': return message.studyList.requestId;
+    case 'seriesManifest': return message.seriesManifest.requestId;
+    default: return 0;
+  }
+}
+
+function unexpected(message: DecodedServerMessage): Error {
+  return new ProtocolError(ErrorCode.INTERNAL, `unexpected answer: ${message.kind}`);
+}
+
+export type { Frame, RequestSummary };
