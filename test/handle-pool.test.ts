@@ -1,9 +1,9 @@
 // File handles: opened once for many reads, closed when idle, and a close never races a read.
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { HandlePool } from '../server/files/handle-pool.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dicomstream-pool-'));
@@ -19,6 +19,8 @@ async function readAt(pool: HandlePool, offset: number): Promise<string> {
 }
 
 describe('handle pool', () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
   it('opens a file once for many concurrent reads', async () => {
     const pool = new HandlePool({ idleMs: 60_000 });
     const got = await Promise.all(Array.from({ length: 50 }, (_, i) => readAt(pool, i % 9)));

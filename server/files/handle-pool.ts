@@ -9,6 +9,8 @@ interface Entry {
   handle: Promise<FileHandle>;
   users: number;
   lastUsed: number;
+  /** Called when the last user is done, while a close waits for it. */
+  onIdle?: () => void;
 }
 
 export interface HandlePoolOptions {
@@ -64,6 +66,7 @@ export class HandlePool {
     } finally {
       entry.users--;
       entry.lastUsed = Date.now();
+      if (entry.users === 0) entry.onIdle?.();
     }
   }
 
@@ -87,10 +90,9 @@ export class HandlePool {
 
   private retire(entry: Entry): void {
     if (this.entries.get(entry.path) === entry) this.entries.delete(entry.path);
-    const waitForUsers = async (): Promise<void> => {
-      // Users hold the promise of the handle; let the last of them finish before closing.
-      while (entry.users > 0) await new Promise((r) => setTimeout(r, 5));
-    };
+    // Users hold the promise of the handle: the last of them to finish lets the close go on.
+    const waitForUsers = (): Promise<void> =>
+      entry.users === 0 ? Promise.resolve() : new Promise((resolve) => { entry.onIdle = resolve; });
     void this.queue(entry.path, async () => {
       const handle = await entry.handle.catch(() => undefined);
       if (!handle) return;

@@ -1,6 +1,7 @@
 // One client connection: the handshake, the answers to its requests, and the pump that sends
-// frame chunks in priority order while the socket keeps up. Never holds more than
-// `maxBufferedBytes` of unsent data for a client, whatever it asks for.
+// frame chunks in priority order while the socket keeps up. Reads the next chunk only while less
+// than `maxBufferedBytes` is unsent, so a client holds at most that plus one chunk (and small
+// control messages), whatever it asks for.
 import {
   ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeClientMessage, encodeServerMessage, errorCodeName,
   type DecodedClientMessage, type RequestFrames, type ServerMessage,
