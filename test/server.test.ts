@@ -262,3 +262,30 @@ describe('server over loopback', () => {
     });
   });
 });
+
+describe('instance attributes on frame chunks', () => {
+  it('come with the first frame of an instance on a connection, not again; getFrame still returns them', async () => {
+    await withServer({}, async (server) => {
+      const raw = await new RawClient(server.url).open();
+      const c = await client(server);
+      try {
+        const multi = [...server.catalogue['instances'].values()].find((f) => f.frames.length > 1)!;
+        const uid = multi.image.sopInstanceUid;
+        raw.send({ requestFrames: { requestId: 1, frames: [{ sopInstanceUid: uid, frameNumber: 1 }, { sopInstanceUid: uid, frameNumber: 2 }] } });
+        const seen = await raw.until((m) => m.kind === 'requestComplete');
+        const firsts = seen.filter((m) => m.kind === 'frameChunk' && m.frameChunk.offset === 0);
+        assert.equal(firsts.length, 2);
+        assert.ok(firsts[0]!.kind === 'frameChunk' && firsts[0]!.frameChunk.instance?.sopInstanceUid === uid, 'first frame describes the instance');
+        assert.ok(firsts[1]!.kind === 'frameChunk' && firsts[1]!.frameChunk.instance === null, 'second frame does not repeat it');
+        // Through the client API, without opening the series, each frame still has its attributes.
+        const f1 = await c.getFrame(uid, 1);
+        const f2 = await c.getFrame(uid, 2);
+        assert.equal(f1.instance?.rows, multi.image.rows);
+        assert.equal(f2.instance?.numberOfFrames, multi.frames.length);
+      } finally {
+        raw.close();
+        c.close();
+      }
+    });
+  });
+});

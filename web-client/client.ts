@@ -197,9 +197,10 @@ export class DicomStreamClient {
         this.welcome = undefined;
         return;
       case 'frameChunk': {
+        // Attributes come once per instance and connection: keep them even from a cancelled request's chunk.
+        if (message.frameChunk.instance) this.instances.set(message.frameChunk.sopInstanceUid, message.frameChunk.instance);
         const stream = this.streams.get(message.frameChunk.requestId);
         if (!stream) return; // cancelled: late chunks are dropped
-        if (message.frameChunk.instance) this.instances.set(message.frameChunk.sopInstanceUid, message.frameChunk.instance);
         const frame = this.assembler.add(message.frameChunk, message.payload);
         if (frame) stream.pushFrame({ ...frame, instance: frame.instance ?? this.instances.get(frame.sopInstanceUid) ?? null });
         return;

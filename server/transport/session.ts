@@ -43,6 +43,8 @@ export class Session {
   private pumping = false;
   private buffered = 0;
   private readonly queue = new FrameQueue();
+  /** Instances whose attributes went out on this connection: later frames' chunks leave them out. */
+  private readonly described = new Set<string>();
 
   constructor(private readonly socket: SessionSocket, private readonly ctx: SessionContext, private readonly log: Logger) {}
 
@@ -181,10 +183,11 @@ export class Session {
     const total = frame.location.length;
     const offset = frame.sent;
     const length = Math.min(this.ctx.limits.chunkBytes, total - offset);
+    const describe = offset === 0 && !this.described.has(frame.sopInstanceUid);
     const header: ServerMessage = {
       frameChunk: {
         requestId: request.id, sopInstanceUid: frame.sopInstanceUid, frameNumber: frame.frameNumber, offset, totalLength: total,
-        instance: offset === 0 ? frame.file.image : null, bitOffset: frame.location.bitOffset,
+        instance: describe ? frame.file.image : null, bitOffset: frame.location.bitOffset,
       },
     };
     const { buffer, payloadOffset } = encodeServerMessage(header, length);
@@ -202,6 +205,7 @@ export class Session {
     // Cancelled or closed while reading: the chunk is dropped.
     if (!this.isCurrent(request, frame)) return;
     this.send(buffer);
+    if (describe) this.described.add(frame.sopInstanceUid);
     frame.sent += length;
     this.ctx.stats.bytesSent += length;
     if (frame.sent >= total) {
