@@ -51,7 +51,7 @@ program.command('serve')
   .option('-H, --host <addr>', 'address to listen on', '127.0.0.1')
   .option('--chunk-size <bytes>', 'largest frame chunk in one message', bytes, DEFAULT_LIMITS.chunkBytes)
   .option('--max-buffered <bytes>', 'unsent bytes held per connection at most', bytes, DEFAULT_LIMITS.maxBufferedBytes)
-  .option('--max-open-files <n>', 'file handles kept open', integer(1), 128)
+  .option('--max-open-files <n>', 'file handles kept open', integer(1), 512)
   .option('--log-level <level>', 'debug, info, warn, error or silent', 'info')
   .action(async (dir: string | undefined, opts: { port: number; host: string; chunkSize: number; maxBuffered: number; maxOpenFiles: number; logLevel: LogLevel }) => {
     const log = createLogger(opts.logLevel);

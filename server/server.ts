@@ -10,6 +10,7 @@ import { scanFolder, type ScanResult } from './index/scan.js';
 import { FrameReader } from './files/frame-reader.js';
 import { HandlePool } from './files/handle-pool.js';
 import { createLogger, type Logger } from './log.js';
+import { ChunkBuffers } from './transport/chunk-buffers.js';
 import { Session, type SessionLimits } from './transport/session.js';
 
 export const SERVER_NAME = 'dicomstream/0.1.0';
@@ -68,10 +69,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_LIMITS.maxMessageBytes,
   };
   if (!(limits.chunkBytes >= 1024)) throw new RangeError('chunk size must be at least 1024 bytes');
-  const pool = new HandlePool({ maxOpen: options.maxOpenFiles ?? 128 });
+  const pool = new HandlePool({ maxOpen: options.maxOpenFiles ?? 512 });
   const reader = new FrameReader({ pool });
   const stats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0 };
   const transferSyntaxes = indexedTransferSyntaxes();
+  // Room for a chunk and its header (attributes with small LUTs); larger headers get their own buffer.
+  const buffers = new ChunkBuffers(limits.chunkBytes + 16 * 1024);
 
   const http = createHttpServer((req, res) => {
     if (req.url === '/' || req.url === '/index.html') {
@@ -91,7 +94,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     stats.connections++;
     sockets.add(ws);
     clog.debug('connected', { from: req.socket.remoteAddress });
-    const session = new Session(ws, { catalogue: () => catalogue, reader, limits, serverName: SERVER_NAME, transferSyntaxes, log, stats }, clog);
+    const session = new Session(ws, { catalogue: () => catalogue, reader, limits, serverName: SERVER_NAME, transferSyntaxes, log, stats, buffers }, clog);
     ws.on('message', (data, isBinary) => {
       const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
       session.onMessage(bytes, isBinary);

@@ -92,12 +92,14 @@ export function decodeClientMessage(bytes: Uint8Array): DecodedClientMessage {
 /**
  * Encodes a server message as it starts a WebSocket message: varint length, then the message.
  * For a FrameChunk, `reserve` bytes are left free after it for the payload, so the caller can
- * read the pixel bytes straight into place (one buffer, no copy).
+ * read the pixel bytes straight into place (one buffer, no copy); `alloc` may hand out reused buffers.
  */
-export function encodeServerMessage(message: ServerMessage, reserve = 0): { buffer: Uint8Array; payloadOffset: number } {
+export function encodeServerMessage(
+  message: ServerMessage, reserve = 0, alloc: (size: number) => Uint8Array = allocUnsafe,
+): { buffer: Uint8Array; payloadOffset: number } {
   const header = v1.ServerMessage.encodeDelimited(message).finish();
   if (reserve === 0) return { buffer: header, payloadOffset: header.length };
-  const buffer = allocUnsafe(header.length + reserve);
+  const buffer = alloc(header.length + reserve);
   buffer.set(header, 0);
   return { buffer, payloadOffset: header.length };
 }

@@ -9,6 +9,7 @@ import {
 import type { Catalogue } from '../index/catalogue.js';
 import type { FrameReader } from '../files/frame-reader.js';
 import type { Logger } from '../log.js';
+import type { ChunkBuffers } from './chunk-buffers.js';
 import { FrameQueue, type FrameRequest, type QueuedFrame } from './frame-queue.js';
 
 /** What a session needs of its socket (a `ws` WebSocket has it). */
@@ -33,6 +34,8 @@ export interface SessionContext {
   serverName: string;
   transferSyntaxes: string[];
   log: Logger;
+  /** Chunk buffers shared by all sessions. */
+  buffers: ChunkBuffers;
   /** Counters shared by all sessions. */
   stats: { framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number };
 }
@@ -190,10 +193,11 @@ export class Session {
         instance: describe ? frame.file.image : null, bitOffset: frame.location.bitOffset,
       },
     };
-    const { buffer, payloadOffset } = encodeServerMessage(header, length);
+    const { buffer, payloadOffset } = encodeServerMessage(header, length, (n) => this.ctx.buffers.take(n));
     try {
       await this.ctx.reader.read(frame.file, frame.location, offset, length, buffer, payloadOffset);
     } catch (e) {
+      this.ctx.buffers.give(buffer);
       if (this.isCurrent(request, frame)) {
         this.log.warn('frame unreadable', { file: frame.file.path, frame: frame.frameNumber, error: (e as Error).message });
         this.sendError(ErrorCode.FRAME_UNREADABLE, `frame ${frame.frameNumber} could not be read: ${(e as Error).message}`, request.id, frame.sopInstanceUid, frame.frameNumber);
@@ -203,8 +207,11 @@ export class Session {
       return;
     }
     // Cancelled or closed while reading: the chunk is dropped.
-    if (!this.isCurrent(request, frame)) return;
-    this.send(buffer);
+    if (!this.isCurrent(request, frame)) {
+      this.ctx.buffers.give(buffer);
+      return;
+    }
+    this.send(buffer, true);
     if (describe) this.described.add(frame.sopInstanceUid);
     frame.sent += length;
     this.ctx.stats.bytesSent += length;
@@ -241,12 +248,18 @@ export class Session {
     this.send(encodeServerMessage(message).buffer);
   }
 
-  private send(bytes: Uint8Array): void {
-    if (this.closed) return;
+  /** Hands bytes to the socket; a `pooled` buffer goes back to the pool once written. */
+  private send(bytes: Uint8Array, pooled = false): void {
+    if (this.closed) {
+      if (pooled) this.ctx.buffers.give(bytes);
+      return;
+    }
     this.buffered += bytes.length;
     if (this.buffered > this.ctx.stats.maxBufferedBytes) this.ctx.stats.maxBufferedBytes = this.buffered;
     this.socket.send(bytes, (error) => {
       this.buffered -= bytes.length;
+      // Written out (or failed for good): nothing reads the buffer any more.
+      if (pooled) this.ctx.buffers.give(bytes);
       if (error) {
         if (!this.closed) this.log.debug('send failed', { error: error.message });
         this.onClose();
