@@ -12,6 +12,7 @@ import { HandlePool } from './files/handle-pool.js';
 import { createLogger, type Logger } from './log.js';
 import { ChunkBuffers } from './transport/chunk-buffers.js';
 import { Session, type SessionLimits } from './transport/session.js';
+import { staticFiles } from './static-files.js';
 
 export const SERVER_NAME = 'dicomstream/0.1.0';
 
@@ -76,10 +77,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // Room for a chunk and its header (attributes with small LUTs); larger headers get their own buffer.
   const buffers = new ChunkBuffers(limits.chunkBytes + 16 * 1024);
 
+  const serveStatic = staticFiles();
   const http = createHttpServer((req, res) => {
-    if (req.url === '/' || req.url === '/index.html') {
+    if (serveStatic(req, res)) return;
+    if (req.url === '/favicon.ico') {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (req.url === '/') {
       res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(`${SERVER_NAME}: connect a WebSocket to this address.\n`);
+      res.end(`${SERVER_NAME}: connect a WebSocket to this address (the viewer is not built: npm run build).\n`);
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });

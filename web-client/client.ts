@@ -47,7 +47,8 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   if (!Ctor) throw new ConnectionError('CONNECT_FAILED', 'no WebSocket class: pass { WebSocket } from the ws package');
   const socket = new Ctor(url);
   // Node's ws can hand over its own buffers (no copy); browsers take 'arraybuffer'.
-  try { socket.binaryType = 'nodebuffer'; } catch { /* not ws */ }
+  const browserSocket = Ctor === (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (!browserSocket) socket.binaryType = 'nodebuffer';
   if (socket.binaryType !== 'nodebuffer') socket.binaryType = 'arraybuffer';
   const client = new DicomStreamClient(socket);
   await client.handshake(options.clientName ?? 'dicomstream-client', options.timeoutMs ?? 10_000);

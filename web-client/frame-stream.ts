@@ -23,6 +23,8 @@ export class FrameStream implements AsyncIterable<Frame> {
   private readonly failures: Array<(e: unknown) => void> = [];
   private readonly errors: ProtocolError[] = [];
   private finished = false;
+  /** Frames are kept for an iterator only once one asked: a callback-only caller keeps nothing here. */
+  private iterating = false;
   private failure: unknown;
   private resolveDone!: (s: RequestSummary) => void;
   private rejectDone!: (e: unknown) => void;
@@ -44,7 +46,7 @@ export class FrameStream implements AsyncIterable<Frame> {
   pushFrame(frame: Frame): void {
     this.onFrame?.(frame);
     const waiter = this.waiting.shift();
-    if (waiter) { this.failures.shift(); waiter({ value: frame, done: false }); } else this.buffered.push(frame);
+    if (waiter) { this.failures.shift(); waiter({ value: frame, done: false }); } else if (this.iterating || !this.onFrame) this.buffered.push(frame);
   }
 
   /** @internal */
@@ -73,6 +75,7 @@ export class FrameStream implements AsyncIterable<Frame> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Frame> {
+    this.iterating = true;
     return {
       next: () => {
         const frame = this.buffered.shift();

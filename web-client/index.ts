@@ -8,3 +8,8 @@ export {
   type FrameAttributes, type Welcome, type Limits,
 } from '../shared/protocol.js';
 export { transferSyntax, type TransferSyntax } from '../shared/transfer-syntax.js';
+export { decodeFrame, DecodeError, type DecodedFrame, type DecodeOptions, type DecodeInstance, type PixelArray } from './decode/index.js';
+export { renderRgba, initialWindow, isGrey, type RenderOptions, type RenderInstance, type Pixels } from './render/render-rgba.js';
+export { greyFunction, windowFunction, modalityTransform, type Window, type GreyOptions } from './render/grey-lut.js';
+export { FrameCanvas } from './render/frame-canvas.js';
+export { SeriesLoader, outwardOrder, type StackFrame, type SeriesLoaderOptions } from './series-loader.js';

@@ -1,0 +1,110 @@
+// The demo viewer in real headless Chromium against a real server: the first image appears, and
+// its pixels equal values computed independently from the stored pixels of that frame at the
+// window shown; scrolling and a window change are checked the same way; the progress bar fills.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { createLogger, indexFile, startServer, type RunningServer } from '../server/index.js';
+import { ensureSample } from '../server/sample/make-sample.js';
+import { withBrowser } from './helpers/browser.js';
+import { expectedGrey, samples } from './helpers/expected-grey.js';
+
+interface Shown { index: number; center: number; width: number; grey: number[]; width_px: number; height_px: number }
+
+/** What the page shows: the frame index, the window and the canvas's red channel. */
+async function shown(page: Page): Promise<Shown> {
+  return page.evaluate(() => {
+    const c = document.getElementById('image') as HTMLCanvasElement;
+    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    const grey: number[] = new Array(d.length / 4);
+    for (let i = 0; i < grey.length; i++) grey[i] = d[i * 4]!;
+    const b = document.body.dataset;
+    return { index: Number(b.shown), center: Number(b.windowCenter), width: Number(b.windowWidth), grey, width_px: c.width, height_px: c.height };
+  });
+}
+
+describe('demo viewer in Chromium', () => {
+  let sampleDir = '';
+  let server: RunningServer;
+  before(async () => {
+    sampleDir = mkdtempSync(join(tmpdir(), 'dicomstream-e2e-'));
+    await ensureSample(join(sampleDir, 'sample'));
+    server = await startServer({ root: join(sampleDir, 'sample'), host: '127.0.0.1', port: 0, log: createLogger('silent') });
+  });
+  after(async () => {
+    await server?.close();
+    rmSync(sampleDir, { recursive: true, force: true });
+  });
+
+  /** The CT slice shown at a stack index, and the grey the viewer must draw for each pixel. */
+  async function expectedFor(index: number, center: number, width: number): Promise<number[]> {
+    const series = server.catalogue.series(server.catalogue.listStudies(0, 1).studies[0]!.series[0]!.seriesInstanceUid)!;
+    const instance = series.instances[index]!;
+    const file = await indexFile(join(sampleDir, 'sample', relativeOf(instance.sopInstanceUid)));
+    const [offset, length] = file.frames[0]!.segments as [number, number];
+    const stored = samples(readFileSync(file.path).subarray(offset, offset + length), instance.bitsAllocated, instance.pixelRepresentation === 1);
+    return stored.map((v) => expectedGrey(v, { slope: instance.rescaleSlope, intercept: instance.rescaleIntercept, center, width }));
+  }
+  function relativeOf(sopInstanceUid: string): string {
+    const f = server.scan.files.find((x) => x.image.sopInstanceUid === sopInstanceUid)!;
+    return f.path.slice(join(sampleDir, 'sample').length + 1);
+  }
+  function assertSame(got: number[], want: number[], what: string): void {
+    assert.equal(got.length, want.length, `${what}: size`);
+    let worst = 0;
+    for (let i = 0; i < got.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+    assert.ok(worst <= 1, `${what}: largest difference ${worst} grey levels`);
+    assert.ok(new Set(want).size > 20, `${what}: the frame is not flat`);
+  }
+
+  it('shows the first image, scrolls, changes the window and fills the progress bar', async () => {
+    await withBrowser(async (context) => {
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      const t0 = Date.now();
+      await page.goto(server.url.replace('ws://', 'http://'));
+      await page.waitForFunction(() => document.body.dataset.shown !== undefined, null, { timeout: 15_000 });
+      const firstMs = Date.now() - t0;
+      let s = await shown(page);
+      assert.equal(s.width_px, 512);
+      assertSame(s.grey, await expectedFor(s.index, s.center, s.width), `first image (after ${firstMs} ms)`);
+
+      // Scroll down three slices with the wheel, over the image.
+      const box = (await page.locator('#stage').boundingBox())!;
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      const before = s.index;
+      for (let i = 0; i < 3; i++) await page.mouse.wheel(0, 120);
+      await page.waitForFunction((b) => Number(document.body.dataset.shown) === b + 3, before, { timeout: 10_000 });
+      s = await shown(page);
+      assertSame(s.grey, await expectedFor(s.index, s.center, s.width), 'after scrolling');
+
+      // A window preset from the list, then a drag on the image.
+      const option = await page.locator('#preset option', { hasText: 'Bone' }).getAttribute('value');
+      await page.selectOption('#preset', option!);
+      await page.waitForFunction(() => document.body.dataset.windowCenter === '400', null, { timeout: 5_000 });
+      s = await shown(page);
+      assert.equal(s.width, 1800);
+      assertSame(s.grey, await expectedFor(s.index, 400, 1800), 'bone window');
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await page.mouse.down();
+      await page.mouse.move(box.x + box.width / 2 + 40, box.y + box.height / 2 + 30, { steps: 4 });
+      await page.mouse.up();
+      s = await shown(page);
+      assert.notEqual(s.center, 400, 'dragging changed the level');
+      assertSame(s.grey, await expectedFor(s.index, s.center, s.width), 'dragged window');
+
+      // Keyboard scrolling, and every frame of the series loads.
+      await page.keyboard.press('ArrowUp');
+      await page.waitForFunction((i) => Number(document.body.dataset.shown) === i - 1, s.index, { timeout: 5_000 });
+      const total = server.catalogue.series(server.catalogue.listStudies(0, 1).studies[0]!.series[0]!.seriesInstanceUid)!.instances.length;
+      await page.waitForFunction((t) => Number(document.body.dataset.loaded) === t, total, { timeout: 30_000 });
+      const bar = await page.evaluate(() => { const p = document.getElementById('progress') as HTMLProgressElement; return { value: p.value, max: p.max }; });
+      assert.deepEqual(bar, { value: total, max: total });
+      assert.deepEqual(errors, []);
+    });
+  });
+});

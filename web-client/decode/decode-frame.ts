@@ -1,0 +1,44 @@
+// Decodes one frame's bytes as the server sent them into the stored pixel values: native frames
+// here, encapsulated ones by the decoder registered for their transfer syntax.
+import { DecodeError } from './errors.js';
+import { frameLayout, frameSyntax, type DecodeInstance } from './frame-layout.js';
+import { decodeNative } from './native.js';
+import type { PixelArray } from './pixels.js';
+import { loadDecoder } from './registry.js';
+
+export { DecodeError, type DecodeErrorCode } from './errors.js';
+export type { DecodeInstance } from './frame-layout.js';
+export type { PixelArray } from './pixels.js';
+
+export interface DecodedFrame {
+  /**
+   * Samples row by row, colour interleaved, bits above Bits Stored normalised; for Bits
+   * Allocated 1, the packed bits (8 pixels a byte, least significant bit first). For native
+   * frames this may be a view of the bytes passed in (see native.ts).
+   */
+  pixels: PixelArray;
+}
+
+export interface DecodeOptions {
+  /** Bits Allocated 1: the bit of the first byte where the frame starts (the server's bitOffset). */
+  bitOffset?: number;
+}
+
+/** Decodes one frame's bytes as the server sent them. */
+export async function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions = {}): Promise<DecodedFrame> {
+  const syntax = frameSyntax(instance);
+  const bitOffset = options.bitOffset ?? 0;
+  // Not encapsulated covers the native syntaxes, deflated ones (sent inflated) and native data
+  // found in a nominally compressed syntax (the server flags it encapsulated: false).
+  if (syntax.encapsulated === false) {
+    return { pixels: decodeNative(bytes, frameLayout(instance, syntax), bitOffset) };
+  }
+  const loading = syntax.encapsulated ? loadDecoder(syntax.uid) : undefined;
+  if (!loading) {
+    throw new DecodeError('UNSUPPORTED_TRANSFER_SYNTAX', `cannot decode ${syntax.name} (${syntax.uid || 'no UID'}) frames: no decoder for this transfer syntax`);
+  }
+  const layout = frameLayout(instance, syntax);
+  if (bitOffset !== 0) throw new DecodeError('BAD_ATTRIBUTES', `bit offset ${bitOffset} given for an encapsulated frame`);
+  const decode = await loading;
+  return { pixels: await decode(bytes, layout) };
+}

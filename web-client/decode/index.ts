@@ -1,0 +1,7 @@
+// Frame decoding for viewers: the stored pixel values of a frame as the server sent it. Pure
+// functions, no DOM and no Node APIs: runs in a Web Worker, a page or Node.
+export { decodeFrame, type DecodedFrame, type DecodeOptions } from './decode-frame.js';
+export { DecodeError, type DecodeErrorCode } from './errors.js';
+export type { DecodeInstance, FrameLayout } from './frame-layout.js';
+export { pixelBytes, type PixelArray } from './pixels.js';
+export { registerDecoder, hasDecoder, type FrameDecoder, type DecoderLoader } from './registry.js';

@@ -1,0 +1,94 @@
+// A small pool of decode workers. Each decode goes to the least busy worker; the frame's bytes
+// are transferred when the caller allows it (they are then unusable here), the pixels always.
+import type { DecodedFrame, DecodeInstance, DecodeOptions } from '../decode/decode-frame.js';
+import type { DecodeRequest, DecodeResponse } from './messages.js';
+
+interface Pending {
+  resolve: (frame: DecodedFrame) => void;
+  reject: (error: Error) => void;
+}
+
+interface PooledWorker {
+  worker: Worker;
+  busy: number;
+}
+
+export class DecodeError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'DecodeError';
+    this.code = code;
+  }
+}
+
+export class DecodePool {
+  private readonly workers: PooledWorker[] = [];
+  private readonly pending = new Map<number, Pending & { worker: PooledWorker }>();
+  private nextId = 1;
+
+  constructor(private readonly workerUrl: URL, readonly size = defaultSize()) {}
+
+  decode(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions & { transfer?: boolean } = {}): Promise<DecodedFrame> {
+    const pooled = this.pick();
+    const id = this.nextId++;
+    const { transfer, ...decodeOptions } = options;
+    const request: DecodeRequest = { id, bytes, instance: plainInstance(instance), options: decodeOptions };
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, worker: pooled });
+      pooled.busy++;
+      pooled.worker.postMessage(request, transfer ? [bytes.buffer as ArrayBuffer] : []);
+    });
+  }
+
+  terminate(): void {
+    for (const w of this.workers) w.worker.terminate();
+    this.workers.length = 0;
+    for (const p of this.pending.values()) p.reject(new DecodeError('POOL_TERMINATED', 'decode pool terminated'));
+    this.pending.clear();
+  }
+
+  private pick(): PooledWorker {
+    if (this.workers.length < this.size) {
+      const worker = new Worker(this.workerUrl, { type: 'module' });
+      const pooled = { worker, busy: 0 };
+      worker.onmessage = (event: MessageEvent<DecodeResponse>) => this.answered(event.data);
+      worker.onerror = (event) => this.failed(pooled, event.message || 'decode worker failed to load');
+      this.workers.push(pooled);
+      return pooled;
+    }
+    return this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+  }
+
+  private answered(response: DecodeResponse): void {
+    const p = this.pending.get(response.id);
+    if (!p) return;
+    this.pending.delete(response.id);
+    p.worker.busy--;
+    if (response.error) p.reject(new DecodeError(response.error.code, response.error.message));
+    else p.resolve({ pixels: response.pixels! });
+  }
+
+  private failed(pooled: PooledWorker, message: string): void {
+    for (const [id, p] of this.pending) {
+      if (p.worker !== pooled) continue;
+      this.pending.delete(id);
+      p.reject(new DecodeError('WORKER_FAILED', message));
+    }
+    pooled.busy = 0;
+  }
+}
+
+function defaultSize(): number {
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 2;
+  return Math.max(1, Math.min(4, cores - 1));
+}
+
+/** Only the fields a decoder reads go to the worker (LUTs and per-frame attributes stay here). */
+function plainInstance(i: DecodeInstance): DecodeInstance {
+  return {
+    rows: i.rows, columns: i.columns, bitsAllocated: i.bitsAllocated, bitsStored: i.bitsStored, highBit: i.highBit,
+    pixelRepresentation: i.pixelRepresentation, samplesPerPixel: i.samplesPerPixel, photometricInterpretation: i.photometricInterpretation,
+    planarConfiguration: i.planarConfiguration, transferSyntaxUid: i.transferSyntaxUid, bigEndian: i.bigEndian, encapsulated: i.encapsulated,
+  };
+}
