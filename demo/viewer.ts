@@ -1,7 +1,7 @@
 // The demo viewer: a study list, a stack viewport with overlay, scroll, window/level, zoom/pan,
 // cine and a progress bar. It uses only the public client API (dicomstream/client).
 import {
-  connect, decodeFrame, FrameCanvas, SeriesLoader, initialWindow, isGrey, transferSyntax,
+  connect, decodeFrame, prepareDecoders, FrameCanvas, SeriesLoader, initialWindow, isGrey, transferSyntax,
   type DicomStreamClient, type ImageAttributes, type PixelArray, type SeriesManifest, type StudySummary, type Window,
 } from '../web-client/browser.js';
 
@@ -43,6 +43,7 @@ const DECODED_KEEP = 64;
 // ---------------------------------------------------------------- study list
 
 async function start(): Promise<void> {
+  prepareDecoders();
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
   state.client = await connect(url);
   state.studies = await state.client.listStudies();
@@ -169,6 +170,7 @@ async function show(index: number): Promise<void> {
   if (token !== state.token || index !== state.index) return; // a newer frame was asked for meanwhile
   if (!d) { overlay(); return; }
   draw(d);
+  if (state.shown < 0) performance.mark('dicomstream:first-image');
   state.shown = index;
   document.body.dataset.shown = String(index);
   overlay();
@@ -193,10 +195,14 @@ function redraw(): void {
 
 function fillPresets(instance: ImageAttributes | undefined): void {
   presetSelect.textContent = '';
+  const seen = new Set<string>();
   const add = (label: string, w?: Window) => {
+    const value = w ? `${w.center}/${w.width}` : '';
+    if (seen.has(value)) return; // the file's own preset may already be one of the CT ones
+    seen.add(value);
     const o = document.createElement('option');
     o.textContent = label;
-    o.value = w ? `${w.center}/${w.width}` : '';
+    o.value = value;
     presetSelect.append(o);
   };
   add('Default');

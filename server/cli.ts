@@ -1,21 +1,18 @@
 #!/usr/bin/env node
 // The dicomstream command line: `serve` a folder of DICOM files, or `scan` it and report.
-import { existsSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { homedir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { scanFolder, type ScanResult } from './index/scan.js';
 import { Catalogue } from './index/catalogue.js';
 import { createLogger, type LogLevel } from './log.js';
 import { DEFAULT_LIMITS, SERVER_NAME, startServer } from './server.js';
+import { SAMPLE_VERSION, ensureSample } from './sample/make-sample.js';
 
-const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-
-/** The sample served when no folder is given: the corpus files the tests use. */
-function builtInSample(): string {
-  const dir = join(packageRoot, 'test', 'fixtures', 'corpus', 'files');
-  if (!existsSync(dir)) throw new Error(`no folder given and no built-in sample at ${dir}`);
-  return dir;
+/** Where the built-in sample is written on first run: DICOMSTREAM_SAMPLE_DIR, else the user's cache. */
+function sampleDir(): string {
+  const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return resolve(process.env.DICOMSTREAM_SAMPLE_DIR || join(cache, 'dicomstream', `sample-v${SAMPLE_VERSION}`));
 }
 
 const integer = (min: number) => (value: string): number => {
@@ -55,8 +52,14 @@ program.command('serve')
   .option('--log-level <level>', 'debug, info, warn, error or silent', 'info')
   .action(async (dir: string | undefined, opts: { port: number; host: string; chunkSize: number; maxBuffered: number; maxOpenFiles: number; logLevel: LogLevel }) => {
     const log = createLogger(opts.logLevel);
-    const root = dir ? resolve(dir) : builtInSample();
-    if (!dir) log.info('no folder given: serving the built-in sample', { root });
+    let root = dir ? resolve(dir) : sampleDir();
+    if (!dir) {
+      const t0 = Date.now();
+      const sample = await ensureSample(root);
+      root = sample.dir;
+      log.info(sample.created ? 'no folder given: wrote the built-in sample' : 'no folder given: serving the built-in sample',
+        { root, files: sample.files, ...(sample.created ? { ms: Date.now() - t0 } : {}) });
+    }
     const server = await startServer({
       root, host: opts.host, port: opts.port, chunkBytes: opts.chunkSize, maxBufferedBytes: opts.maxBuffered,
       maxOpenFiles: opts.maxOpenFiles, log,

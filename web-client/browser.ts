@@ -11,6 +11,15 @@ let pool: DecodePool | undefined;
  * (no copy; `bytes` is unusable afterwards); by default it is copied.
  */
 export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions & { transfer?: boolean } = {}): Promise<DecodedFrame> {
+  return decodePool().decode(bytes, instance, options);
+}
+
+/** Starts the decode workers ahead of the first frame (a page calls it while it connects). */
+export function prepareDecoders(): void {
+  decodePool().warm();
+}
+
+function decodePool(): DecodePool {
   pool ??= new DecodePool(new URL('./decode-worker.js', import.meta.url));
-  return pool.decode(bytes, instance, options);
+  return pool;
 }

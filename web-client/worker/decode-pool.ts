@@ -41,6 +41,11 @@ export class DecodePool {
     });
   }
 
+  /** Starts the workers now, so the first decode does not wait for them to load. */
+  warm(): void {
+    while (this.workers.length < this.size) this.pick();
+  }
+
   terminate(): void {
     for (const w of this.workers) w.worker.terminate();
     this.workers.length = 0;
@@ -49,6 +54,8 @@ export class DecodePool {
   }
 
   private pick(): PooledWorker {
+    const idle = this.workers.find((w) => w.busy === 0);
+    if (idle) return idle;
     if (this.workers.length < this.size) {
       const worker = new Worker(this.workerUrl, { type: 'module' });
       const pooled = { worker, busy: 0 };
