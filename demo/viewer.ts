@@ -161,7 +161,9 @@ async function show(index: number): Promise<void> {
   } catch (e) {
     if (token !== state.token) return;
     const ref = state.loader?.frames[index];
-    canvas.message(`Cannot show this image: ${(e as Error).message}`, ref?.instance.columns || 512, ref?.instance.rows || 512);
+    const text = `Cannot show this image: ${(e as Error).message}`;
+    canvas.message(text, ref?.instance.columns || 512, ref?.instance.rows || 512);
+    document.body.dataset.message = text;
     state.shown = index;
     layout();
     overlay();
@@ -170,6 +172,7 @@ async function show(index: number): Promise<void> {
   if (token !== state.token || index !== state.index) return; // a newer frame was asked for meanwhile
   if (!d) { overlay(); return; }
   draw(d);
+  delete document.body.dataset.message;
   if (state.shown < 0) performance.mark('dicomstream:first-image');
   state.shown = index;
   document.body.dataset.shown = String(index);

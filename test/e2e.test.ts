@@ -10,6 +10,7 @@ import type { Page } from 'playwright-core';
 import { createLogger, indexFile, startServer, type RunningServer } from '../server/index.js';
 import { ensureSample } from '../server/sample/make-sample.js';
 import { withBrowser } from './helpers/browser.js';
+import { filesDir, manifest } from './helpers/corpus.js';
 import { expectedGrey, samples } from './helpers/expected-grey.js';
 
 interface Shown { index: number; center: number; width: number; grey: number[]; width_px: number; height_px: number }
@@ -106,5 +107,49 @@ describe('demo viewer in Chromium', () => {
       assert.deepEqual(bar, { value: total, max: total });
       assert.deepEqual(errors, []);
     });
+  });
+
+  it('shows the RGB test card with the stored colours, decoded in a worker', async () => {
+    const rgb = server.scan.files.find((f) => f.image.photometricInterpretation === 'RGB')!;
+    await withBrowser(async (context) => {
+      const page = await context.newPage();
+      await page.goto(`${server.url.replace('ws://', 'http://')}?series=${encodeURIComponent(rgb.series.seriesInstanceUid)}`);
+      await page.waitForFunction(() => document.body.dataset.shown !== undefined, null, { timeout: 15_000 });
+      const got = await page.evaluate(() => {
+        const c = document.getElementById('image') as HTMLCanvasElement;
+        return Array.from(c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data);
+      });
+      const [offset, length] = rgb.frames[0]!.segments as [number, number];
+      const stored = readFileSync(rgb.path).subarray(offset, offset + length);
+      assert.equal(got.length, (stored.length / 3) * 4);
+      let worst = 0;
+      for (let i = 0; i < stored.length / 3; i++) for (let c = 0; c < 3; c++) worst = Math.max(worst, Math.abs(got[i * 4 + c]! - stored[i * 3 + c]!));
+      assert.equal(worst, 0, 'canvas colours equal the stored RGB');
+    });
+  });
+
+  it('says on the canvas when a frame\'s transfer syntax is not decoded, instead of a blank', async () => {
+    const compressed = manifest.files.find((f) => /^1\.2\.840\.10008\.1\.2\.4\.(90|91)$/.test(f.transfer_syntax_uid ?? '') && f.series_instance_uid);
+    assert.ok(compressed, 'the corpus has a JPEG 2000 file');
+    const corpusServer = await startServer({ root: filesDir, host: '127.0.0.1', port: 0, log: createLogger('silent') });
+    try {
+      await withBrowser(async (context) => {
+        const page = await context.newPage();
+        await page.goto(`${corpusServer.url.replace('ws://', 'http://')}?series=${encodeURIComponent(compressed.series_instance_uid!)}`);
+        await page.waitForFunction(() => document.body.dataset.message !== undefined, null, { timeout: 15_000 });
+        const message = await page.evaluate(() => document.body.dataset.message!);
+        assert.match(message, /JPEG 2000/);
+        const inked = await page.evaluate(() => {
+          const c = document.getElementById('image') as HTMLCanvasElement;
+          const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+          let n = 0;
+          for (let i = 0; i < d.length; i += 4) if (d[i]! > 100) n++;
+          return n;
+        });
+        assert.ok(inked > 100, 'the message is drawn on the canvas');
+      });
+    } finally {
+      await corpusServer.close();
+    }
   });
 });
