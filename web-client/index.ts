@@ -13,3 +13,6 @@ export { renderRgba, initialWindow, isGrey, type RenderOptions, type RenderInsta
 export { greyFunction, windowFunction, modalityTransform, type Window, type GreyOptions } from './render/grey-lut.js';
 export { FrameCanvas } from './render/frame-canvas.js';
 export { SeriesLoader, outwardOrder, type StackFrame, type SeriesLoaderOptions } from './series-loader.js';
+
+/** Starts decoders ahead of the first frame. In Node they run in-process: nothing to start. */
+export function prepareDecoders(): void {}

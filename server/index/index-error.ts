@@ -1,5 +1,5 @@
 /** Why a file was not indexed. The code is stable (reports, tests); the message says what was seen. */
-export type IndexErrorCode = 'NOT_DICOM' | 'CORRUPT' | 'NO_PIXEL_DATA' | 'NOT_AN_IMAGE' | 'TRUNCATED' | 'UNSUPPORTED' | 'UNREADABLE' | 'GZIP';
+export type IndexErrorCode = 'NOT_DICOM' | 'CORRUPT' | 'NO_PIXEL_DATA' | 'NO_UID' | 'NOT_AN_IMAGE' | 'TRUNCATED' | 'UNSUPPORTED' | 'UNREADABLE' | 'GZIP';
 
 export class IndexError extends Error {
   readonly code: IndexErrorCode;

@@ -75,9 +75,9 @@ export async function indexFile(path: string): Promise<IndexedFile> {
 
 async function describeFile(path: string, size: number, mtimeMs: number, head: ParsedHead, source: ByteSource): Promise<IndexedFile> {
   const { dataSet: ds, pixelData, transferSyntaxUid, warnings } = head;
-  const sopInstanceUid = text(ds, 'x00080018');
-  if (!sopInstanceUid) throw new IndexError('NOT_DICOM', 'no SOP Instance UID');
   if (!pixelData) throw new IndexError('NO_PIXEL_DATA', 'no Pixel Data');
+  // Frames are addressed by SOP Instance UID: an image without one cannot be asked for.
+  if (!text(ds, 'x00080018')) throw new IndexError('NO_UID', 'image without a SOP Instance UID: it cannot be addressed');
   const ts = transferSyntax(transferSyntaxUid);
   if (VIDEO_TRANSFER_SYNTAXES.has(transferSyntaxUid)) throw new IndexError('UNSUPPORTED', `${ts?.name ?? transferSyntaxUid}: video is not served frame by frame`);
   const undefinedLength = pixelData.length === 0xffffffff;

@@ -57,7 +57,7 @@ export type Expectation =
 export function expectation(f: ManifestFile): Expectation {
   const stored = f.pixel_data?.stored_frame_sha256 ?? [];
   if (f.gzip_wrapped) return { outcome: 'skipped', codes: ['GZIP'] };
-  if (f.is_image && !f.sop_instance_uid) return { outcome: 'skipped', codes: ['NOT_DICOM'] };
+  if (f.is_image && !f.sop_instance_uid) return { outcome: 'skipped', codes: ['NO_UID'] };
   if (f.edge_cases.includes('deflated') && f.is_image && f.frames?.length) {
     return { outcome: 'served', hashes: f.frames.map((x) => x.sha256), kind: 'inflated' };
   }
