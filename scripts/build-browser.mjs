@@ -9,7 +9,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'browser');
 mkdirSync(out, { recursive: true });
 
-const common = { bundle: true, format: 'esm', target: 'es2022', platform: 'browser', minify: true, sourcemap: true, logLevel: 'warning' };
+// keepNames: error classes take their name from the class (CodedError), which minifying would mangle.
+const common = { bundle: true, format: 'esm', target: 'es2022', platform: 'browser', minify: true, keepNames: true, sourcemap: true, logLevel: 'warning' };
 
 await build({
   ...common,

@@ -1,6 +1,7 @@
 // The wire protocol, as both sides use it: plain types derived from proto/dicomstream.proto and
 // pure encode/decode functions. The generated protobufjs code stays behind this module.
 import protobuf from 'protobufjs/minimal.js';
+import { CodedError } from './coded-error.js';
 import { dicomstream } from './generated/proto.js';
 
 const v1 = dicomstream.v1;
@@ -142,15 +143,12 @@ export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
 // ------------------------------------------------------------------ errors
 
 /** An Error with the protocol's stable code: `code` is the name ('UNKNOWN_INSTANCE'), `errorCode` the number. */
-export class ProtocolError extends Error {
-  readonly code: string;
+export class ProtocolError extends CodedError {
   readonly errorCode: number;
   readonly requestId: number;
   constructor(errorCode: number, message: string, requestId = 0) {
-    super(message);
-    this.name = 'ProtocolError';
+    super(errorCodeName(errorCode), message);
     this.errorCode = errorCode;
-    this.code = errorCodeName(errorCode);
     this.requestId = requestId;
   }
 }

@@ -5,6 +5,7 @@ import {
   type ClientMessage, type DecodedServerMessage, type ImageAttributes, type SeriesManifest, type StudyList,
   type StudySummary, type Welcome,
 } from '../shared/protocol.js';
+import { CodedError } from '../shared/coded-error.js';
 import { FrameAssembler } from './frame-assembler.js';
 import { FrameStream, type Frame, type RequestSummary } from './frame-stream.js';
 import { messageBytes, type WebSocketConstructor, type WebSocketLike } from './socket.js';
@@ -33,14 +34,7 @@ export interface RequestOptions {
 type Pending = { resolve: (m: DecodedServerMessage) => void; reject: (e: unknown) => void };
 
 /** An error of the connection itself (not a server error reply): code 'CONNECTION_CLOSED' or 'CONNECT_FAILED'. */
-export class ConnectionError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ConnectionError';
-    this.code = code;
-  }
-}
+export class ConnectionError extends CodedError<'CONNECTION_CLOSED' | 'CONNECT_FAILED'> {}
 
 export async function connect(url: string, options: ConnectOptions = {}): Promise<DicomStreamClient> {
   const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;

@@ -1,11 +1,6 @@
+import { CodedError } from '../../shared/coded-error.js';
+
 /** Why a file was not indexed. The code is stable (reports, tests); the message says what was seen. */
 export type IndexErrorCode = 'NOT_DICOM' | 'CORRUPT' | 'NO_PIXEL_DATA' | 'NO_UID' | 'NOT_AN_IMAGE' | 'TRUNCATED' | 'UNSUPPORTED' | 'UNREADABLE' | 'GZIP';
 
-export class IndexError extends Error {
-  readonly code: IndexErrorCode;
-  constructor(code: IndexErrorCode, message: string) {
-    super(message);
-    this.name = 'IndexError';
-    this.code = code;
-  }
-}
+export class IndexError extends CodedError<IndexErrorCode> {}

@@ -1,6 +1,7 @@
 // A small pool of decode workers. Each decode goes to the least busy worker; the frame's bytes
 // are transferred when the caller allows it (they are then unusable here), the pixels always.
 import type { DecodedFrame, DecodeInstance, DecodeOptions } from '../decode/decode-frame.js';
+import { DecodeError, type DecodeErrorCode } from '../decode/errors.js';
 import type { DecodeRequest, DecodeResponse } from './messages.js';
 
 interface Pending {
@@ -11,15 +12,6 @@ interface Pending {
 interface PooledWorker {
   worker: Worker;
   busy: number;
-}
-
-export class DecodeError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'DecodeError';
-    this.code = code;
-  }
 }
 
 export class DecodePool {
@@ -72,7 +64,7 @@ export class DecodePool {
     if (!p) return;
     this.pending.delete(response.id);
     p.worker.busy--;
-    if (response.error) p.reject(new DecodeError(response.error.code, response.error.message));
+    if (response.error) p.reject(new DecodeError(response.error.code as DecodeErrorCode, response.error.message));
     else p.resolve({ pixels: response.pixels! });
   }
 
