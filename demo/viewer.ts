@@ -17,7 +17,7 @@ const status = $<HTMLElement>('status');
 const playButton = $<HTMLButtonElement>('play');
 const fpsSelect = $<HTMLSelectElement>('fps');
 
-interface Decoded { pixels: PixelArray; instance: ImageAttributes }
+interface Decoded { pixels: PixelArray; instance: ImageAttributes; colourSpace?: string }
 
 const state = {
   client: undefined as DicomStreamClient | undefined,
@@ -146,8 +146,8 @@ async function decoded(index: number): Promise<Decoded | undefined> {
   const frame = state.loader?.frame(index);
   const ref = state.loader?.frames[index];
   if (!frame || !ref) return undefined;
-  const { pixels } = await decodeFrame(frame.bytes, ref.instance, { bitOffset: frame.bitOffset });
-  const d = { pixels, instance: ref.instance };
+  const { pixels, colourSpace } = await decodeFrame(frame.bytes, ref.instance, { bitOffset: frame.bitOffset });
+  const d: Decoded = colourSpace ? { pixels, instance: ref.instance, colourSpace } : { pixels, instance: ref.instance };
   decodedCache.set(index, d);
   if (decodedCache.size > DECODED_KEEP) decodedCache.delete(decodedCache.keys().next().value!);
   return d;
@@ -181,7 +181,7 @@ async function show(index: number): Promise<void> {
 
 function draw(d: Decoded): void {
   if (!state.window && isGrey(d.instance.photometricInterpretation)) state.window = initialWindow(d.pixels, d.instance);
-  state.renderMs = canvas.draw(d.pixels, d.instance, { window: state.window, invert: state.invert });
+  state.renderMs = canvas.draw(d.pixels, d.instance, { window: state.window, invert: state.invert, ...(d.colourSpace ? { colourSpace: d.colourSpace } : {}) });
   document.body.dataset.windowCenter = String(state.window?.center ?? '');
   document.body.dataset.windowWidth = String(state.window?.width ?? '');
   document.body.dataset.renders = String(Number(document.body.dataset.renders ?? 0) + 1);

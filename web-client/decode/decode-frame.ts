@@ -17,6 +17,11 @@ export interface DecodedFrame {
    * frames this may be a view of the bytes passed in (see native.ts).
    */
   pixels: PixelArray;
+  /**
+   * The photometric interpretation of `pixels` when decoding changed it from the instance's (a
+   * JPEG or JPEG 2000 codec returns YBR_FULL_422, YBR_ICT or YBR_RCT data as RGB); absent otherwise.
+   */
+  colourSpace?: string;
 }
 
 export interface DecodeOptions {
@@ -40,5 +45,6 @@ export async function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, o
   const layout = frameLayout(instance, syntax);
   if (bitOffset !== 0) throw new DecodeError('BAD_ATTRIBUTES', `bit offset ${bitOffset} given for an encapsulated frame`);
   const decode = await loading;
-  return { pixels: await decode(bytes, layout) };
+  const out = await decode(bytes, layout);
+  return ArrayBuffer.isView(out) ? { pixels: out } : out.colourSpace ? { pixels: out.pixels, colourSpace: out.colourSpace } : { pixels: out.pixels };
 }

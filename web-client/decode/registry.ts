@@ -5,8 +5,17 @@
 import type { FrameLayout } from './frame-layout.js';
 import type { PixelArray } from './pixels.js';
 
-/** Decodes one encapsulated frame (its fragments joined) to interleaved little-endian samples. */
-export type FrameDecoder = (bytes: Uint8Array, layout: FrameLayout) => PixelArray | Promise<PixelArray>;
+/** What a codec returns: samples, and the colour space it converted them to, if it did (YBR JPEG to RGB). */
+export interface CodecOutput {
+  pixels: PixelArray;
+  colourSpace?: string;
+}
+
+/**
+ * Decodes one encapsulated frame (its fragments joined) to interleaved little-endian samples with
+ * the bits above Bits Stored normalised, as the corpus references lay them out.
+ */
+export type FrameDecoder = (bytes: Uint8Array, layout: FrameLayout) => PixelArray | CodecOutput | Promise<PixelArray | CodecOutput>;
 export type DecoderLoader = () => Promise<FrameDecoder>;
 
 export const RLE_LOSSLESS = '1.2.840.10008.1.2.5';

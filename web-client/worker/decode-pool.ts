@@ -65,7 +65,7 @@ export class DecodePool {
     this.pending.delete(response.id);
     p.worker.busy--;
     if (response.error) p.reject(new DecodeError(response.error.code as DecodeErrorCode, response.error.message));
-    else p.resolve({ pixels: response.pixels! });
+    else p.resolve(response.colourSpace ? { pixels: response.pixels!, colourSpace: response.colourSpace } : { pixels: response.pixels! });
   }
 
   private failed(pooled: PooledWorker, message: string): void {

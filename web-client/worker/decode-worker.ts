@@ -12,7 +12,7 @@ const scope = globalThis as unknown as WorkerScope;
 scope.onmessage = (event) => {
   const { id, bytes, instance, options } = event.data;
   decodeFrame(bytes, instance, options).then(
-    ({ pixels }) => scope.postMessage({ id, pixels }, [pixels.buffer as ArrayBuffer]),
+    ({ pixels, colourSpace }) => scope.postMessage(colourSpace ? { id, pixels, colourSpace } : { id, pixels }, [pixels.buffer as ArrayBuffer]),
     (error: unknown) => {
       const e = error as { message?: string; code?: string };
       scope.postMessage({ id, error: { message: e.message ?? String(error), code: e.code ?? 'DECODE_FAILED' } });

@@ -9,5 +9,5 @@ export interface DecodeRequest {
 }
 
 export type DecodeResponse =
-  | { id: number; pixels: PixelArray; error?: undefined }
+  | { id: number; pixels: PixelArray; colourSpace?: string; error?: undefined }
   | { id: number; pixels?: undefined; error: { message: string; code: string } };

@@ -1,0 +1,31 @@
+// Starting an Emscripten-built codec (the @cornerstonejs/codec-* packages): once per codec and
+// thread. In browsers its .wasm is fetched from `codecs/` beside the bundle (the build copies it
+// there and the server serves it); in Node the glue reads it from its own package.
+
+export interface EmscriptenOptions {
+  locateFile?: (file: string, scriptDirectory: string) => string;
+  print?: (text: string) => void;
+  printErr?: (text: string) => void;
+}
+export type EmscriptenFactory<M> = (options?: EmscriptenOptions) => Promise<M>;
+
+const inNode = typeof process !== 'undefined' && typeof process.versions === 'object' && Boolean(process.versions.node);
+
+const started = new Map<unknown, Promise<unknown>>();
+
+/** The codec module, started on first use; a failed start is tried again next time. */
+export function startCodec<M>(factory: EmscriptenFactory<M>): Promise<M> {
+  let module = started.get(factory) as Promise<M> | undefined;
+  if (!module) {
+    const options: EmscriptenOptions = {
+      // Codecs print diagnostics on stdout/stderr; errors reach us as exceptions or return codes.
+      print: () => undefined,
+      printErr: () => undefined,
+      ...(inNode ? {} : { locateFile: (file: string) => new URL(`./codecs/${file}`, import.meta.url).href }),
+    };
+    module = factory(options);
+    started.set(factory, module);
+    module.catch(() => started.delete(factory));
+  }
+  return module;
+}
