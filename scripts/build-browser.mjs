@@ -1,21 +1,31 @@
-// Bundles the browser side into dist/browser/: the client library (ESM, with its decode worker)
-// and the demo viewer, which imports the client bundle at run time as any page would.
-import { copyFileSync, mkdirSync } from 'node:fs';
+// Bundles the browser side into dist/browser/: the client library (ESM) with its decode worker,
+// each codec in a chunk of its own (loaded the first time its transfer syntax appears) and the
+// codecs' .wasm files in codecs/; and the demo viewer, which imports the client bundle at run
+// time as any page would.
+import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'browser');
-mkdirSync(out, { recursive: true });
+rmSync(out, { recursive: true, force: true });
+mkdirSync(join(out, 'codecs'), { recursive: true });
 
 // keepNames: error classes take their name from the class (CodedError), which minifying would mangle.
-const common = { bundle: true, format: 'esm', target: 'es2022', platform: 'browser', minify: true, keepNames: true, sourcemap: true, logLevel: 'warning' };
+// fs and path: only the Node branch of the Emscripten glue uses them.
+const common = {
+  bundle: true, format: 'esm', target: 'es2022', platform: 'browser', minify: true, keepNames: true, sourcemap: true,
+  logLevel: 'warning', external: ['fs', 'path', 'module', 'url', 'worker_threads'],
+};
 
 await build({
   ...common,
+  splitting: true,
   entryPoints: { 'dicomstream-client': join(root, 'web-client', 'browser.ts'), 'decode-worker': join(root, 'web-client', 'worker', 'decode-worker.ts') },
   outdir: out,
+  chunkNames: 'chunks/[name]-[hash]',
 });
 
 // The viewer's imports of the client resolve to the client bundle beside it, not a second copy.
@@ -27,3 +37,13 @@ const clientAsExternal = {
 };
 await build({ ...common, entryPoints: { viewer: join(root, 'demo', 'viewer.ts') }, outdir: out, plugins: [clientAsExternal] });
 copyFileSync(join(root, 'demo', 'index.html'), join(out, 'index.html'));
+
+// The decode-only WASM builds the codec modules import.
+const require = createRequire(import.meta.url);
+for (const pkg of ['codec-charls', 'codec-libjpeg-turbo-8bit', 'codec-openjpeg', 'codec-openjph']) {
+  const dist = dirname(require.resolve(`@cornerstonejs/${pkg}`)); // the package's main file sits in dist/
+  const wasm = readdirSync(dist).filter((f) => f.endsWith('.wasm'));
+  // Decode-only builds where the package has them (openjph has one build for both).
+  const decodeOnly = wasm.filter((f) => f.endsWith('_decode.wasm'));
+  for (const f of decodeOnly.length ? decodeOnly : wasm) copyFileSync(join(dist, f), join(out, 'codecs', f));
+}

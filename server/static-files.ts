@@ -1,6 +1,6 @@
 // Serves the demo viewer and the browser bundles (dist/browser/) from the server's HTTP port:
-// `/` is the viewer page, `/assets/<name>` the bundles. Only files present at start are served,
-// by exact name, so no request can reach anything else.
+// `/` is the viewer page, `/assets/<path>` the bundles, their chunks and the codecs' WASM. Only
+// files present at start are served, by exact path, so no request can reach anything else.
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -19,7 +19,7 @@ export function browserDir(): string | undefined {
 }
 
 export function staticFiles(dir = browserDir()): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const names = new Set(dir ? readdirSync(dir) : []);
+  const names = new Set(dir ? (readdirSync(dir, { recursive: true }) as string[]).map((n) => n.split('\\').join('/')) : []);
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const name = path === '/' || path === '/index.html' ? 'index.html' : path.startsWith('/assets/') ? path.slice('/assets/'.length) : undefined;
@@ -28,7 +28,8 @@ export function staticFiles(dir = browserDir()): (req: IncomingMessage, res: Ser
       res.writeHead(200, {
         'content-type': types[extname(name)] ?? 'application/octet-stream',
         'content-length': body.length,
-        'cache-control': name === 'index.html' ? 'no-cache' : 'public, max-age=300',
+        // Chunks carry a content hash in their name; the rest may change with a rebuild.
+        'cache-control': name.startsWith('chunks/') ? 'public, max-age=31536000, immutable' : name === 'index.html' ? 'no-cache' : 'public, max-age=300',
         'x-content-type-options': 'nosniff',
       });
       res.end(req.method === 'HEAD' ? undefined : body);
