@@ -6,14 +6,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import dicomParser from 'dicom-parser';
 import { Catalogue, indexFile, listFiles, type IndexedFile } from '../server/index.js';
 import {
   EXPLICIT_VR_LITTLE_ENDIAN, IMPLEMENTATION_CLASS_UID, uidFromName, uint16Bytes, writeDicom, type DicomElement,
 } from '../server/sample/dicom-writer.js';
-import { ensureSample, SAMPLE_VERSION, SOP_CLASS, type SampleResult } from '../server/sample/make-sample.js';
+import { COMPRESSED_CT, ensureSample, SAMPLE_VERSION, SOP_CLASS, type SampleResult } from '../server/sample/make-sample.js';
 import { CINE, CT, cineFrame, ctSlice, LUT_IMAGE, paletteIndices, rainbowPalette } from '../server/sample/phantom.js';
 
 const PYTHON = '/usr/bin/python3';
@@ -114,17 +114,36 @@ describe('built-in sample', () => {
 
   it('is generated quickly, once, and every file is indexed without a warning', (t) => {
     t.diagnostic(`generated ${result.files} files in ${generationMs.toFixed(0)} ms`);
-    assert.deepEqual(result, { dir, created: true, files: CT.slices + 5 });
-    assert.ok(generationMs < 6000, `generation took ${generationMs} ms`); // ~1.3 s here; a loose bound against flakiness
+    const compressed = COMPRESSED_CT.reduce((n, c) => n + Math.ceil(CT.slices / c.step), 0);
+    assert.deepEqual(result, { dir, created: true, files: CT.slices + 5 + compressed });
+    assert.ok(generationMs < 12000, `generation took ${generationMs} ms`); // ~3 s here; a loose bound against flakiness
     assert.equal(files.length, result.files);
     for (const f of files) assert.deepEqual(f.warnings, [], f.path);
-    for (const f of files) assert.equal(f.image.transferSyntaxUid, EXPLICIT_VR_LITTLE_ENDIAN);
+    const syntaxes = new Map(COMPRESSED_CT.map((c) => [c.folder, c.transferSyntaxUid as string]));
+    for (const f of files) assert.equal(f.image.transferSyntaxUid, syntaxes.get(basename(dirname(f.path))) ?? EXPLICIT_VR_LITTLE_ENDIAN);
+  });
+
+  it('holds the CT phantom compressed losslessly (JPEG-LS, JPEG 2000): one fragment per frame, offset table filled', () => {
+    for (const c of COMPRESSED_CT) {
+      const series = byFolder(c.folder);
+      assert.equal(series.length, Math.ceil(CT.slices / c.step), c.folder);
+      for (const f of series) {
+        assert.equal(f.image.encapsulated, true);
+        assert.equal(f.frames.length, 1);
+        assert.equal(f.frames[0]!.segments.length, 2, 'one fragment');
+        assert.ok(f.frames[0]!.length < CT.rows * CT.columns * 2, 'smaller than the native frame');
+        assert.equal(f.image.lossyImageCompression, false);
+      }
+      // New instances in their own series, not duplicates of the native slices.
+      assert.equal(new Set(series.map((f) => f.series.seriesInstanceUid)).size, 1);
+      assert.ok(series.every((f) => !byFolder('ct').some((n) => n.image.sopInstanceUid === f.image.sopInstanceUid)));
+    }
   });
 
   it('lists the CT study first with the CT series first', () => {
     const catalogue = new Catalogue(files);
     assert.equal(catalogue.studyCount, 2);
-    assert.equal(catalogue.seriesCount, 6);
+    assert.equal(catalogue.seriesCount, 6 + COMPRESSED_CT.length);
     const [first, second] = catalogue.listStudies(0, 10).studies;
     assert.equal(first!.patientName, 'DICOMSTREAM^PHANTOM');
     assert.equal(first!.series[0]!.modality, 'CT');

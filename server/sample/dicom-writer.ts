@@ -1,4 +1,4 @@
-// A minimal DICOM Part 10 writer, explicit VR little endian only: enough to write the built-in
+// A minimal DICOM Part 10 writer, explicit VR little endian (native or encapsulated pixel data): enough to write the built-in
 // sample without depending on a DICOM toolkit. Values are validated against their VR so a wrong
 // call fails here, loudly, rather than producing a file other readers reject.
 import { createHash } from 'node:crypto';
@@ -21,8 +21,16 @@ export type VR =
 export interface DicomElement {
   tag: number;
   vr: VR;
-  value: string | number | number[] | Uint8Array | DicomElement[][];
+  value: string | number | number[] | Uint8Array | DicomElement[][] | Encapsulated;
 }
+
+/** Encapsulated Pixel Data (OB, undefined length): one fragment per frame, Basic Offset Table filled. */
+export interface Encapsulated {
+  frames: Uint8Array[];
+}
+
+const isEncapsulated = (v: DicomElement['value']): v is Encapsulated =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
 
 // VRs whose explicit-VR header has 2 reserved bytes and a 4-byte length.
 const LONG_VRS = new Set<VR>(['OB', 'OF', 'OW', 'SQ', 'UN', 'UT']);
@@ -139,8 +147,32 @@ function header(tag: number, vr: VR, length: number): Uint8Array {
   return out;
 }
 
+function item(tag: number, length: number): Uint8Array {
+  const h = new Uint8Array(8);
+  const view = new DataView(h.buffer);
+  view.setUint16(0, tag >>> 16, true);
+  view.setUint16(2, tag & 0xffff, true);
+  view.setUint32(4, length, true);
+  return h;
+}
+
+/** Pixel Data as a sequence of items: the offset table, one fragment per frame, the delimiter. */
+function encodeEncapsulated(e: DicomElement, value: Encapsulated, out: Uint8Array[]): number {
+  if (e.tag !== 0x7fe00010 || e.vr !== 'OB') throw new TypeError(`${describeTag(e.tag)}: only Pixel Data (OB) can be encapsulated`);
+  const fragments = value.frames.map((f) => (f.length % 2 ? Uint8Array.from([...f, 0]) : f));
+  const offsets = new Uint8Array(4 * fragments.length);
+  let at = 0;
+  fragments.forEach((f, i) => { new DataView(offsets.buffer).setUint32(4 * i, at, true); at += 8 + f.length; });
+  const parts = [header(e.tag, 'OB', 0xffffffff), item(ITEM, offsets.length), offsets];
+  for (const f of fragments) parts.push(item(ITEM, f.length), f);
+  parts.push(item(0xfffee0dd, 0));
+  out.push(...parts);
+  return parts.reduce((n, p) => n + p.length, 0);
+}
+
 function encodeElement(e: DicomElement, out: Uint8Array[]): number {
   if (!Number.isInteger(e.tag) || e.tag < 0 || e.tag > 0xffffffff) throw new RangeError(`bad tag ${e.tag}`);
+  if (isEncapsulated(e.value)) return encodeEncapsulated(e, e.value, out);
   if (e.vr === 'SQ') {
     if (!Array.isArray(e.value) || !e.value.every((item) => Array.isArray(item))) {
       throw new TypeError(`${describeTag(e.tag)} SQ: expected items (DicomElement[][])`);
@@ -184,16 +216,18 @@ function stringValue(elements: DicomElement[], tag: number): string {
 
 /**
  * A Part 10 file: preamble, "DICM", the File Meta group, then `elements` (the data set, any order,
- * group 0002 excluded) in explicit VR little endian. The media storage SOP class and instance
+ * group 0002 excluded) in explicit VR little endian. `transferSyntaxUid` names the syntax of
+ * encapsulated Pixel Data (a compressed syntax); the data set itself is always explicit VR little
+ * endian, as every such syntax requires. The media storage SOP class and instance
  * come from the data set's SOP Class UID (0008,0016) and SOP Instance UID (0008,0018).
  */
-export function writeDicom(elements: DicomElement[]): Uint8Array {
+export function writeDicom(elements: DicomElement[], transferSyntaxUid = EXPLICIT_VR_LITTLE_ENDIAN): Uint8Array {
   if (elements.some((e) => e.tag >>> 16 === 0x0002)) throw new RangeError('group 0002 is written by writeDicom itself');
   const metaElements: DicomElement[] = [
     { tag: 0x00020001, vr: 'OB', value: new Uint8Array([0, 1]) },
     { tag: 0x00020002, vr: 'UI', value: stringValue(elements, 0x00080016) },
     { tag: 0x00020003, vr: 'UI', value: stringValue(elements, 0x00080018) },
-    { tag: 0x00020010, vr: 'UI', value: EXPLICIT_VR_LITTLE_ENDIAN },
+    { tag: 0x00020010, vr: 'UI', value: transferSyntaxUid },
     { tag: 0x00020012, vr: 'UI', value: IMPLEMENTATION_CLASS_UID },
     { tag: 0x00020013, vr: 'SH', value: IMPLEMENTATION_VERSION_NAME },
   ];

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { JPEG_2000_LOSSLESS, JPEG_LS_LOSSLESS, jpeg2000Encoder, jpegLsEncoder } from './compress.js';
 import { uidFromName, uint16Bytes, writeDicom, type DicomElement, type VR } from './dicom-writer.js';
 import {
   CINE, CT, CT_ORIGIN, LUT_IMAGE, RGB, cineFrame, ctSlice, ctSliceZ, lutFromCurve, lutTestImage, paletteIndices,
@@ -12,7 +13,7 @@ import {
 } from './phantom.js';
 
 /** Bump when the sample's content changes, so folders holding an older one are rewritten. */
-export const SAMPLE_VERSION = 1;
+export const SAMPLE_VERSION = 2;
 const MARKER = '.complete';
 const PARTIAL = '.partial-';
 
@@ -102,10 +103,21 @@ const conversionType = (type: string): DicomElement => el(0x00080064, 'CS', type
 
 const CT_SERIES: Series = { key: 'ct-axial', number: 1, modality: 'CT', description: 'Axial 1.25 mm' };
 
-function ctElements(k: number, pixels: Uint16Array): DicomElement[] {
+/**
+ * The same phantom, compressed losslessly: every `step`-th slice of the CT, in its own series, so
+ * a fresh machine exercises the client's codecs too (the files are new instances, not copies).
+ */
+export const COMPRESSED_CT = [
+  { series: { key: 'ct-jpegls', number: 4, modality: 'CT', description: 'Axial 5 mm, JPEG-LS lossless' }, step: 4, transferSyntaxUid: JPEG_LS_LOSSLESS, folder: 'ct-jpegls' },
+  { series: { key: 'ct-j2k', number: 5, modality: 'CT', description: 'Axial 7.5 mm, JPEG 2000 lossless' }, step: 6, transferSyntaxUid: JPEG_2000_LOSSLESS, folder: 'ct-j2k' },
+] as const;
+
+function ctElements(k: number, pixels: Uint16Array, encoded?: { series: Series; frame: Uint8Array }): DicomElement[] {
   const z = ctSliceZ(k);
+  const series = encoded?.series ?? CT_SERIES;
   return [
-    ...commonElements(CT_STUDY, CT_SERIES, SOP_CLASS.ct, `slice-${k}`, k + 1),
+    ...commonElements(CT_STUDY, series, SOP_CLASS.ct, encoded ? `${series.key}/slice-${k}` : `slice-${k}`, k + 1),
+    ...(encoded ? [el(0x00282110, 'CS', '00')] : []), // Lossy Image Compression: never
     el(0x00080008, 'CS', 'ORIGINAL\\PRIMARY\\AXIAL'), // Image Type
     el(0x00180050, 'DS', CT.sliceThickness),
     el(0x00180060, 'DS', 120), // KVP
@@ -124,7 +136,7 @@ function ctElements(k: number, pixels: Uint16Array): DicomElement[] {
     el(0x00281053, 'DS', 1),
     el(0x00281054, 'LO', 'HU'),
     el(0x00281055, 'LO', 'SOFT TISSUE\\BONE'), // Window Center & Width Explanation
-    pixelData(uint16Bytes(pixels), 'OW'),
+    encoded ? el(0x7fe00010, 'OB', { frames: [encoded.frame] }) : pixelData(uint16Bytes(pixels), 'OW'),
   ];
 }
 
@@ -218,16 +230,17 @@ function voiLutElements(): DicomElement[] {
 
 /** Writes every file of the sample into `dir` (which exists and is empty); returns the file count. */
 async function writeSample(dir: string): Promise<number> {
-  await Promise.all(['ct', 'cine', 'rgb', 'luts'].map((d) => mkdir(join(dir, d))));
+  await Promise.all(['ct', 'cine', 'rgb', 'luts', ...COMPRESSED_CT.map((c) => c.folder)].map((d) => mkdir(join(dir, d))));
+  const encoders = await Promise.all([jpegLsEncoder(), jpeg2000Encoder()]);
   let files = 0;
   let failure: unknown;
   const pending = new Set<Promise<void>>();
-  const put = async (path: string, elements: DicomElement[]) => {
+  const put = async (path: string, elements: DicomElement[], transferSyntaxUid?: string) => {
     // A few writes in flight overlap disk and computing; more would only hold memory.
     while (pending.size >= 4) await Promise.race(pending);
     if (failure) throw failure;
     // Settles without rejecting, so a failed write is never an unhandled rejection; it is rethrown here.
-    const p: Promise<void> = writeFile(join(dir, path), writeDicom(elements))
+    const p: Promise<void> = writeFile(join(dir, path), writeDicom(elements, transferSyntaxUid))
       .catch((e: unknown) => { failure ??= e; })
       .finally(() => pending.delete(p));
     pending.add(p);
@@ -237,7 +250,13 @@ async function writeSample(dir: string): Promise<number> {
   const scratch = new Float32Array(CT.rows * CT.columns);
   for (let k = 0; k < CT.slices; k++) {
     // writeDicom copies the pixels, so the buffers can be reused for the next slice at once.
-    await put(join('ct', `slice-${String(k + 1).padStart(3, '0')}.dcm`), ctElements(k, ctSlice(k, pixels, scratch)));
+    const name = `slice-${String(k + 1).padStart(3, '0')}.dcm`;
+    await put(join('ct', name), ctElements(k, ctSlice(k, pixels, scratch)));
+    for (const [i, c] of COMPRESSED_CT.entries()) {
+      if (k % c.step !== 0) continue;
+      const frame = encoders[i]!({ pixels, rows: CT.rows, columns: CT.columns });
+      await put(join(c.folder, name), ctElements(k, pixels, { series: c.series, frame }), c.transferSyntaxUid);
+    }
   }
   await put(join('cine', 'cine.dcm'), cineElements());
   await put(join('rgb', 'test-card.dcm'), rgbElements());
