@@ -488,12 +488,15 @@ function report(o: Options, frames: number, frameBytes: number, hashed: boolean,
   ].join('\n');
 }
 
-/** Collects close actions so that `finally` can undo whatever was started, in reverse. */
+/** Set once a signal asked this process to stop: the aborted fetches' errors are then expected. */
+let interrupted = false;
+
+/** Collects close actions so that `finally` can undo whatever was started, in reverse; each runs once. */
 class Closer {
   private readonly actions: Array<() => Promise<void> | void> = [];
   add(action: () => Promise<void> | void): void { this.actions.push(action); }
   async closeAll(): Promise<void> {
-    for (const action of this.actions.reverse()) {
+    for (const action of this.actions.splice(0).reverse()) {
       try { await action(); } catch (e) { console.error('while closing:', e); }
     }
   }
@@ -507,6 +510,15 @@ async function main(): Promise<number> {
   const manifestFile = readSeriesManifest(options.seriesDir);
   const buildWarning = ensureBuild();
   const closer = new Closer();
+  // A signal to this process alone (not to its group, as Ctrl-C is) skips `finally` and 'exit' handlers:
+  // stop the servers first.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    interrupted = true;
+    console.error(`bench:stream: ${signal}, stopping the servers`);
+    void closer.closeAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     // dicomstream as an operator runs it.
     const server = startServerProcess('dicomstream', [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);
@@ -563,6 +575,8 @@ async function main(): Promise<number> {
     if (!clean) console.error('FAILED: some frames were missing or did not match');
     return clean ? 0 : 1;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await closer.closeAll();
   }
 }
@@ -570,6 +584,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => { process.exitCode = code; },
   (e: unknown) => {
+    if (interrupted) return;
     console.error(e instanceof BenchError ? `bench:stream: ${e.message}` : e);
     process.exitCode = 1;
   },
