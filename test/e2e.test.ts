@@ -152,4 +152,25 @@ describe('demo viewer in Chromium', () => {
       await corpusServer.close();
     }
   });
+
+  it('decodes the compressed copies of the phantom (JPEG-LS, JPEG 2000) in workers, equal to the native slices', async () => {
+    const compressed = server.catalogue.listStudies(0, 1).studies[0]!.series.filter((s) => /JPEG/.test(s.seriesDescription));
+    assert.equal(compressed.length, 2, 'the sample has a JPEG-LS and a JPEG 2000 series');
+    await withBrowser(async (context) => {
+      for (const s of compressed) {
+        const page = await context.newPage();
+        await page.goto(`${server.url.replace('ws://', 'http://')}?series=${encodeURIComponent(s.seriesInstanceUid)}`);
+        await page.waitForFunction(() => document.body.dataset.shown !== undefined || document.body.dataset.message !== undefined, null, { timeout: 15_000 });
+        assert.equal(await page.evaluate(() => document.body.dataset.message), undefined, `${s.seriesDescription}: decoded`);
+        const got = await shown(page);
+        // The compressed slice k is the native slice k (lossless): compare with what the native file gives.
+        const manifest = server.catalogue.series(s.seriesInstanceUid)!;
+        const slice = manifest.instances[got.index]!.instanceNumber - 1;
+        const native = server.catalogue.series(server.catalogue.listStudies(0, 1).studies[0]!.series[0]!.seriesInstanceUid)!;
+        const nativeIndex = native.instances.findIndex((i) => i.instanceNumber === slice + 1);
+        assertSame(got.grey, await expectedFor(nativeIndex, got.center, got.width), s.seriesDescription);
+        await page.close();
+      }
+    });
+  });
 });
