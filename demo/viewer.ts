@@ -162,7 +162,9 @@ async function show(index: number): Promise<void> {
     if (token !== state.token) return;
     const ref = state.loader?.frames[index];
     const text = `Cannot show this image: ${(e as Error).message}`;
-    canvas.message(text, ref?.instance.columns || 512, ref?.instance.rows || 512);
+    // At least 512 wide, so the text is legible however small the image.
+    const scale = Math.max(1, 512 / (ref?.instance.columns || 512));
+    canvas.message(text, Math.round((ref?.instance.columns || 512) * scale), Math.round((ref?.instance.rows || 512) * scale));
     document.body.dataset.message = text;
     state.shown = index;
     layout();

@@ -24,8 +24,9 @@ await build({
   ...common,
   splitting: true,
   entryPoints: { 'dicomstream-client': join(root, 'web-client', 'browser.ts'), 'decode-worker': join(root, 'web-client', 'worker', 'decode-worker.ts') },
+  // Chunks sit beside the entry points: a codec finds its WASM at ./codecs/ from its own URL.
   outdir: out,
-  chunkNames: 'chunks/[name]-[hash]',
+  chunkNames: '[name]-[hash]',
 });
 
 // The viewer's imports of the client resolve to the client bundle beside it, not a second copy.

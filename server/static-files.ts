@@ -29,7 +29,7 @@ export function staticFiles(dir = browserDir()): (req: IncomingMessage, res: Ser
         'content-type': types[extname(name)] ?? 'application/octet-stream',
         'content-length': body.length,
         // Chunks carry a content hash in their name; the rest may change with a rebuild.
-        'cache-control': name.startsWith('chunks/') ? 'public, max-age=31536000, immutable' : name === 'index.html' ? 'no-cache' : 'public, max-age=300',
+        'cache-control': /-[A-Z0-9]{8}\.js$/.test(name) ? 'public, max-age=31536000, immutable' : name === 'index.html' ? 'no-cache' : 'public, max-age=300',
         'x-content-type-options': 'nosniff',
       });
       res.end(req.method === 'HEAD' ? undefined : body);

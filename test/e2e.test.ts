@@ -2,15 +2,15 @@
 // its pixels equal values computed independently from the stored pixels of that frame at the
 // window shown; scrolling and a window change are checked the same way; the progress bar fills.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { createLogger, indexFile, startServer, type RunningServer } from '../server/index.js';
+import { writeDicom } from '../server/sample/dicom-writer.js';
 import { ensureSample } from '../server/sample/make-sample.js';
 import { withBrowser } from './helpers/browser.js';
-import { filesDir, manifest } from './helpers/corpus.js';
 import { expectedGrey, samples } from './helpers/expected-grey.js';
 
 interface Shown { index: number; center: number; width: number; grey: number[]; width_px: number; height_px: number }
@@ -129,16 +129,27 @@ describe('demo viewer in Chromium', () => {
   });
 
   it('says on the canvas when a frame\'s transfer syntax is not decoded, instead of a blank', async () => {
-    const compressed = manifest.files.find((f) => /^1\.2\.840\.10008\.1\.2\.4\.(90|91)$/.test(f.transfer_syntax_uid ?? '') && f.series_instance_uid);
-    assert.ok(compressed, 'the corpus has a JPEG 2000 file');
-    const corpusServer = await startServer({ root: filesDir, host: '127.0.0.1', port: 0, log: createLogger('silent') });
+    // A JPEG XL file (a syntax the client has no decoder for), written by the project's own writer.
+    const dir = join(sampleDir, 'jpeg-xl');
+    mkdirSync(dir);
+    const uid = (k: string) => `2.25.${1000 + k.length}${k.charCodeAt(0)}`;
+    writeFileSync(join(dir, 'xl.dcm'), writeDicom([
+      { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' }, { tag: 0x00080018, vr: 'UI', value: uid('sop') },
+      { tag: 0x0020000d, vr: 'UI', value: uid('study') }, { tag: 0x0020000e, vr: 'UI', value: uid('series') },
+      { tag: 0x00280002, vr: 'US', value: 1 }, { tag: 0x00280004, vr: 'CS', value: 'MONOCHROME2' },
+      { tag: 0x00280010, vr: 'US', value: 64 }, { tag: 0x00280011, vr: 'US', value: 64 },
+      { tag: 0x00280100, vr: 'US', value: 8 }, { tag: 0x00280101, vr: 'US', value: 8 }, { tag: 0x00280102, vr: 'US', value: 7 },
+      { tag: 0x00280103, vr: 'US', value: 0 },
+      { tag: 0x7fe00010, vr: 'OB', value: { frames: [new Uint8Array([0xff, 0x0a, 1, 2, 3, 4])] } },
+    ], '1.2.840.10008.1.2.4.110'));
+    const xlServer = await startServer({ root: dir, host: '127.0.0.1', port: 0, log: createLogger('silent') });
     try {
       await withBrowser(async (context) => {
         const page = await context.newPage();
-        await page.goto(`${corpusServer.url.replace('ws://', 'http://')}?series=${encodeURIComponent(compressed.series_instance_uid!)}`);
+        await page.goto(xlServer.url.replace('ws://', 'http://'));
         await page.waitForFunction(() => document.body.dataset.message !== undefined, null, { timeout: 15_000 });
         const message = await page.evaluate(() => document.body.dataset.message!);
-        assert.match(message, /JPEG 2000/);
+        assert.match(message, /JPEG XL Lossless/);
         const inked = await page.evaluate(() => {
           const c = document.getElementById('image') as HTMLCanvasElement;
           const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
@@ -146,10 +157,10 @@ describe('demo viewer in Chromium', () => {
           for (let i = 0; i < d.length; i += 4) if (d[i]! > 100) n++;
           return n;
         });
-        assert.ok(inked > 100, 'the message is drawn on the canvas');
+        assert.ok(inked > 20, 'the message is drawn on the canvas');
       });
     } finally {
-      await corpusServer.close();
+      await xlServer.close();
     }
   });
 

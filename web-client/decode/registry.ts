@@ -22,6 +22,17 @@ export const RLE_LOSSLESS = '1.2.840.10008.1.2.5';
 
 const loaders = new Map<string, DecoderLoader>([
   [RLE_LOSSLESS, async () => (await import('./rle.js')).decodeRle],
+  ['1.2.840.10008.1.2.4.50', async () => (await import('./codecs/jpeg-baseline.js')).decodeJpegBaseline], // JPEG Baseline
+  ['1.2.840.10008.1.2.4.51', async () => (await import('./codecs/jpeg-extended.js')).decodeJpegExtended], // JPEG Extended
+  ['1.2.840.10008.1.2.4.57', async () => (await import('./codecs/jpeg-lossless.js')).decodeJpegLossless], // JPEG Lossless
+  ['1.2.840.10008.1.2.4.70', async () => (await import('./codecs/jpeg-lossless.js')).decodeJpegLossless], // JPEG Lossless SV1
+  ['1.2.840.10008.1.2.4.80', async () => (await import('./codecs/jpeg-ls.js')).decodeJpegLs], // JPEG-LS Lossless
+  ['1.2.840.10008.1.2.4.81', async () => (await import('./codecs/jpeg-ls.js')).decodeJpegLs], // JPEG-LS Near-Lossless
+  ['1.2.840.10008.1.2.4.90', async () => (await import('./codecs/jpeg2000.js')).decodeJpeg2000], // JPEG 2000 Lossless Only
+  ['1.2.840.10008.1.2.4.91', async () => (await import('./codecs/jpeg2000.js')).decodeJpeg2000], // JPEG 2000
+  ['1.2.840.10008.1.2.4.201', async () => (await import('./codecs/htj2k.js')).decodeHtj2k], // HTJ2K Lossless Only
+  ['1.2.840.10008.1.2.4.202', async () => (await import('./codecs/htj2k.js')).decodeHtj2k], // HTJ2K RPCL Lossless Only
+  ['1.2.840.10008.1.2.4.203', async () => (await import('./codecs/htj2k.js')).decodeHtj2k], // HTJ2K
 ]);
 const loading = new Map<string, Promise<FrameDecoder>>();
 
