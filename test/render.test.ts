@@ -39,7 +39,9 @@ describe('renderer on the corpus (reference decodes)', () => {
       const signed = image.pixelRepresentation === 1;
       const pixels = typed(raw, image.bitsAllocated, signed);
       const n = image.rows * image.columns;
-      const pi = image.photometricInterpretation;
+      // A reference that decoding turned into RGB (YBR JPEG, J2K with MCT) is drawn as RGB, as the viewer does.
+      const converted = Boolean(f.reference?.colour_converted);
+      const pi = converted ? 'RGB' : image.photometricInterpretation;
       let expected: number[][];
       let rgba: Uint8ClampedArray;
       if (pi === 'MONOCHROME1' || pi === 'MONOCHROME2') {
@@ -49,7 +51,7 @@ describe('renderer on the corpus (reference decodes)', () => {
         const values = image.bitsAllocated === 1 ? Array.from({ length: n }, (_, i) => (raw[i >> 3]! >> (i & 7)) & 1) : samples(raw, image.bitsAllocated, signed);
         expected = values.map((v) => { const g = expectedGrey(v, spec); return [g, g, g, 255]; });
       } else if (pi === 'RGB') {
-        rgba = renderRgba(pixels, image);
+        rgba = renderRgba(pixels, image, converted ? { colourSpace: 'RGB' } : {});
         const s = samples(raw, image.bitsAllocated, false);
         const shift = 2 ** Math.max(0, image.bitsStored - 8);
         expected = Array.from({ length: n }, (_, i) => [0, 1, 2].map((c) => clamp(s[i * 3 + c]! / shift)).concat(255));

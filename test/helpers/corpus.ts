@@ -38,6 +38,8 @@ export interface ManifestFile {
     stored_frame_sha256?: string[];
   } | null;
   frames?: Array<{ frame: number; sha256: string }>;
+  /** The reference decode: colour_converted when decoding turned YBR into RGB (lossy JPEG, J2K MCT). */
+  reference?: { colour_converted?: boolean } | null;
 }
 
 export const manifest: { files: ManifestFile[] } = JSON.parse(readFileSync(join(corpusDir, 'manifest.json'), 'utf8'));

@@ -51,6 +51,8 @@ export interface FrameLayout {
   /** YBR_FULL_422 / YBR_PARTIAL_422: native data holds two samples a pixel (Y1 Y2 Cb Cr per pair). */
   subsampled422: boolean;
   bigEndian: boolean;
+  /** As the header says; a colour codec follows it (a JPEG stream under an RGB header is not converted). */
+  photometricInterpretation: string;
 }
 
 const bad = (message: string) => new DecodeError('BAD_ATTRIBUTES', message);
@@ -86,5 +88,6 @@ export function frameLayout(instance: DecodeInstance, syntax: FrameSyntax): Fram
     planar: planarConfiguration === 1 && samplesPerPixel > 1 && !subsampled422,
     subsampled422,
     bigEndian: syntax.bigEndian,
+    photometricInterpretation: instance.photometricInterpretation ?? '',
   };
 }

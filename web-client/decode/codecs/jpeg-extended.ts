@@ -307,11 +307,12 @@ class Idct {
 }
 
 /**
- * Rounded arithmetic right shift (libjpeg's DESCALE), on doubles: the sums can pass 32 bits with
- * odd data (libjpeg's INT32 is a 64-bit long on the platforms the references were made on).
+ * Rounded arithmetic right shift (libjpeg's DESCALE). The sums are doubles: with odd data they can
+ * pass 32 bits (libjpeg's INT32 is a 64-bit long on the platforms the references were made on).
  */
 function descale(x: number, shift: number, round: number): number {
-  return Math.floor((x + round) / 2 ** shift);
+  const v = x + round;
+  return v >= -0x80000000 && v <= 0x7fffffff ? v >> shift : Math.floor(v / 2 ** shift);
 }
 
 // ------------------------------------------------------------------ upsampling and colour

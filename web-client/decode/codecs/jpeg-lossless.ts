@@ -3,7 +3,7 @@
 // Huffman-coded): 2..16-bit precision, predictors 1..7, point transform, restart intervals, any
 // number of components. No colour conversion ever happens: the components come out as stored.
 //
-// jpeg-lossless-decoder-js (installed) was tried first: on dcmtk-made streams it ignores the
+// jpeg-lossless-decoder-js was tried first: on dcmtk-made streams it ignores the
 // point transform, rounds predictor 7 wrongly on wrap-around, mishandles some 16-bit edge values
 // and 12/16-bit colour, and restarts colour scans without resetting the prediction.
 import type { FrameLayout } from '../frame-layout.js';

@@ -33,15 +33,15 @@ export interface ColourChoice {
  * come out as stored, even when the stream looks like YCbCr (SC_jpeg_no_color_transform.dcm,
  * SC_rgb_jpeg_lossy_gdcm.dcm).
  *
- * FrameLayout does not carry the Photometric Interpretation yet. When it is not there, a YBR
- * header is inferred: 4:2:2 (the layout knows that much), or a stream that says YCbCr
- * explicitly (JFIF, or an Adobe marker with transform 1). Streams that only look like YCbCr by
- * libjpeg's guess from the component ids are taken as RGB headers.
+ * When the header gives no Photometric Interpretation (an instance described by hand), a YBR
+ * header is inferred: 4:2:2, or a stream that says YCbCr explicitly (JFIF, or an Adobe marker
+ * with transform 1). Streams that only look like YCbCr by libjpeg's guess from the component ids
+ * are taken as RGB headers.
  */
 export function chooseColour(header: JpegHeader, layout: FrameLayout): ColourChoice {
   if (header.frame.components.length !== 3) return { convert: false };
-  const photometric = (layout as FrameLayout & { photometricInterpretation?: string }).photometricInterpretation;
-  const ybr = photometric !== undefined
+  const photometric = layout.photometricInterpretation;
+  const ybr = photometric // '' (absent) is as unknown as undefined
     ? photometric.startsWith('YBR')
     : layout.subsampled422 || header.jfif || header.adobeTransform === 1;
   return ybr ? { convert: libjpegSeesYcbcr(header), colourSpace: 'RGB' } : { convert: false };
