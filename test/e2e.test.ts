@@ -11,6 +11,7 @@ import { createLogger, indexFile, startServer, type RunningServer } from '../ser
 import { writeDicom } from '../server/sample/dicom-writer.js';
 import { ensureSample } from '../server/sample/make-sample.js';
 import { withBrowser } from './helpers/browser.js';
+import { filesDir, manifest } from './helpers/corpus.js';
 import { expectedGrey, samples } from './helpers/expected-grey.js';
 
 interface Shown { index: number; center: number; width: number; grey: number[]; width_px: number; height_px: number }
@@ -183,5 +184,48 @@ describe('demo viewer in Chromium', () => {
         await page.close();
       }
     });
+  });
+
+  it('decodes every compressed corpus frame in Chromium\'s workers to the reference pixels', async () => {
+    const corpusServer = await startServer({ root: filesDir, host: '127.0.0.1', port: 0, log: createLogger('silent') });
+    try {
+      // Compressed instances the server serves, with the reference sha256 of each decoded frame.
+      const wanted = corpusServer.scan.files
+        .filter((f) => f.image.encapsulated && corpusServer.catalogue.instance(f.image.sopInstanceUid) === f)
+        .map((f) => ({ uid: f.image.sopInstanceUid, file: f.path.split('/').pop()!, frames: f.frames.length }))
+        .map((w) => ({ ...w, hashes: manifest.files.find((m) => m.file === w.file)?.frames?.map((x) => x.sha256) ?? [] }))
+        .filter((w) => w.hashes.length === w.frames);
+      assert.ok(wanted.length >= 8, `${wanted.length} compressed corpus instances with references`);
+      await withBrowser(async (context) => {
+        const page = await context.newPage();
+        await page.goto(`${corpusServer.url.replace('ws://', 'http://')}assets/decode-worker.js`); // a same-origin page running nothing
+        const results = await page.evaluate(async (list) => {
+          const bundle = '/assets/dicomstream-client.js';
+          const api = await import(bundle) as typeof import('../web-client/browser.js');
+          const client = await api.connect(`ws://${location.host}/`);
+          const out: Array<{ file: string; frame: number; sha256: string; error?: string }> = [];
+          for (const w of list) {
+            for (let n = 1; n <= w.frames; n++) {
+              try {
+                const frame = await client.getFrame(w.uid, n);
+                const { pixels } = await api.decodeFrame(frame.bytes, frame.instance!);
+                const digest = await crypto.subtle.digest('SHA-256', new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength));
+                out.push({ file: w.file, frame: n, sha256: [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('') });
+              } catch (e) {
+                out.push({ file: w.file, frame: n, sha256: '', error: (e as Error).message });
+              }
+            }
+          }
+          client.close();
+          return out;
+        }, wanted.map(({ uid, file, frames }) => ({ uid, file, frames })));
+        for (const r of results) {
+          const expected = wanted.find((w) => w.file === r.file)!.hashes[r.frame - 1];
+          assert.equal(r.sha256, expected, `${r.file}#${r.frame} decoded in the browser${r.error ? ': ' + r.error : ''}`);
+        }
+      });
+    } finally {
+      await corpusServer.close();
+    }
   });
 });
