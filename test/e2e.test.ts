@@ -67,6 +67,8 @@ describe('demo viewer in Chromium', () => {
       const page = await context.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
+      const requested: string[] = [];
+      page.on('request', (r) => requested.push(r.url()));
       const t0 = Date.now();
       await page.goto(server.url.replace('ws://', 'http://'));
       await page.waitForFunction(() => document.body.dataset.shown !== undefined, null, { timeout: 15_000 });
@@ -107,6 +109,10 @@ describe('demo viewer in Chromium', () => {
       const bar = await page.evaluate(() => { const p = document.getElementById('progress') as HTMLProgressElement; return { value: p.value, max: p.max }; });
       assert.deepEqual(bar, { value: total, max: total });
       assert.deepEqual(errors, []);
+      // Uncompressed images only: no codec was fetched (neither its chunk nor its WASM).
+      const codecs = requested.filter((u) => /\/codecs\/|\/(jpeg|htj2k|rle|openjpeg)[^/]*\.js$/.test(u));
+      assert.deepEqual(codecs, [], 'no codec loaded for uncompressed images');
+      assert.ok(requested.some((u) => u.endsWith('/assets/decode-worker.js')), 'frames were decoded in the worker');
     });
   });
 
