@@ -13,6 +13,7 @@ import { transferSyntax } from '../shared/transfer-syntax.js';
 import { decodeWithOpenJpeg } from '../web-client/decode/codecs/jpeg2000.js';
 import { frameLayout, frameSyntax } from '../web-client/decode/frame-layout.js';
 import { DecodeError, decodeFrame, pixelBytes, type DecodeInstance, type PixelArray } from '../web-client/decode/index.js';
+import { frameBytes, expectedArrayType, sameTypeValues, maxDifference } from './helpers/frames.js';
 import { corpusDir, expectation, filesDir, manifest, sha256, type ManifestFile } from './helpers/corpus.js';
 
 const JPEG_LS = '1.2.840.10008.1.2.4.80';
@@ -36,30 +37,9 @@ type CodecManifestFile = ManifestFile & {
 const syntaxOf = (f: ManifestFile): string => f.transfer_syntax_uid ?? f.transfer_syntax_effective ?? '';
 const nameOf = (uid: string): string => transferSyntax(uid)?.name ?? uid;
 
-async function frameBytes(reader: FrameReader, file: IndexedFile, n: number): Promise<Uint8Array> {
-  const frame = file.frames[n]!;
-  const out = new Uint8Array(frame.length);
-  await reader.read(file, frame, 0, frame.length, out, 0);
-  return out;
-}
 
-function expectedArrayType(instance: DecodeInstance): string {
-  return `${instance.pixelRepresentation === 1 ? 'Int' : 'Uint'}${instance.bitsAllocated}Array`;
-}
 
-/** Reference bytes as the sample values of the decoded array's type. */
-function sameTypeValues(bytes: Uint8Array, like: PixelArray): PixelArray {
-  const copy = new Uint8Array(bytes); // aligned
-  const Type = like.constructor as new (buffer: ArrayBuffer) => PixelArray;
-  return new Type(copy.buffer);
-}
 
-function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'sample count');
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-  return worst;
-}
 
 function isDecodeError(code: DecodeError['code'], ...inMessage: Array<string | RegExp>) {
   return (e: unknown): boolean => {

@@ -5,12 +5,13 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { indexFile, type IndexedFile } from '../server/index.js';
+import { indexFile } from '../server/index.js';
 import { FrameReader } from '../server/files/frame-reader.js';
 import { indexedTransferSyntaxes, transferSyntax, VIDEO_TRANSFER_SYNTAXES } from '../shared/transfer-syntax.js';
 import { hasDecoder } from '../web-client/decode/registry.js';
 import { DecodeError, decodeFrame, pixelBytes, type DecodeInstance, type PixelArray } from '../web-client/decode/index.js';
 import { corpusDir, expectation, filesDir, manifest, sha256, type ManifestFile } from './helpers/corpus.js';
+import { frameBytes } from './helpers/frames.js';
 
 const RLE = '1.2.840.10008.1.2.5';
 
@@ -19,12 +20,6 @@ type DecodeManifestFile = ManifestFile & {
   frames?: Array<{ frame: number; sha256: string; reference_file?: string | null }>;
 };
 
-async function frameBytes(reader: FrameReader, file: IndexedFile, n: number): Promise<Uint8Array> {
-  const frame = file.frames[n]!;
-  const out = new Uint8Array(frame.length);
-  await reader.read(file, frame, 0, frame.length, out, 0);
-  return out;
-}
 
 const syntaxOf = (f: ManifestFile): string => f.transfer_syntax_uid ?? f.transfer_syntax_effective ?? '';
 /** Served frames this suite decodes: native (incl. deflated, sent inflated) and RLE. */

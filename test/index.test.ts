@@ -4,16 +4,11 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { IndexError, indexFile, type IndexedFile } from '../server/index.js';
+import { IndexError, indexFile } from '../server/index.js';
 import { FrameReader } from '../server/files/frame-reader.js';
 import { expectation, filesDir, firstValue, manifest, sha256 } from './helpers/corpus.js';
+import { frameBytes } from './helpers/frames.js';
 
-async function frameBytes(reader: FrameReader, file: IndexedFile, n: number): Promise<Uint8Array> {
-  const frame = file.frames[n]!;
-  const out = new Uint8Array(frame.length);
-  await reader.read(file, frame, 0, frame.length, out, 0);
-  return out;
-}
 
 describe('parser index on the corpus', () => {
   const reader = new FrameReader();
