@@ -35,6 +35,7 @@ const state = {
   cine: undefined as ReturnType<typeof setInterval> | undefined,
   renderMs: 0,
   token: 0,
+  prefetching: false,
 };
 /** Decoded frames of the open series, most recent last (a small LRU: scrolling back is instant). */
 const decodedCache = new Map<number, Decoded>();
@@ -108,7 +109,9 @@ async function openSeries(uid: string): Promise<void> {
   slider.max = String(loader.total - 1);
   slider.value = String(state.index);
   updateProgress(0, loader.total);
-  loader.start(state.index);
+  // The frame on screen alone first; the rest streams once it has painted (see show()).
+  loader.start(state.index, { prefetch: false });
+  state.prefetching = false;
   fillPresets(series.instances[0]);
   layout();
   overlay();
@@ -166,6 +169,7 @@ async function show(index: number): Promise<void> {
     const scale = Math.max(1, 512 / (ref?.instance.columns || 512));
     canvas.message(text, Math.round((ref?.instance.columns || 512) * scale), Math.round((ref?.instance.rows || 512) * scale));
     document.body.dataset.message = text;
+    startPrefetch();
     state.shown = index;
     layout();
     overlay();
@@ -176,9 +180,18 @@ async function show(index: number): Promise<void> {
   draw(d);
   delete document.body.dataset.message;
   if (state.shown < 0) performance.mark('dicomstream:first-image');
+  startPrefetch();
   state.shown = index;
   document.body.dataset.shown = String(index);
   overlay();
+}
+
+/** Streams the rest of the series once the first image has reached the screen (it then has the thread to itself). */
+function startPrefetch(): void {
+  if (state.prefetching) return;
+  state.prefetching = true;
+  const loader = state.loader;
+  requestAnimationFrame(() => setTimeout(() => { if (loader === state.loader) loader?.prefetch(); }, 50));
 }
 
 function draw(d: Decoded): void {

@@ -65,9 +65,23 @@ export class SeriesLoader {
     return this.loadedFrames.get(index);
   }
 
-  /** Starts loading outward from `index`. */
-  start(index = 0): void {
+  /**
+   * Starts loading outward from `index`. With `prefetch: false` only that frame is asked for;
+   * `prefetch()` then asks for the rest (a viewer can let its first image paint before the
+   * series streams in beside it).
+   */
+  start(index = 0, options: { prefetch?: boolean } = {}): void {
     this.focus = index;
+    if (options.prefetch === false) {
+      const ref = this.frames[index];
+      if (ref) this.urgent = this.request([ref], (this.options.priority ?? 0) + 10);
+      return;
+    }
+    this.requestBulk();
+  }
+
+  /** Asks for every frame not loaded yet, outward from the focus. */
+  prefetch(): void {
     this.requestBulk();
   }
 
