@@ -11,7 +11,9 @@ import { FrameReader } from './files/frame-reader.js';
 import { HandlePool } from './files/handle-pool.js';
 import { createLogger, type Logger } from './log.js';
 import { ChunkBuffers } from './transport/chunk-buffers.js';
-import { Session, type SessionLimits } from './transport/session.js';
+import { Pump } from './transport/pump.js';
+import { Scheduler } from './transport/scheduler.js';
+import { Session, type QueuedFrame, type SessionLimits } from './transport/session.js';
 import { staticFiles } from './static-files.js';
 
 export const SERVER_NAME = 'dicomstream/0.1.0';
@@ -30,6 +32,8 @@ export interface ServerOptions {
   maxOpenRequests?: number;
   maxPageSize?: number;
   maxOpenFiles?: number;
+  /** Chunks read from disk at once, across all connections. */
+  readConcurrency?: number;
   log?: Logger;
   onScanProgress?: (done: number, total: number) => void;
 }
@@ -76,6 +80,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const transferSyntaxes = indexedTransferSyntaxes();
   // Room for a chunk and its header (attributes with small LUTs); larger headers get their own buffer.
   const buffers = new ChunkBuffers(limits.chunkBytes + 16 * 1024);
+  // One scheduler and one pump for all connections: weighted round-robin between clients needs
+  // to see them all.
+  const scheduler = new Scheduler<QueuedFrame>({ chunkBytes: limits.chunkBytes });
+  const sessions = new Map<number, Session>();
+  const pump = new Pump<QueuedFrame>(scheduler, sessions, options.readConcurrency ?? 4);
+  const readChunk = (f: QueuedFrame, offset: number, length: number, into: Uint8Array, at: number) =>
+    reader.read(f.file, f.location, offset, length, into, at);
 
   const serveStatic = staticFiles();
   const http = createHttpServer((req, res) => {
@@ -102,7 +113,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     stats.connections++;
     sockets.add(ws);
     clog.debug('connected', { from: req.socket.remoteAddress });
-    const session = new Session(ws, { catalogue: () => catalogue, reader, limits, serverName: SERVER_NAME, transferSyntaxes, log, stats, buffers }, clog);
+    const session = new Session(id, ws, {
+      catalogue: () => catalogue, scheduler, kick: () => pump.kick(), readChunk, limits, serverName: SERVER_NAME, transferSyntaxes, stats, buffers,
+    }, clog);
+    sessions.set(id, session);
     ws.on('message', (data, isBinary) => {
       const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
       session.onMessage(bytes, isBinary);
@@ -113,6 +127,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       stats.connections--;
       sockets.delete(ws);
       session.onClose();
+      sessions.delete(id);
       clog.debug('closed', { code });
     });
   });

@@ -18,9 +18,13 @@ export type ServerMessage = dicomstream.v1.ServerMessage.$Shape;
 export type Hello = Plain<dicomstream.v1.Hello>;
 export type ListStudies = Plain<dicomstream.v1.ListStudies>;
 export type OpenSeries = Plain<dicomstream.v1.OpenSeries>;
-export type FrameRef = Plain<dicomstream.v1.FrameRef>;
+export type FrameRef = { sopInstanceUid: string; frameNumber: number; position?: number };
 export type RequestFrames = Omit<Plain<dicomstream.v1.RequestFrames>, 'frames'> & { frames: FrameRef[] };
 export type Cancel = Plain<dicomstream.v1.Cancel>;
+/** Optional fields are absent (undefined) when not sent. */
+export type UpdateGroup = { groupId: number; priority?: number; focus?: number; weight?: number };
+export type CancelGroup = Plain<dicomstream.v1.CancelGroup>;
+export type WindowUpdate = Plain<dicomstream.v1.WindowUpdate>;
 
 export type Limits = Plain<dicomstream.v1.Limits>;
 export type Welcome = Omit<Plain<dicomstream.v1.Welcome>, 'limits'> & { limits: Limits };
@@ -67,7 +71,10 @@ export type DecodedClientMessage =
   | { kind: 'listStudies'; listStudies: ListStudies }
   | { kind: 'openSeries'; openSeries: OpenSeries }
   | { kind: 'requestFrames'; requestFrames: RequestFrames }
-  | { kind: 'cancel'; cancel: Cancel };
+  | { kind: 'cancel'; cancel: Cancel }
+  | { kind: 'updateGroup'; updateGroup: UpdateGroup }
+  | { kind: 'cancelGroup'; cancelGroup: CancelGroup }
+  | { kind: 'windowUpdate'; windowUpdate: WindowUpdate };
 
 /** Decodes one client message; throws an Error (code MALFORMED_MESSAGE) for anything else. */
 export function decodeClientMessage(bytes: Uint8Array): DecodedClientMessage {
@@ -84,6 +91,9 @@ export function decodeClientMessage(bytes: Uint8Array): DecodedClientMessage {
     case 'openSeries': return { kind: 'openSeries', openSeries: o.openSeries as OpenSeries };
     case 'requestFrames': return { kind: 'requestFrames', requestFrames: o.requestFrames as RequestFrames };
     case 'cancel': return { kind: 'cancel', cancel: o.cancel as Cancel };
+    case 'updateGroup': return { kind: 'updateGroup', updateGroup: o.updateGroup as UpdateGroup };
+    case 'cancelGroup': return { kind: 'cancelGroup', cancelGroup: o.cancelGroup as CancelGroup };
+    case 'windowUpdate': return { kind: 'windowUpdate', windowUpdate: o.windowUpdate as WindowUpdate };
     default: throw protocolError(ErrorCode.MALFORMED_MESSAGE, 'ClientMessage has no body');
   }
 }
@@ -146,6 +156,9 @@ export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
 export class ProtocolError extends CodedError {
   readonly errorCode: number;
   readonly requestId: number;
+  /** The frame an error is about, for frame errors. */
+  sopInstanceUid?: string;
+  frameNumber?: number;
   constructor(errorCode: number, message: string, requestId = 0) {
     super(errorCodeName(errorCode), message);
     this.errorCode = errorCode;

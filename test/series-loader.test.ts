@@ -26,7 +26,6 @@ describe('series loader', () => {
         let focusMovedAt = -1;
         const done = new Promise<void>((resolve) => {
           const loader = new SeriesLoader(c, series, {
-            reorderDelayMs: 0,
             onFrame: (ref) => {
               arrived.push(ref.index);
               if (arrived.length === 2) { focusMovedAt = arrived.length; loader.setFocus(loader.total - 1); }

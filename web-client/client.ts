@@ -16,17 +16,36 @@ export interface ConnectOptions {
   clientName?: string;
   /** Give up connecting after this long. */
   timeoutMs?: number;
+  /**
+   * Flow control: frame bytes the server may have in flight to this client before the client
+   * grants more (it grants as chunks arrive). Default 32 MiB; 0: none (the server's own bound holds).
+   */
+  window?: number;
+}
+
+/** How a frame group (what one viewport wants from one series) shares the connection. */
+export interface GroupSettings {
+  /** Higher goes first. */
+  priority?: number;
+  /** Share among groups of the same priority (weighted round-robin). */
+  weight?: number;
+  /** Stack position on screen: the group's queued frames go outward from it. */
+  focus?: number;
 }
 
 export interface FrameAddress {
   sopInstanceUid: string;
   /** 1-based. */
   frameNumber: number;
+  /** Position in its group's stack, for focus ordering (default: its index in the request). */
+  position?: number;
 }
 
 export interface RequestOptions {
   /** Higher is sent sooner. Default 0. */
   priority?: number;
+  /** The frame group the request joins (see updateGroup); default: a group of its own. */
+  group?: number;
   onFrame?: (frame: Frame) => void;
   onError?: (error: ProtocolError) => void;
 }
@@ -45,7 +64,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   if (!browserSocket) socket.binaryType = 'nodebuffer';
   if (socket.binaryType !== 'nodebuffer') socket.binaryType = 'arraybuffer';
   const client = new DicomStreamClient(socket);
-  await client.handshake(options.clientName ?? 'dicomstream-client', options.timeoutMs ?? 10_000);
+  await client.handshake(options.clientName ?? 'dicomstream-client', options.timeoutMs ?? 10_000, options.window ?? 32 * 1024 * 1024);
   return client;
 }
 
@@ -58,6 +77,10 @@ export class DicomStreamClient {
   /** Attributes of instances seen in manifests or first chunks, by SOP Instance UID. */
   private readonly instances = new Map<string, ImageAttributes>();
   private nextId = 1;
+  private nextGroup = 1;
+  /** Flow control: the window the server was given, and payload bytes received but not granted back yet. */
+  private window = 0;
+  private ungranted = 0;
   private closedWith: Error | undefined;
   private welcome: Pending | undefined;
   private readonly opened: Promise<void>;
@@ -74,7 +97,8 @@ export class DicomStreamClient {
   }
 
   /** @internal */
-  async handshake(clientName: string, timeoutMs: number): Promise<void> {
+  async handshake(clientName: string, timeoutMs: number, window: number): Promise<void> {
+    this.window = window;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new ConnectionError('CONNECT_FAILED', `no answer within ${timeoutMs} ms`)), timeoutMs);
@@ -82,7 +106,7 @@ export class DicomStreamClient {
     try {
       await Promise.race([this.opened, timeout]);
       const welcome = new Promise<DecodedServerMessage>((resolve, reject) => { this.welcome = { resolve, reject }; });
-      this.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName } });
+      this.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName, initialWindow: window } });
       const answer = await Promise.race([welcome, timeout]);
       if (answer.kind !== 'welcome') throw new ConnectionError('CONNECT_FAILED', 'unexpected handshake answer');
       this.server = answer.welcome;
@@ -141,8 +165,25 @@ export class DicomStreamClient {
       return stream;
     }
     this.streams.set(requestId, stream);
-    this.send({ requestFrames: { requestId, priority: options.priority ?? 0, frames } });
+    this.send({ requestFrames: { requestId, priority: options.priority ?? 0, frames, groupId: options.group ?? 0 } });
     return stream;
+  }
+
+  /** A new frame group id for this connection. */
+  newGroup(settings: GroupSettings = {}): number {
+    const id = this.nextGroup++;
+    if (Object.keys(settings).length) this.updateGroup(id, settings);
+    return id;
+  }
+
+  /** Changes a group's priority, weight or focus; the server re-orders what it still has queued. */
+  updateGroup(groupId: number, settings: GroupSettings): void {
+    if (!this.closedWith) this.send({ updateGroup: { groupId, ...settings } });
+  }
+
+  /** Cancels every open request of a group (each stream ends with `cancelled`). */
+  cancelGroup(groupId: number): void {
+    if (!this.closedWith) this.send({ cancelGroup: { groupId } });
   }
 
   /** The attributes of an instance, once its series was opened or one of its frames arrived. */
@@ -153,6 +194,16 @@ export class DicomStreamClient {
   close(): void {
     this.socket.close(1000, 'client closed');
     this.onClose(1000, 'client closed');
+  }
+
+  /** Gives received bytes back to the server's window, a quarter window at a time. */
+  private granted(bytes: number): void {
+    if (!this.window) return;
+    this.ungranted += bytes;
+    if (this.ungranted >= this.window / 4) {
+      this.send({ windowUpdate: { bytes: this.ungranted } });
+      this.ungranted = 0;
+    }
   }
 
   private cancel(requestId: number): void {
@@ -192,6 +243,7 @@ export class DicomStreamClient {
         this.welcome = undefined;
         return;
       case 'frameChunk': {
+        this.granted(message.payload.length);
         // Attributes come once per instance and connection: keep them even from a cancelled request's chunk.
         if (message.frameChunk.instance) this.instances.set(message.frameChunk.sopInstanceUid, message.frameChunk.instance);
         const stream = this.streams.get(message.frameChunk.requestId);
@@ -212,7 +264,7 @@ export class DicomStreamClient {
       case 'error': {
         const e = message.error;
         const error = new ProtocolError(e.code, e.message, e.requestId);
-        Object.assign(error, { sopInstanceUid: e.sopInstanceUid, frameNumber: e.frameNumber });
+        if (e.sopInstanceUid) { error.sopInstanceUid = e.sopInstanceUid; error.frameNumber = e.frameNumber; }
         const stream = this.streams.get(e.requestId);
         if (stream) {
           if (e.sopInstanceUid) this.assembler.dropRequest(e.requestId, e.sopInstanceUid, e.frameNumber);

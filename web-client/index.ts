@@ -1,5 +1,5 @@
 // dicomstream/client: connect to a dicomstream server, browse, and receive frames as stored.
-export { connect, DicomStreamClient, ConnectionError, type ConnectOptions, type FrameAddress, type RequestOptions } from './client.js';
+export { connect, DicomStreamClient, ConnectionError, type ConnectOptions, type FrameAddress, type RequestOptions, type GroupSettings } from './client.js';
 export { FrameStream, type Frame, type RequestSummary } from './frame-stream.js';
 export type { WebSocketLike, WebSocketConstructor } from './socket.js';
 export {

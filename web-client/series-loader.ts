@@ -1,7 +1,7 @@
 // Progressive loading of a series' frames: the frame on screen first, then outward from it
-// (p, p+1, p-1, p+2, …). Moving the focus re-orders what is still to come: the focused frame is
-// asked for at once with high priority, and the rest is re-requested in the new order (the old
-// request is cancelled), so scrolling never waits behind frames nobody looks at any more.
+// (p, p+1, p-1, p+2, …). The series is one frame group on the connection: moving the focus tells
+// the server, which re-orders what it still has queued at its next chunk, so scrolling never waits
+// behind frames nobody looks at any more, and nothing is cancelled or sent twice.
 import type { ImageAttributes, SeriesManifest } from '../shared/protocol.js';
 import type { DicomStreamClient } from './client.js';
 import type { Frame, FrameStream } from './frame-stream.js';
@@ -17,10 +17,8 @@ export interface StackFrame {
 export interface SeriesLoaderOptions {
   onFrame?: (ref: StackFrame, frame: Frame) => void;
   onProgress?: (loaded: number, total: number) => void;
-  /** Priority of the bulk request; the focused frame goes at this + 10. */
+  /** The group's priority against other series on the connection. */
   priority?: number;
-  /** Delay before re-ordering the bulk request after the focus moves (scrolling moves it often). */
-  reorderDelayMs?: number;
 }
 
 /** p, p+1, p-1, p+2, p-2, … within 0..count-1. */
@@ -38,12 +36,14 @@ export function outwardOrder(focus: number, count: number): number[] {
 
 export class SeriesLoader {
   readonly frames: StackFrame[];
+  /** The series' frame group on the connection: focus and priority are the server's to apply. */
+  readonly group: number;
   private readonly loadedFrames = new Map<number, Frame>();
   private readonly byAddress = new Map<string, StackFrame>();
-  private bulk: FrameStream | undefined;
-  private urgent: FrameStream | undefined;
+  /** Stack positions asked for (and not failed). */
+  private readonly asked = new Set<number>();
+  private readonly streams = new Set<FrameStream>();
   private focus = 0;
-  private reorderTimer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
 
   constructor(private readonly client: DicomStreamClient, readonly series: SeriesManifest, private readonly options: SeriesLoaderOptions = {}) {
@@ -55,6 +55,7 @@ export class SeriesLoader {
         this.byAddress.set(`${ref.sopInstanceUid}\u0000${n}`, ref);
       }
     }
+    this.group = client.newGroup({ priority: options.priority ?? 0 });
   }
 
   get total(): number { return this.frames.length; }
@@ -72,53 +73,49 @@ export class SeriesLoader {
    */
   start(index = 0, options: { prefetch?: boolean } = {}): void {
     this.focus = index;
-    if (options.prefetch === false) {
-      const ref = this.frames[index];
-      if (ref) this.urgent = this.request([ref], (this.options.priority ?? 0) + 10);
-      return;
-    }
-    this.requestBulk();
+    this.client.updateGroup(this.group, { focus: index });
+    if (options.prefetch === false) this.request([index]);
+    else this.prefetch();
   }
 
-  /** Asks for every frame not loaded yet, outward from the focus. */
+  /** Asks for every frame not asked for yet; the server sends them outward from the focus. */
   prefetch(): void {
-    this.requestBulk();
+    this.request(outwardOrder(this.focus, this.frames.length));
   }
 
-  /** The frame on screen changed: it comes next, and the rest re-orders around it. */
+  /**
+   * The frame on screen changed: the server re-orders what it still has queued for this series
+   * around it (nothing is cancelled or asked again); a frame not asked for yet is asked for now.
+   */
   setFocus(index: number): void {
     if (this.closed || index === this.focus) return;
     this.focus = index;
-    if (!this.loadedFrames.has(index)) {
-      void this.urgent?.cancel();
-      const ref = this.frames[index];
-      if (ref) this.urgent = this.request([ref], (this.options.priority ?? 0) + 10);
-    }
-    clearTimeout(this.reorderTimer);
-    this.reorderTimer = setTimeout(() => this.requestBulk(), this.options.reorderDelayMs ?? 60);
+    this.client.updateGroup(this.group, { focus: index });
+    if (!this.asked.has(index)) this.request([index]);
   }
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.reorderTimer);
-    void this.bulk?.cancel();
-    void this.urgent?.cancel();
+    this.client.cancelGroup(this.group);
   }
 
-  private requestBulk(): void {
+  private request(indices: number[]): void {
     if (this.closed) return;
-    const previous = this.bulk;
-    const missing = outwardOrder(this.focus, this.frames.length).filter((i) => !this.loadedFrames.has(i)).map((i) => this.frames[i]!);
-    this.bulk = missing.length ? this.request(missing, this.options.priority ?? 0) : undefined;
-    // Cancelled after the new request is queued, so the connection never idles in between.
-    void previous?.cancel();
-  }
-
-  private request(refs: StackFrame[], priority: number): FrameStream {
-    return this.client.requestFrames(refs.map((r) => ({ sopInstanceUid: r.sopInstanceUid, frameNumber: r.frameNumber })), {
-      priority,
+    const refs = indices.filter((i) => !this.asked.has(i) && !this.loadedFrames.has(i)).map((i) => this.frames[i]).filter((r): r is StackFrame => Boolean(r));
+    if (!refs.length) return;
+    for (const r of refs) this.asked.add(r.index);
+    const stream = this.client.requestFrames(refs.map((r) => ({ sopInstanceUid: r.sopInstanceUid, frameNumber: r.frameNumber, position: r.index })), {
+      group: this.group,
+      priority: this.options.priority ?? 0,
       onFrame: (frame) => this.arrived(frame),
+      // A frame that failed may be asked for again later (e.g. when the focus comes back to it).
+      onError: (e) => {
+        const ref = this.byAddress.get(`${e.sopInstanceUid}\u0000${e.frameNumber}`);
+        if (ref) this.asked.delete(ref.index);
+      },
     });
+    this.streams.add(stream);
+    void stream.done.finally(() => this.streams.delete(stream));
   }
 
   private arrived(frame: Frame): void {

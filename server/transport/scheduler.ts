@@ -218,6 +218,20 @@ export class Scheduler<F> {
     return [item.requestId];
   }
 
+  /** Whether a chunk's frame is still wanted (not cancelled since the chunk was taken). */
+  isCurrent(chunk: Chunk<F>): boolean {
+    return this.clients.get(chunk.clientId)?.groups.get(chunk.groupId)?.current === chunk.item;
+  }
+
+  /** Whether next() would give a chunk now (without taking it). */
+  peek(ready: (clientId: number) => boolean): boolean {
+    for (const client of this.clients.values()) {
+      if (client.window <= 0 || !ready(client.id)) continue;
+      for (const g of client.groups.values()) if (sendable(g)) return true;
+    }
+    return false;
+  }
+
   /** Frames a group will send next (for readahead), the one in progress first. */
   upcoming(clientId: number, groupId: number, count: number): F[] {
     const group = this.clients.get(clientId)?.groups.get(groupId);

@@ -1,16 +1,27 @@
-// One client connection: the handshake, the answers to its requests, and the pump that sends
-// frame chunks in priority order while the socket keeps up. Reads the next chunk only while less
-// than `maxBufferedBytes` is unsent, so a client holds at most that plus one chunk (and small
-// control messages), whatever it asks for.
+// One client connection: the handshake, the answers to its requests, and its part of the
+// scheduler (frame groups, focus, window). The server's pump sends its chunks while its socket
+// has room: a client holds at most `maxBufferedBytes` plus one chunk (and small control messages)
+// of the server's memory, whatever it asks for, and at most its granted window in flight.
 import {
   ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeClientMessage, encodeServerMessage, errorCodeName,
   type DecodedClientMessage, type RequestFrames, type ServerMessage,
 } from '../../shared/protocol.js';
 import type { Catalogue } from '../index/catalogue.js';
-import type { FrameReader } from '../files/frame-reader.js';
+import type { FrameLocation } from '../index/frame-table.js';
+import type { IndexedFile } from '../index/index-file.js';
 import type { Logger } from '../log.js';
 import type { ChunkBuffers } from './chunk-buffers.js';
-import { FrameQueue, type FrameRequest, type QueuedFrame } from './frame-queue.js';
+import type { PumpTarget } from './pump.js';
+import type { Chunk, Scheduler, Work } from './scheduler.js';
+
+/** A frame the scheduler hands out. */
+export interface QueuedFrame {
+  file: IndexedFile;
+  location: FrameLocation;
+  frameIndex: number;
+  sopInstanceUid: string;
+  frameNumber: number;
+}
 
 /** What a session needs of its socket (a `ws` WebSocket has it). */
 export interface SessionSocket {
@@ -27,29 +38,44 @@ export interface SessionLimits {
   maxMessageBytes: number;
 }
 
+/** Reads `length` bytes of a frame from `offset` into `into` at `at`. */
+export type ReadChunk = (frame: QueuedFrame, offset: number, length: number, into: Uint8Array, at: number) => Promise<void>;
+
 export interface SessionContext {
   catalogue: () => Catalogue;
-  reader: FrameReader;
+  scheduler: Scheduler<QueuedFrame>;
+  /** Wakes the pump: there may be something to send. */
+  kick: () => void;
+  readChunk: ReadChunk;
   limits: SessionLimits;
   serverName: string;
   transferSyntaxes: string[];
-  log: Logger;
   /** Chunk buffers shared by all sessions. */
   buffers: ChunkBuffers;
   /** Counters shared by all sessions. */
   stats: { framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number };
 }
 
-export class Session {
+/** Implicit groups (a request that names none) get negative ids, out of the way of the client's. */
+const implicitGroup = (requestId: number) => -requestId;
+
+export class Session implements PumpTarget<QueuedFrame> {
   private handshaken = false;
   private closed = false;
-  private pumping = false;
   private buffered = 0;
-  private readonly queue = new FrameQueue();
+  /** Bytes of chunks being read for this client: counted against the bound before they exist. */
+  private reading = 0;
+  /** Per open request: frames sent and failed so far. */
+  private readonly tallies = new Map<number, { sent: number; failed: number }>();
   /** Instances whose attributes went out on this connection: later frames' chunks leave them out. */
   private readonly described = new Set<string>();
 
-  constructor(private readonly socket: SessionSocket, private readonly ctx: SessionContext, private readonly log: Logger) {}
+  constructor(
+    readonly id: number,
+    private readonly socket: SessionSocket,
+    private readonly ctx: SessionContext,
+    private readonly log: Logger,
+  ) {}
 
   /** Bytes handed to the socket and not yet written out. */
   get bufferedBytes(): number { return this.buffered; }
@@ -73,39 +99,72 @@ export class Session {
   }
 
   onClose(): void {
+    if (this.closed) return;
     this.closed = true;
-    this.queue.clear();
+    this.ctx.scheduler.removeClient(this.id);
+    this.tallies.clear();
   }
 
+  // ---------------------------------------------------------------- PumpTarget
+
+  ready(): boolean {
+    return !this.closed && this.buffered + this.reading < this.ctx.limits.maxBufferedBytes;
+  }
+
+  async sendChunk(chunk: Chunk<QueuedFrame>, stillWanted: () => boolean): Promise<boolean> {
+    const frame = chunk.item.frame;
+    const describe = chunk.offset === 0 && !this.described.has(frame.sopInstanceUid);
+    const header: ServerMessage = {
+      frameChunk: {
+        requestId: chunk.item.requestId, sopInstanceUid: frame.sopInstanceUid, frameNumber: frame.frameNumber, offset: chunk.offset,
+        totalLength: chunk.item.length, instance: describe ? frame.file.image : null, bitOffset: frame.location.bitOffset,
+      },
+    };
+    const { buffer, payloadOffset } = encodeServerMessage(header, chunk.length, (n) => this.ctx.buffers.take(n));
+    // Counted from now (synchronously after the scheduler chose it), so concurrent reads for this
+    // client cannot overshoot the bound together.
+    this.reading += buffer.length;
+    try {
+      await this.ctx.readChunk(frame, chunk.offset, chunk.length, buffer, payloadOffset);
+    } catch (e) {
+      this.ctx.buffers.give(buffer);
+      throw e;
+    } finally {
+      this.reading -= buffer.length;
+    }
+    // Cancelled or closed while reading: the chunk is dropped.
+    if (this.closed || !stillWanted()) {
+      this.ctx.buffers.give(buffer);
+      return false;
+    }
+    this.send(buffer, true);
+    if (describe) this.described.add(frame.sopInstanceUid);
+    this.ctx.stats.bytesSent += chunk.length;
+    return true;
+  }
+
+  settled(chunk: Chunk<QueuedFrame>, finished: number[], error?: Error): void {
+    const { item } = chunk;
+    const tally = this.tallies.get(item.requestId);
+    if (error) {
+      const f = item.frame;
+      this.log.warn('frame unreadable', { file: f.file.path, frame: f.frameNumber, error: error.message });
+      this.sendError(ErrorCode.FRAME_UNREADABLE, `frame ${f.frameNumber} could not be read: ${error.message}`, item.requestId, f.sopInstanceUid, f.frameNumber);
+      if (tally) tally.failed++;
+    } else if (chunk.last) {
+      this.ctx.stats.framesSent++;
+      if (tally) tally.sent++;
+    }
+    for (const requestId of finished) this.complete(requestId, false);
+  }
+
+  // ---------------------------------------------------------------- requests
+
   private handle(message: DecodedClientMessage): void {
-    if (message.kind === 'hello') {
-      const version = message.hello.protocolVersion;
-      if (version !== PROTOCOL_VERSION) {
-        this.sendError(ErrorCode.UNSUPPORTED_VERSION, `protocol version ${version} is not served; this server speaks ${PROTOCOL_VERSION}`, 0);
-        this.socket.close(1002, 'unsupported protocol version');
-        this.closed = true;
-        return;
-      }
-      this.handshaken = true;
-      const l = this.ctx.limits;
-      this.sendControl({
-        welcome: {
-          protocolVersion: PROTOCOL_VERSION,
-          serverName: this.ctx.serverName,
-          transferSyntaxes: this.ctx.transferSyntaxes,
-          limits: {
-            maxChunkBytes: l.chunkBytes, maxMessageBytes: l.maxMessageBytes, maxFramesPerRequest: l.maxFramesPerRequest,
-            maxOpenRequests: l.maxOpenRequests, maxPageSize: l.maxPageSize,
-          },
-        },
-      });
-      return;
-    }
+    if (message.kind === 'hello') return this.hello(message.hello.protocolVersion, message.hello.initialWindow);
     const requestId = requestIdOf(message);
-    if (!this.handshaken) {
-      this.sendError(ErrorCode.HANDSHAKE_REQUIRED, 'send Hello first', requestId);
-      return;
-    }
+    if (!this.handshaken) return this.sendError(ErrorCode.HANDSHAKE_REQUIRED, 'send Hello first', requestId);
+    const scheduler = this.ctx.scheduler;
     switch (message.kind) {
       case 'listStudies': {
         const { offset, limit } = message.listStudies;
@@ -121,122 +180,97 @@ export class Session {
         return;
       }
       case 'requestFrames':
-        this.requestFrames(message.requestFrames);
+        return this.requestFrames(message.requestFrames);
+      case 'cancel':
+        if (scheduler.cancelRequest(this.id, requestId).requests.length) this.complete(requestId, true);
         return;
-      case 'cancel': {
-        const request = this.queue.remove(requestId);
-        if (request) this.complete(request, true);
+      case 'cancelGroup':
+        for (const r of scheduler.cancelGroup(this.id, message.cancelGroup.groupId).requests) this.complete(r, true);
+        return;
+      case 'updateGroup': {
+        const { groupId, priority, focus, weight } = message.updateGroup;
+        if (groupId === 0) return this.sendError(ErrorCode.MALFORMED_MESSAGE, 'group_id must not be 0', 0);
+        scheduler.updateGroup(this.id, groupId, { priority, focus, weight });
+        this.ctx.kick();
         return;
       }
+      case 'windowUpdate':
+        scheduler.grant(this.id, message.windowUpdate.bytes);
+        this.ctx.kick();
+        return;
     }
+  }
+
+  private hello(version: number, initialWindow: number): void {
+    if (version !== PROTOCOL_VERSION) {
+      this.sendError(ErrorCode.UNSUPPORTED_VERSION, `protocol version ${version} is not served; this server speaks ${PROTOCOL_VERSION}`, 0);
+      this.socket.close(1002, 'unsupported protocol version');
+      this.onClose();
+      return;
+    }
+    if (!this.handshaken) this.ctx.scheduler.addClient(this.id, { window: initialWindow });
+    this.handshaken = true;
+    const l = this.ctx.limits;
+    this.sendControl({
+      welcome: {
+        protocolVersion: PROTOCOL_VERSION,
+        serverName: this.ctx.serverName,
+        transferSyntaxes: this.ctx.transferSyntaxes,
+        limits: {
+          maxChunkBytes: l.chunkBytes, maxMessageBytes: l.maxMessageBytes, maxFramesPerRequest: l.maxFramesPerRequest,
+          maxOpenRequests: l.maxOpenRequests, maxPageSize: l.maxPageSize, maxBufferedBytes: l.maxBufferedBytes,
+        },
+      },
+    });
   }
 
   private requestFrames(r: RequestFrames): void {
     const { requestId } = r;
+    const scheduler = this.ctx.scheduler;
     if (requestId === 0) return this.sendError(ErrorCode.MALFORMED_MESSAGE, 'request_id must not be 0', 0);
-    if (this.queue.has(requestId)) return this.sendError(ErrorCode.DUPLICATE_REQUEST_ID, `request ${requestId} is still open`, requestId);
-    if (this.queue.size >= this.ctx.limits.maxOpenRequests) {
+    if (scheduler.hasRequest(this.id, requestId) || this.tallies.has(requestId)) {
+      return this.sendError(ErrorCode.DUPLICATE_REQUEST_ID, `request ${requestId} is still open`, requestId);
+    }
+    if (scheduler.openRequests(this.id) >= this.ctx.limits.maxOpenRequests) {
       return this.sendError(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxOpenRequests} open requests per connection`, requestId);
     }
     if (r.frames.length > this.ctx.limits.maxFramesPerRequest) {
       return this.sendError(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxFramesPerRequest} frames per request`, requestId);
     }
     const catalogue = this.ctx.catalogue();
-    const frames: QueuedFrame[] = [];
+    const work: Work<QueuedFrame>[] = [];
     let failed = 0;
-    for (const ref of r.frames) {
+    r.frames.forEach((ref, index) => {
       const file = catalogue.instance(ref.sopInstanceUid);
       const fail = (code: number, text: string) => {
         failed++;
         this.sendError(code, text, requestId, ref.sopInstanceUid, ref.frameNumber);
       };
-      if (!file) { fail(ErrorCode.UNKNOWN_INSTANCE, `no instance ${printable(ref.sopInstanceUid)}`); continue; }
+      if (!file) return fail(ErrorCode.UNKNOWN_INSTANCE, `no instance ${printable(ref.sopInstanceUid)}`);
       const location = file.frames[ref.frameNumber - 1];
-      if (!location) { fail(ErrorCode.FRAME_OUT_OF_RANGE, `frame ${ref.frameNumber} of ${file.frames.length}`); continue; }
-      frames.push({ file, location, sopInstanceUid: ref.sopInstanceUid, frameNumber: ref.frameNumber, sent: 0 });
-    }
-    const request = this.queue.add(requestId, r.priority, frames, failed);
-    if (frames.length === 0) {
-      this.queue.remove(requestId);
-      this.complete(request, false);
+      if (!location) return fail(ErrorCode.FRAME_OUT_OF_RANGE, `frame ${ref.frameNumber} of ${file.frames.length}`);
+      work.push({
+        requestId, position: ref.position ?? index, length: location.length,
+        frame: { file, location, frameIndex: ref.frameNumber - 1, sopInstanceUid: ref.sopInstanceUid, frameNumber: ref.frameNumber },
+      });
+    });
+    this.tallies.set(requestId, { sent: 0, failed });
+    if (work.length === 0) {
+      this.complete(requestId, false);
       return;
     }
-    void this.pump();
+    const groupId = r.groupId || implicitGroup(requestId);
+    scheduler.enqueue(this.id, groupId, work, { priority: r.priority });
+    this.ctx.kick();
   }
 
-  /** Sends chunks while there is work and room in the socket's buffer. */
-  private async pump(): Promise<void> {
-    if (this.pumping) return;
-    this.pumping = true;
-    try {
-      while (!this.closed && this.buffered < this.ctx.limits.maxBufferedBytes) {
-        const request = this.queue.peek();
-        if (!request) break;
-        await this.sendChunk(request);
-      }
-    } catch (e) {
-      this.log.error('pump failed', { error: (e as Error).stack ?? String(e) });
-    } finally {
-      this.pumping = false;
-    }
+  private complete(requestId: number, cancelled: boolean): void {
+    const tally = this.tallies.get(requestId) ?? { sent: 0, failed: 0 };
+    this.tallies.delete(requestId);
+    this.sendControl({ requestComplete: { requestId, framesSent: tally.sent, framesFailed: tally.failed, cancelled } });
   }
 
-  private async sendChunk(request: FrameRequest): Promise<void> {
-    const frame = request.frames[request.next]!;
-    const total = frame.location.length;
-    const offset = frame.sent;
-    const length = Math.min(this.ctx.limits.chunkBytes, total - offset);
-    const describe = offset === 0 && !this.described.has(frame.sopInstanceUid);
-    const header: ServerMessage = {
-      frameChunk: {
-        requestId: request.id, sopInstanceUid: frame.sopInstanceUid, frameNumber: frame.frameNumber, offset, totalLength: total,
-        instance: describe ? frame.file.image : null, bitOffset: frame.location.bitOffset,
-      },
-    };
-    const { buffer, payloadOffset } = encodeServerMessage(header, length, (n) => this.ctx.buffers.take(n));
-    try {
-      await this.ctx.reader.read(frame.file, frame.location, offset, length, buffer, payloadOffset);
-    } catch (e) {
-      this.ctx.buffers.give(buffer);
-      if (this.isCurrent(request, frame)) {
-        this.log.warn('frame unreadable', { file: frame.file.path, frame: frame.frameNumber, error: (e as Error).message });
-        this.sendError(ErrorCode.FRAME_UNREADABLE, `frame ${frame.frameNumber} could not be read: ${(e as Error).message}`, request.id, frame.sopInstanceUid, frame.frameNumber);
-        request.framesFailed++;
-        this.advance(request);
-      }
-      return;
-    }
-    // Cancelled or closed while reading: the chunk is dropped.
-    if (!this.isCurrent(request, frame)) {
-      this.ctx.buffers.give(buffer);
-      return;
-    }
-    this.send(buffer, true);
-    if (describe) this.described.add(frame.sopInstanceUid);
-    frame.sent += length;
-    this.ctx.stats.bytesSent += length;
-    if (frame.sent >= total) {
-      request.framesSent++;
-      this.ctx.stats.framesSent++;
-      this.advance(request);
-    }
-  }
-
-  private isCurrent(request: FrameRequest, frame: QueuedFrame): boolean {
-    return !this.closed && this.queue.has(request.id) && request.frames[request.next] === frame;
-  }
-
-  private advance(request: FrameRequest): void {
-    request.next++;
-    if (request.next >= request.frames.length) {
-      this.queue.remove(request.id);
-      this.complete(request, false);
-    }
-  }
-
-  private complete(request: FrameRequest, cancelled: boolean): void {
-    this.sendControl({ requestComplete: { requestId: request.id, framesSent: request.framesSent, framesFailed: request.framesFailed, cancelled } });
-  }
+  // ---------------------------------------------------------------- sending
 
   private sendError(code: number, message: string, requestId: number, sopInstanceUid = '', frameNumber = 0): void {
     this.ctx.stats.errors++;
@@ -265,18 +299,18 @@ export class Session {
         this.onClose();
         return;
       }
-      if (this.queue.size > 0 && this.buffered < this.ctx.limits.maxBufferedBytes) void this.pump();
+      if (this.buffered < this.ctx.limits.maxBufferedBytes) this.ctx.kick();
     });
   }
 }
 
 function requestIdOf(message: DecodedClientMessage): number {
   switch (message.kind) {
-    case 'hello': return 0;
     case 'listStudies': return message.listStudies.requestId;
     case 'openSeries': return message.openSeries.requestId;
     case 'requestFrames': return message.requestFrames.requestId;
     case 'cancel': return message.cancel.requestId;
+    default: return 0;
   }
 }
 

@@ -1,0 +1,66 @@
+// Moves chunks from the scheduler to the sockets: a few workers, each taking the next chunk the
+// scheduler chooses, reading it (positional read or frame cache) straight into a reused buffer
+// behind its header, and handing it to the client's socket. Workers sleep when nothing can be
+// sent (no work, full sockets, closed windows) and wake on `kick()`.
+import type { Chunk, Scheduler } from './scheduler.js';
+
+/** What the pump needs of a connection. */
+export interface PumpTarget<F> {
+  /** The socket has room for another chunk. */
+  ready(): boolean;
+  /**
+   * Reads the chunk and sends it, unless `stillWanted()` says it was cancelled meanwhile (then
+   * resolves false); rejects when the frame cannot be read.
+   */
+  sendChunk(chunk: Chunk<F>, stillWanted: () => boolean): Promise<boolean>;
+  /** After each chunk sent or failed: the frame failed (`error`), or requests finished. */
+  settled(chunk: Chunk<F>, finished: number[], error?: Error): void;
+}
+
+export class Pump<F> {
+  private running = 0;
+  private again = false;
+
+  constructor(
+    private readonly scheduler: Scheduler<F>,
+    private readonly targets: Map<number, PumpTarget<F>>,
+    private readonly concurrency = 4,
+  ) {}
+
+  /** Something changed (new work, a drained socket, a window grant): start idle workers. */
+  kick(): void {
+    this.again = true;
+    while (this.running < this.concurrency) {
+      this.running++;
+      void this.work().finally(() => { this.running--; });
+      if (!this.hasWork()) break;
+    }
+  }
+
+  private hasWork(): boolean {
+    return this.scheduler.peek((id) => this.targets.get(id)?.ready() ?? false);
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      this.again = false;
+      const chunk = this.scheduler.next((id) => this.targets.get(id)?.ready() ?? false);
+      if (!chunk) {
+        // Another kick may have come while this worker was finishing: look once more.
+        if (this.again) continue;
+        return;
+      }
+      const target = this.targets.get(chunk.clientId);
+      if (!target) { this.scheduler.done(chunk, true); continue; }
+      try {
+        const sent = await target.sendChunk(chunk, () => this.scheduler.isCurrent(chunk));
+        const finished = this.scheduler.done(chunk);
+        if (sent) target.settled(chunk, finished);
+      } catch (e) {
+        const wanted = this.scheduler.isCurrent(chunk);
+        const finished = this.scheduler.done(chunk, true);
+        if (wanted) target.settled(chunk, finished, e as Error);
+      }
+    }
+  }
+}
