@@ -49,8 +49,14 @@ program.command('serve')
   .option('--chunk-size <bytes>', 'largest frame chunk in one message', bytes, DEFAULT_LIMITS.chunkBytes)
   .option('--max-buffered <bytes>', 'unsent bytes held per connection at most', bytes, DEFAULT_LIMITS.maxBufferedBytes)
   .option('--max-open-files <n>', 'file handles kept open', integer(1), 512)
+  .option('--frame-cache <bytes>', 'frames kept in memory, shared by all clients and read ahead into', bytes, 256 * 1024 * 1024)
+  .option('--readahead <n>', 'frames read ahead for each frame group', integer(0), 4)
+  .option('--read-concurrency <n>', 'disk reads at once', integer(1), 4)
   .option('--log-level <level>', 'debug, info, warn, error or silent', 'info')
-  .action(async (dir: string | undefined, opts: { port: number; host: string; chunkSize: number; maxBuffered: number; maxOpenFiles: number; logLevel: LogLevel }) => {
+  .action(async (dir: string | undefined, opts: {
+    port: number; host: string; chunkSize: number; maxBuffered: number; maxOpenFiles: number; frameCache: number; readahead: number;
+    readConcurrency: number; logLevel: LogLevel;
+  }) => {
     const log = createLogger(opts.logLevel);
     let root = dir ? resolve(dir) : sampleDir();
     if (!dir) {
@@ -62,7 +68,7 @@ program.command('serve')
     }
     const server = await startServer({
       root, host: opts.host, port: opts.port, chunkBytes: opts.chunkSize, maxBufferedBytes: opts.maxBuffered,
-      maxOpenFiles: opts.maxOpenFiles, log,
+      maxOpenFiles: opts.maxOpenFiles, frameCacheBytes: opts.frameCache, readahead: opts.readahead, readConcurrency: opts.readConcurrency, log,
     });
     printSummary(root, server.scan, server.catalogue, (line) => process.stdout.write(line + '\n'));
     process.stdout.write(`listening on ${server.url}\n`);

@@ -7,6 +7,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { indexedTransferSyntaxes } from '../shared/transfer-syntax.js';
 import { Catalogue } from './index/catalogue.js';
 import { scanFolder, type ScanResult } from './index/scan.js';
+import { FrameCache } from './files/frame-cache.js';
 import { FrameReader } from './files/frame-reader.js';
 import { HandlePool } from './files/handle-pool.js';
 import { createLogger, type Logger } from './log.js';
@@ -32,8 +33,12 @@ export interface ServerOptions {
   maxOpenRequests?: number;
   maxPageSize?: number;
   maxOpenFiles?: number;
-  /** Chunks read from disk at once, across all connections. */
+  /** Disk reads at once, across all connections. */
   readConcurrency?: number;
+  /** Bytes of frames kept in memory, shared by all connections (and read ahead into). */
+  frameCacheBytes?: number;
+  /** Frames read ahead for each group, beyond the one being sent. */
+  readahead?: number;
   log?: Logger;
   onScanProgress?: (done: number, total: number) => void;
 }
@@ -48,6 +53,8 @@ export interface RunningServer {
   stats: { connections: number; framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number };
   /** Open handles and opens/closes so far. */
   files: HandlePool['stats'];
+  /** Frame cache counters: hits, misses, evictions, bytes, reads, coalesced, prefetched. */
+  cache: () => FrameCache['stats'];
   close(): Promise<void>;
 }
 
@@ -85,8 +92,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const scheduler = new Scheduler<QueuedFrame>({ chunkBytes: limits.chunkBytes });
   const sessions = new Map<number, Session>();
   const pump = new Pump<QueuedFrame>(scheduler, sessions, options.readConcurrency ?? 4);
-  const readChunk = (f: QueuedFrame, offset: number, length: number, into: Uint8Array, at: number) =>
-    reader.read(f.file, f.location, offset, length, into, at);
+  // Frames up to a quarter of the cache go through it (read once however many clients want them,
+  // read ahead for each group); larger ones are read chunk by chunk, never whole into memory.
+  const cache = new FrameCache({ reader, maxBytes: options.frameCacheBytes ?? 256 * 1024 * 1024, readConcurrency: options.readConcurrency ?? 4 });
+  const readahead = options.readahead ?? 4;
+  const readChunk = async (f: QueuedFrame, offset: number, length: number, into: Uint8Array, at: number, next: QueuedFrame[]) => {
+    for (const n of next) if (n.location.length <= cache.maxFrameBytes) cache.prefetch(n.file, n.frameIndex);
+    if (f.location.length > cache.maxFrameBytes) return reader.read(f.file, f.location, offset, length, into, at);
+    const bytes = await cache.get(f.file, f.frameIndex);
+    into.set(bytes.subarray(offset, offset + length), at);
+  };
 
   const serveStatic = staticFiles();
   const http = createHttpServer((req, res) => {
@@ -114,7 +129,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sockets.add(ws);
     clog.debug('connected', { from: req.socket.remoteAddress });
     const session = new Session(id, ws, {
-      catalogue: () => catalogue, scheduler, kick: () => pump.kick(), readChunk, limits, serverName: SERVER_NAME, transferSyntaxes, stats, buffers,
+      catalogue: () => catalogue, scheduler, kick: () => pump.kick(), readChunk, readahead, limits, serverName: SERVER_NAME, transferSyntaxes, stats, buffers,
     }, clog);
     sessions.set(id, session);
     ws.on('message', (data, isBinary) => {
@@ -145,6 +160,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     scan,
     stats,
     files: pool.stats,
+    cache: () => cache.stats,
     close: () => closeAll(http, wss, sockets, reader),
   };
 }

@@ -1,7 +1,7 @@
 // Moves chunks from the scheduler to the sockets: a few workers, each taking the next chunk the
-// scheduler chooses, reading it (positional read or frame cache) straight into a reused buffer
-// behind its header, and handing it to the client's socket. Workers sleep when nothing can be
-// sent (no work, full sockets, closed windows) and wake on `kick()`.
+// scheduler chooses, reading it (frame cache or positional read) straight into a reused buffer
+// behind its header, and handing it to the client's socket. Workers stop when nothing can be sent
+// (no work, full sockets, closed windows); `kick()` starts them again when that changes.
 import type { Chunk, Scheduler } from './scheduler.js';
 
 /** What the pump needs of a connection. */
@@ -19,7 +19,6 @@ export interface PumpTarget<F> {
 
 export class Pump<F> {
   private running = 0;
-  private again = false;
 
   constructor(
     private readonly scheduler: Scheduler<F>,
@@ -29,31 +28,32 @@ export class Pump<F> {
 
   /** Something changed (new work, a drained socket, a window grant): start idle workers. */
   kick(): void {
-    this.again = true;
-    while (this.running < this.concurrency) {
+    // A started worker takes its chunk at once (synchronously), so hasWork() sees what is left.
+    while (this.running < this.concurrency && this.hasWork()) {
       this.running++;
-      void this.work().finally(() => { this.running--; });
-      if (!this.hasWork()) break;
+      void this.work().finally(() => {
+        this.running--;
+        // What a worker could not take when it looked may be takeable now.
+        if (this.hasWork()) this.kick();
+      });
     }
   }
 
+  private readonly ready = (id: number): boolean => this.targets.get(id)?.ready() ?? false;
+
   private hasWork(): boolean {
-    return this.scheduler.peek((id) => this.targets.get(id)?.ready() ?? false);
+    return this.scheduler.peek(this.ready);
   }
 
   private async work(): Promise<void> {
-    for (;;) {
-      this.again = false;
-      const chunk = this.scheduler.next((id) => this.targets.get(id)?.ready() ?? false);
-      if (!chunk) {
-        // Another kick may have come while this worker was finishing: look once more.
-        if (this.again) continue;
-        return;
-      }
+    for (let chunk = this.scheduler.next(this.ready); chunk; chunk = this.scheduler.next(this.ready)) {
       const target = this.targets.get(chunk.clientId);
-      if (!target) { this.scheduler.done(chunk, true); continue; }
+      if (!target) {
+        this.scheduler.done(chunk, true);
+        continue;
+      }
       try {
-        const sent = await target.sendChunk(chunk, () => this.scheduler.isCurrent(chunk));
+        const sent = await target.sendChunk(chunk, () => this.scheduler.isCurrent(chunk!));
         const finished = this.scheduler.done(chunk);
         if (sent) target.settled(chunk, finished);
       } catch (e) {

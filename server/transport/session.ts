@@ -38,8 +38,11 @@ export interface SessionLimits {
   maxMessageBytes: number;
 }
 
-/** Reads `length` bytes of a frame from `offset` into `into` at `at`. */
-export type ReadChunk = (frame: QueuedFrame, offset: number, length: number, into: Uint8Array, at: number) => Promise<void>;
+/**
+ * Reads `length` bytes of a frame from `offset` into `into` at `at`; `next` are the frames the
+ * group sends after it (to read ahead).
+ */
+export type ReadChunk = (frame: QueuedFrame, offset: number, length: number, into: Uint8Array, at: number, next: QueuedFrame[]) => Promise<void>;
 
 export interface SessionContext {
   catalogue: () => Catalogue;
@@ -47,6 +50,8 @@ export interface SessionContext {
   /** Wakes the pump: there may be something to send. */
   kick: () => void;
   readChunk: ReadChunk;
+  /** Frames to read ahead per group. */
+  readahead: number;
   limits: SessionLimits;
   serverName: string;
   transferSyntaxes: string[];
@@ -125,7 +130,8 @@ export class Session implements PumpTarget<QueuedFrame> {
     // client cannot overshoot the bound together.
     this.reading += buffer.length;
     try {
-      await this.ctx.readChunk(frame, chunk.offset, chunk.length, buffer, payloadOffset);
+      const next = chunk.offset === 0 ? this.ctx.scheduler.upcoming(this.id, chunk.groupId, this.ctx.readahead + 1).slice(1) : [];
+      await this.ctx.readChunk(frame, chunk.offset, chunk.length, buffer, payloadOffset, next);
     } catch (e) {
       this.ctx.buffers.give(buffer);
       throw e;

@@ -1,0 +1,667 @@
+// Peers benchmark: dicomstream next to the bare `ws` limit and, when the Debian packages `orthanc` and
+// `orthanc-dicomweb` are installed, Orthanc's WADO-RS frames endpoint, all serving frame 1 of every
+// instance of the same 200-slice uncompressed CT series, with 1, 8 and 32 concurrent clients in one run.
+// Run from the project root: `npm run bench:peers [-- --clients 1,8,32] [-- --series DIR] [-- --no-orthanc]`.
+// Each server is its own process; the clients run here. Orthanc has no bind-address option, so when it
+// is measured this script re-runs itself under `unshare -n` (a private network namespace with only a
+// loopback interface) and every server and client lives there.
+// Results go to stdout and bench/out/peers-results.md; bench/README.md explains the numbers.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { WebSocket } from 'ws';
+import { connect, type ImageAttributes } from '../web-client/index.js';
+import {
+  BARE_SERVER, BenchError, CLI, CLK_TCK, Closer, MIB, OUT, PROJECT, addChecks, bareFetcher, checkLine, checkTrace,
+  dicomstreamFetcher, ensureBuild, ensureSeries, expectations, fmt, frameLength, isClean, median, nproc, openBareSocket,
+  percentile, pickSeries, processCpu, processPeakRss, readSeriesManifest, resetPeakRss, seriesFiles, startServerProcess,
+  type Check, type Expected, type Fetcher, type Received, type SeriesFile, type ServerProcess,
+} from './common.js';
+
+const DEFAULT_CLIENTS = [1, 8, 32];
+/** A round that takes longer than this fails its system (for this client count) instead of hanging the run. */
+const ROUND_TIMEOUT_MS = 180_000;
+/** Orthanc takes about 2 s to stop its HTTP server. */
+const ORTHANC_KILL_GRACE_MS = 15_000;
+/** Set in the environment of the copy of this script that runs inside `unshare -n`. */
+const NETNS_ENV = 'DICOMSTREAM_BENCH_NETNS';
+const WADO_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
+const RESULTS = join(OUT, 'peers-results.md');
+
+/** Measured rounds after the warm-up: fewer with many clients, so that the run stays within a few minutes. */
+function measuredRounds(clients: number): number {
+  return clients <= 1 ? 5 : clients <= 8 ? 3 : 2;
+}
+
+interface Options { seriesDir: string; generate: boolean; clientCounts: number[]; orthanc: boolean }
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: { series: { type: 'string' }, clients: { type: 'string' }, 'no-orthanc': { type: 'boolean', default: false } },
+  });
+  const clientCounts = values.clients === undefined ? DEFAULT_CLIENTS : values.clients.split(',').map((s) => Number(s.trim()));
+  if (clientCounts.length === 0 || !clientCounts.every((n) => Number.isInteger(n) && n >= 1)) {
+    throw new BenchError(`--clients wants positive integers separated by commas (e.g. 1,8,32), not ${values.clients}`);
+  }
+  const seriesDir = values.series ? resolve(values.series) : join(OUT, 'series');
+  return { seriesDir, generate: values.series === undefined, clientCounts, orthanc: !values['no-orthanc'] };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Orthanc: where it is, the private network namespace, starting it, uploading, fetching frames.
+
+interface OrthancInstall { binary: string; plugin: string; versions: string }
+
+/** The files of an installed Debian package, or undefined if it is not installed. */
+function packageFiles(name: string): string[] | undefined {
+  const run = spawnSync('dpkg', ['-L', name], { encoding: 'utf8' });
+  return run.error || run.status !== 0 ? undefined : run.stdout.split('\n').filter(Boolean);
+}
+
+/** Orthanc's binary and the DICOMweb plugin's .so, from `dpkg -L`; undefined unless both are there. */
+function findOrthanc(): OrthancInstall | undefined {
+  const core = packageFiles('orthanc');
+  const web = packageFiles('orthanc-dicomweb');
+  const binary = core?.find((f) => /\/Orthanc$/.test(f) && existsSync(f));
+  const plugins = (web ?? []).filter((f) => /libOrthancDicomWeb\.so/.test(f) && existsSync(f));
+  // Debian links the versioned library into Orthanc's plugin folder: prefer that link.
+  const plugin = plugins.find((f) => f.includes('/plugins/')) ?? plugins[0];
+  if (!binary || !plugin) return undefined;
+  const query = spawnSync('dpkg-query', ['-W', '-f', '${Package} ${Version}, ', 'orthanc', 'orthanc-dicomweb'], { encoding: 'utf8' });
+  return { binary, plugin, versions: query.status === 0 ? query.stdout.replace(/, $/, '') : 'versions unknown' };
+}
+
+/** True if this process's network namespace has no interface but loopback (/proc/self/net/dev is per namespace). */
+function loopbackOnly(): boolean {
+  const names = readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2)
+    .map((line) => line.split(':')[0]!.trim()).filter(Boolean);
+  return names.length === 1 && names[0] === 'lo';
+}
+
+/** Brings up loopback in the new namespace, then becomes the command given after it. */
+const NETNS_SHELL = 'PATH="$PATH:/usr/sbin:/sbin"; ip link set lo up || exit 125; exec "$@"';
+
+/** Whether `unshare -n` and `ip link set lo up` work here (they need root or CAP_SYS_ADMIN, and iproute2). */
+function namespaceProblem(): string | undefined {
+  const probe = spawnSync('unshare', ['-n', '--', 'sh', '-c', NETNS_SHELL, 'sh', 'true'], { encoding: 'utf8' });
+  if (probe.error) return `unshare: ${probe.error.message}`;
+  return probe.status === 0 ? undefined : (probe.stderr.trim() || `unshare -n exited ${probe.status}`);
+}
+
+/**
+ * Runs this same script (same Node, same flags, same arguments) under `unshare -n`, waits for it and
+ * returns its exit code. Signals sent to this process are passed on; the copy stops its servers.
+ */
+async function rerunInNamespace(): Promise<number> {
+  const args = ['-n', '--', 'sh', '-c', NETNS_SHELL, 'sh', process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  const child = spawn('unshare', args, { stdio: 'inherit', env: { ...process.env, [NETNS_ENV]: '1' } });
+  const forward = (signal: NodeJS.Signals): void => { child.kill(signal); };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  try {
+    return await new Promise<number>((ok, fail) => {
+      child.once('error', fail);
+      child.once('exit', (code, signal) => ok(code ?? (signal === 'SIGINT' ? 130 : signal === 'SIGTERM' ? 143 : 1)));
+    });
+  } finally {
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+  }
+}
+
+/** A port that was free on 127.0.0.1 a moment ago (Orthanc cannot take port 0). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((ok, fail) => { server.once('error', fail); server.listen(0, '127.0.0.1', ok); });
+  const address = server.address();
+  await new Promise<void>((ok) => server.close(() => ok()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+interface HttpAnswer { status: number; contentType: string; body: Buffer }
+
+/** Requests retried because a kept-alive connection had been closed by the server in the meantime. */
+let resentOnStaleSocket = 0;
+
+function httpOnce(agent: Agent, port: number, method: string, path: string, headers: Record<string, string | number>, body?: Buffer): Promise<HttpAnswer> {
+  return new Promise<HttpAnswer>((ok, fail) => {
+    const req = request({ agent, host: '127.0.0.1', port, method, path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', fail);
+      res.on('close', () => { if (!res.complete) fail(new Error(`${method} ${path}: the response was cut short`)); });
+      res.on('end', () => ok({
+        status: res.statusCode ?? 0,
+        contentType: res.headers['content-type'] ?? '',
+        body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
+      }));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => fail(Object.assign(e, { reusedSocket: req.reusedSocket })));
+    req.end(body);
+  });
+}
+
+/**
+ * One HTTP request to 127.0.0.1:port. Orthanc closes idle kept-alive connections after 1 s (between
+ * one system's rounds), so a request that fails with ECONNRESET on a reused connection is sent again
+ * once, as Node's documentation advises; such resends are counted and reported.
+ */
+async function http(agent: Agent, port: number, method: string, path: string, headers: Record<string, string | number>, body?: Buffer): Promise<HttpAnswer> {
+  try {
+    return await httpOnce(agent, port, method, path, headers, body);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { reusedSocket?: boolean };
+    if (!err.reusedSocket || err.code !== 'ECONNRESET') throw e;
+    resentOnStaleSocket++;
+    return httpOnce(agent, port, method, path, headers, body);
+  }
+}
+
+/**
+ * The one part of a WADO-RS multipart/related answer. Enough of RFC 2046 for Orthanc's answers:
+ * `--boundary CRLF headers CRLF CRLF bytes CRLF --boundary--`.
+ */
+function singlePart(body: Buffer, contentType: string): Buffer {
+  if (!/^multipart\/related/i.test(contentType)) throw new Error(`not multipart/related: ${contentType}`);
+  const m = /;\s*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  const boundary = m?.[1] ?? m?.[2];
+  if (!boundary) throw new Error(`no boundary in ${contentType}`);
+  const open = body.indexOf(`--${boundary}\r\n`);
+  const headersEnd = open < 0 ? -1 : body.indexOf('\r\n\r\n', open);
+  const close = body.lastIndexOf(`\r\n--${boundary}--`);
+  if (open < 0 || headersEnd < 0 || close < headersEnd) throw new Error('malformed multipart body');
+  const bytes = body.subarray(headersEnd + 4, close);
+  if (bytes.includes(`\r\n--${boundary}\r\n`)) throw new Error('more than one part in the answer');
+  return bytes;
+}
+
+interface Orthanc { server: ServerProcess; port: number }
+
+/**
+ * Starts Orthanc with a config of its own in a temporary folder (storage and index there, no DICOM
+ * listener, no authentication, the DICOMweb plugin), waits for "Orthanc has started", and uploads
+ * every file of the series through its REST API (POST /instances). Only in a loopback-only namespace.
+ */
+async function startOrthanc(install: OrthancInstall, files: SeriesFile[], closer: Closer): Promise<Orthanc> {
+  if (!loopbackOnly()) throw new BenchError('refusing to start Orthanc outside a loopback-only network namespace');
+  const dir = mkdtempSync(join(tmpdir(), 'dicomstream-bench-orthanc-'));
+  closer.add(() => rmSync(dir, { recursive: true, force: true })); // runs after the stop added below
+  const port = await freePort();
+  const config = {
+    Name: 'dicomstream-bench',
+    StorageDirectory: join(dir, 'storage'),
+    IndexDirectory: join(dir, 'index'),
+    StorageCompression: false,
+    DicomServerEnabled: false,
+    HttpServerEnabled: true,
+    HttpPort: port,
+    RemoteAccessAllowed: false,
+    AuthenticationEnabled: false,
+    HttpCompressionEnabled: false,
+    SaveJobs: false,
+    Plugins: [install.plugin],
+    DicomWeb: { Enable: true, Root: '/dicom-web/', EnableWado: false },
+  };
+  const configPath = join(dir, 'orthanc.json');
+  writeFileSync(configPath, JSON.stringify(config, null, 2));
+  const server = startServerProcess('orthanc', [configPath], undefined, {
+    command: install.binary,
+    ready: { pattern: /Orthanc has started/, on: 'stderr', url: `http://127.0.0.1:${port}/` },
+    killGraceMs: ORTHANC_KILL_GRACE_MS,
+    // Orthanc logs warnings (W...) at every start and stop: pass on only errors (E...) and fatal ones (F...).
+    echo: (line) => /^[EF]\d{4}/.test(line),
+  });
+  closer.add(() => server.stop());
+  const url = await server.url;
+  console.log(`orthanc: pid ${server.pid}, ${url} (${install.versions}), storage in ${dir}`);
+
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const started = performance.now();
+    for (const f of files) {
+      const body = readFileSync(f.path);
+      const answer = await http(agent, port, 'POST', '/instances', { 'Content-Type': 'application/dicom', 'Content-Length': body.length }, body);
+      const status = answer.status === 200 ? (JSON.parse(answer.body.toString('utf8')) as { Status?: string }).Status : undefined;
+      if (status !== 'Success' && status !== 'AlreadyStored') {
+        throw new BenchError(`Orthanc refused ${f.path}: HTTP ${answer.status} ${answer.body.toString('utf8', 0, 300)}`);
+      }
+    }
+    console.log(`orthanc: uploaded ${files.length} files in ${fmt((performance.now() - started) / 1000)} s (POST /instances)`);
+  } finally {
+    agent.destroy();
+  }
+  return { server, port };
+}
+
+/** One WADO-RS frames request at a time, over one kept-alive connection, in series order. */
+function orthancFetcher(port: number, agent: Agent, files: SeriesFile[]): Fetcher {
+  return async () => {
+    const arrivals: number[] = [];
+    const requestedAt: number[] = [];
+    const frames: Received[] = [];
+    const askedAt = performance.now();
+    for (const f of files) {
+      const path = `/dicom-web/studies/${f.studyUid}/series/${f.seriesUid}/instances/${f.sopUid}/frames/1`;
+      const asked = performance.now();
+      const answer = await http(agent, port, 'GET', path, { Accept: WADO_ACCEPT });
+      if (answer.status !== 200) throw new Error(`Orthanc answered HTTP ${answer.status} to GET ${path}: ${answer.body.toString('utf8', 0, 300)}`);
+      frames.push({ uid: f.sopUid, bytes: singlePart(answer.body, answer.contentType) });
+      arrivals.push(performance.now());
+      requestedAt.push(asked);
+    }
+    return { askedAt, arrivals, frames, requestedAt };
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Rounds and their figures.
+
+/** A server under test: its process, and how to open N clients on it. */
+interface System {
+  name: string;
+  pid: number;
+  /** Opens `clients` clients, registering their close actions with `closer`; one fetcher each. */
+  open(clients: number, closer: Closer): Promise<Fetcher[]>;
+}
+
+/** One round: all clients fetched the whole series once, at the same time. */
+interface Round {
+  wallMs: number; bytes: number; frames: number;
+  /** Per client: its first frame's arrival after its first request. */
+  ttffMs: number[];
+  /** Per frame of every client: arrival minus the time of the request that asked for it. */
+  latencyMs: number[];
+  /** Per frame of every client: arrival minus the client's first request of the round. */
+  sinceStartMs: number[];
+  serverCpuMs: number; serverSystemMs: number; clientCpuMs: number; serverCpuRoundMs: number;
+  serverPeakRssBytes: number; check: Check;
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, fail) => { timer = setTimeout(() => fail(new Error(`${what} did not finish within ${ms / 1000} s`)), ms); });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function measureRound(fetchers: Fetcher[], expected: Expected, serverPid: number, what: string): Promise<Round> {
+  const serverBefore = processCpu(serverPid);
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  const traces = await withTimeout(Promise.all(fetchers.map((f) => f())), ROUND_TIMEOUT_MS, what);
+  const used = process.cpuUsage(cpu);
+  const serverAfter = processCpu(serverPid);
+  const serverPeakRss = processPeakRss(serverPid);
+  const end = Math.max(...traces.map((t) => t.arrivals.at(-1) ?? start));
+  // Hashing happens after the clock and CPU counters stop, so it does not slow what is measured.
+  const check = traces.map((t) => checkTrace(t, expected)).reduce(addChecks);
+  const frames = traces.reduce((n, t) => n + t.frames.length, 0);
+  const serverUserMs = serverAfter.userMs - serverBefore.userMs;
+  const serverSystemMs = serverAfter.systemMs - serverBefore.systemMs;
+  return {
+    wallMs: end - start,
+    bytes: traces.reduce((n, t) => n + t.frames.reduce((m, f) => m + f.bytes.length, 0), 0),
+    frames,
+    ttffMs: traces.map((t) => (t.arrivals[0] ?? Number.NaN) - t.askedAt),
+    latencyMs: traces.flatMap((t) => t.arrivals.map((a, i) => a - (t.requestedAt?.[i] ?? t.askedAt))),
+    sinceStartMs: traces.flatMap((t) => t.arrivals.map((a) => a - t.askedAt)),
+    serverCpuMs: (serverUserMs + serverSystemMs) / frames,
+    serverSystemMs: serverSystemMs / frames,
+    clientCpuMs: (used.user + used.system) / 1000 / frames,
+    serverCpuRoundMs: serverUserMs + serverSystemMs,
+    serverPeakRssBytes: serverPeakRss,
+    check,
+  };
+}
+
+interface Summary {
+  mibPerS: number; framesPerS: number; ttffMs: number;
+  latencyP50Ms: number; latencyP99Ms: number; sinceStartP50Ms: number; sinceStartP99Ms: number;
+  serverCpuMs: number; serverSystemMs: number; clientCpuMs: number; serverPeakRssMib: number;
+  runsMibPerS: number[]; runsServerCpuMs: number[]; warmupMibPerS: number; warmupServerCpuMs: number;
+}
+
+/**
+ * Throughput and CPU: medians over the measured rounds. Time to first frame: median over every client
+ * of every measured round. Latencies: percentiles over every frame of every client of every measured
+ * round. Peak RSS: the highest, warm-up included (it is read from VmHWM, reset before the warm-up).
+ */
+function summarise(rounds: Round[], warmup: Round): Summary {
+  const rate = (r: Round): number => r.bytes / MIB / (r.wallMs / 1000);
+  const latencies = rounds.flatMap((r) => r.latencyMs);
+  const sinceStart = rounds.flatMap((r) => r.sinceStartMs);
+  return {
+    mibPerS: median(rounds.map(rate)),
+    framesPerS: median(rounds.map((r) => r.frames / (r.wallMs / 1000))),
+    ttffMs: median(rounds.flatMap((r) => r.ttffMs)),
+    latencyP50Ms: percentile(latencies, 0.5),
+    latencyP99Ms: percentile(latencies, 0.99),
+    sinceStartP50Ms: percentile(sinceStart, 0.5),
+    sinceStartP99Ms: percentile(sinceStart, 0.99),
+    serverCpuMs: median(rounds.map((r) => r.serverCpuMs)),
+    serverSystemMs: median(rounds.map((r) => r.serverSystemMs)),
+    clientCpuMs: median(rounds.map((r) => r.clientCpuMs)),
+    serverPeakRssMib: Math.max(warmup.serverPeakRssBytes, ...rounds.map((r) => r.serverPeakRssBytes)) / MIB,
+    runsMibPerS: rounds.map(rate),
+    runsServerCpuMs: rounds.map((r) => r.serverCpuRoundMs),
+    warmupMibPerS: rate(warmup),
+    warmupServerCpuMs: warmup.serverCpuRoundMs,
+  };
+}
+
+/** One system at one client count: its rounds, or why it stopped. */
+interface Run {
+  system: System;
+  fetchers?: Fetcher[];
+  rounds: Round[];
+  warmup?: Round;
+  summary?: Summary;
+  check: Check;
+  error?: string;
+  peakReset: boolean;
+}
+
+interface Block { clients: number; measured: number; runs: Run[] }
+
+const NO_FRAMES: Check = { frames: 0, wrongSize: 0, wrongHash: 0, missing: 0 };
+
+/** Set once a signal asked this process to stop: the aborted fetches' errors are then expected. */
+let interrupted = false;
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** All systems with `clients` clients each: one warm-up round, then the measured rounds, alternating systems. */
+async function runBlock(systems: System[], clients: number, expected: Expected): Promise<Block> {
+  const measured = measuredRounds(clients);
+  const closer = new Closer();
+  const runs: Run[] = systems.map((system) => ({ system, rounds: [], check: NO_FRAMES, peakReset: false }));
+  console.log(`\n${clients} client(s): 1 warm-up round, then ${measured} measured rounds of each system, alternating`);
+  try {
+    for (const run of runs) {
+      try {
+        run.fetchers = await run.system.open(clients, closer);
+      } catch (e) {
+        if (interrupted) throw e;
+        run.error = `could not open ${clients} client(s): ${describe(e)}`;
+        console.error(`${run.system.name}: ${run.error}`);
+      }
+    }
+    for (let i = 0; i <= measured; i++) {
+      const label = i === 0 ? 'warm-up' : `round ${i}/${measured}`;
+      const times: string[] = [];
+      for (const run of runs) {
+        const fetchers = run.fetchers;
+        if (run.error || !fetchers) continue;
+        if (i === 0) run.peakReset = resetPeakRss(run.system.pid);
+        try {
+          const round = await measureRound(fetchers, expected, run.system.pid, `${run.system.name}, ${clients} client(s), ${label}`);
+          if (i === 0) run.warmup = round;
+          else run.rounds.push(round);
+          run.check = addChecks(run.check, round.check);
+          times.push(`${run.system.name} ${fmt(round.wallMs, 0)} ms`);
+        } catch (e) {
+          if (interrupted) throw e;
+          run.error = `${label} failed: ${describe(e)}`;
+          console.error(`${run.system.name}, ${clients} client(s): ${run.error}`);
+        }
+      }
+      console.log(`  ${label}: ${times.join(', ') || '(no system left)'}`);
+    }
+  } finally {
+    await closer.closeAll();
+  }
+  for (const run of runs) {
+    if (!run.error && run.warmup && run.rounds.length > 0) run.summary = summarise(run.rounds, run.warmup);
+  }
+  return { clients, measured, runs };
+}
+
+/** CPU time the whole machine spent busy so far (all cores, the first line of /proc/stat), in ms. */
+function machineBusyMs(): number {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = ticks;
+  return (user + nice + system + irq + softirq + steal) * 1000 / CLK_TCK;
+}
+
+/** CPU time of this process and the servers so far, in ms. */
+function ownCpuMs(pids: number[]): number {
+  const self = process.cpuUsage();
+  return (self.user + self.system) / 1000 + pids.reduce((sum, pid) => { const c = processCpu(pid); return sum + c.userMs + c.systemMs; }, 0);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output.
+
+function table(block: Block): string {
+  const n = block.clients;
+  const all = n > 1 ? ` (all ${n} clients)` : '';
+  const rows: Array<[string, (s: Summary) => number, number]> = [
+    [`throughput, MiB/s of frame bytes${all}`, (s) => s.mibPerS, 1],
+    [`frames/s${all}`, (s) => s.framesPerS, 0],
+    ['time to first frame, ms (median client)', (s) => s.ttffMs, 2],
+    ['frame latency p50, ms (from the request that asked for the frame)', (s) => s.latencyP50Ms, 2],
+    ['frame latency p99, ms (same)', (s) => s.latencyP99Ms, 2],
+    ["frame arrival p50, ms (from the client's first request of the round)", (s) => s.sinceStartP50Ms, 1],
+    ["frame arrival p99, ms (same)", (s) => s.sinceStartP99Ms, 1],
+    ['server CPU per frame, ms (user + system)', (s) => s.serverCpuMs, 3],
+    ['server CPU per frame, of which system, ms', (s) => s.serverSystemMs, 3],
+    [`client CPU per frame, ms (benchmark process${n > 1 ? `, all ${n} clients` : ''})`, (s) => s.clientCpuMs, 2],
+    ['server peak RSS, MiB (VmHWM during these rounds)', (s) => s.serverPeakRssMib, 0],
+  ];
+  const [ds, bare, orthanc] = [0, 1, 2].map((i) => block.runs[i]);
+  const cell = (run: Run | undefined, get: (s: Summary) => number, d: number): string =>
+    run?.summary ? fmt(get(run.summary), d) : 'failed';
+  const ratio = (a: Run | undefined, b: Run | undefined, get: (s: Summary) => number): string =>
+    a?.summary && b?.summary ? fmt(get(a.summary) / get(b.summary), 2) : 'n/a';
+  const withOrthanc = orthanc !== undefined;
+  const head = withOrthanc
+    ? ['| metric | dicomstream | bare ws | Orthanc WADO-RS | dicomstream / bare ws | dicomstream / Orthanc |', '|---|---:|---:|---:|---:|---:|']
+    : ['| metric | dicomstream | bare ws | dicomstream / bare ws |', '|---|---:|---:|---:|'];
+  const lines = rows.map(([name, get, d]) => withOrthanc
+    ? `| ${name} | ${cell(ds, get, d)} | ${cell(bare, get, d)} | ${cell(orthanc, get, d)} | ${ratio(ds, bare, get)} | ${ratio(ds, orthanc, get)} |`
+    : `| ${name} | ${cell(ds, get, d)} | ${cell(bare, get, d)} | ${ratio(ds, bare, get)} |`);
+  return [...head, ...lines].join('\n');
+}
+
+function blockText(block: Block, hashed: boolean): string {
+  const title = `### ${block.clients} client${block.clients > 1 ? 's' : ''} (1 warm-up round, ${block.measured} measured)`;
+  const runsLine = (what: string, get: (s: Summary) => number[], d: number): string =>
+    `${what}: ` + block.runs.map((r) => `${r.system.name} ${r.summary ? get(r.summary).map((x) => fmt(x, d)).join(', ') : '-'}`).join('; ') + '.';
+  return [
+    title,
+    '',
+    table(block),
+    '',
+    runsLine('Rounds, MiB/s', (s) => s.runsMibPerS, 1),
+    'Warm-up round (not in the table), MiB/s and server CPU ms: ' +
+      block.runs.map((r) => `${r.system.name} ${r.summary ? `${fmt(r.summary.warmupMibPerS)} (${fmt(r.summary.warmupServerCpuMs, 0)} ms)` : '-'}`).join('; ') + '.',
+    runsLine('Server CPU per round, ms', (s) => s.runsServerCpuMs, 0),
+    ...block.runs.map((r) => `- ${checkLine(r.system.name, r.check, hashed)}${r.error ? `; FAILED: ${r.error}` : ''}`),
+    ...block.runs.filter((r) => !r.peakReset && !r.error).map((r) => `- ${r.system.name}: VmHWM could not be reset, so its peak RSS is the peak since it started`),
+    '',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const options = parseOptions(process.argv.slice(2));
+  let orthanc = options.orthanc ? findOrthanc() : undefined;
+  let orthancNote: string;
+  if (!options.orthanc) orthancNote = 'Orthanc: skipped (--no-orthanc)';
+  else if (!orthanc) orthancNote = 'Orthanc not installed: skipped';
+  else orthancNote = `Orthanc: ${orthanc.versions}`;
+  if (orthanc && !loopbackOnly()) {
+    if (process.env[NETNS_ENV]) throw new BenchError('still not in a loopback-only network namespace after unshare -n');
+    const problem = namespaceProblem();
+    if (problem === undefined) {
+      console.log('Orthanc is installed: running the benchmark inside a private network namespace (unshare -n, loopback only)');
+      return rerunInNamespace();
+    }
+    orthancNote = `Orthanc skipped: it listens on every interface, and no private network namespace could be made (${problem})`;
+    orthanc = undefined;
+  }
+  console.log(orthancNote);
+  const inNamespace = loopbackOnly();
+
+  if (options.generate) ensureSeries(options.seriesDir);
+  const root = join(options.seriesDir, 'uncompressed');
+  if (!existsSync(root)) throw new BenchError(`no uncompressed/ folder in ${options.seriesDir}`);
+  const manifestFile = readSeriesManifest(options.seriesDir);
+  const buildWarning = ensureBuild();
+  const closer = new Closer();
+  // A signal to this process alone (not to its group, as Ctrl-C is) skips `finally` and 'exit' handlers:
+  // stop the servers first. A second signal (Ctrl-C reaches this process both from the terminal and
+  // from the copy outside the namespace) changes nothing.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`bench:peers: ${signal}, stopping the servers`);
+    void closer.closeAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const dsServer = startServerProcess('dicomstream', [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);
+    closer.add(() => dsServer.stop());
+    const dsUrl = await dsServer.url;
+    console.log(`dicomstream: pid ${dsServer.pid}, ${dsUrl}`);
+    // One client to learn the series and its frames; each block opens its own.
+    const probe = await connect(dsUrl, { WebSocket, clientName: 'bench' });
+    let seriesUid: string;
+    let instances: ImageAttributes[];
+    try {
+      seriesUid = await pickSeries(probe, manifestFile.series_instance_uid);
+      instances = (await probe.openSeries(seriesUid)).instances;
+    } finally {
+      probe.close();
+    }
+    if (instances.length === 0) throw new BenchError(`series ${seriesUid} has no instances`);
+    const expected = expectations(instances, manifestFile.slice_pixel_sha256);
+    const hashed = expected.sha256.size === instances.length;
+    const frameBytes = frameLength(instances[0]!);
+    console.log(`series ${seriesUid}: ${instances.length} instances, ${frameBytes} bytes a frame`);
+    if (!hashed) console.log('series-manifest.json has no per-slice sha256 for these instances: checking frame sizes only');
+
+    const uids = expected.addresses.map((a) => a.sopInstanceUid);
+    const files = seriesFiles(root, uids, expected.frameBytes);
+    const bareServer = startServerProcess('bare ws', [BARE_SERVER], JSON.stringify(files.map(({ path, offset, length }) => ({ path, offset, length }))));
+    closer.add(() => bareServer.stop());
+    const bareUrl = await bareServer.url;
+    console.log(`bare ws: pid ${bareServer.pid}, ${bareUrl}`);
+
+    const systems: System[] = [
+      {
+        name: 'dicomstream',
+        pid: dsServer.pid,
+        async open(n, blockCloser) {
+          const clients = await Promise.all(Array.from({ length: n }, async () => {
+            const c = await connect(dsUrl, { WebSocket, clientName: 'bench' });
+            blockCloser.add(() => c.close());
+            return c;
+          }));
+          // Every client browses as a viewer would.
+          await Promise.all(clients.map(async (c) => { await c.listStudies(); await c.openSeries(seriesUid); }));
+          return clients.map((c) => dicomstreamFetcher(c, expected.addresses));
+        },
+      },
+      {
+        name: 'bare ws',
+        pid: bareServer.pid,
+        async open(n, blockCloser) {
+          const sockets = await Promise.all(Array.from({ length: n }, async () => {
+            const ws = await openBareSocket(bareUrl);
+            blockCloser.add(() => ws.terminate());
+            return ws;
+          }));
+          return sockets.map((ws) => bareFetcher(ws, uids));
+        },
+      },
+    ];
+    if (orthanc) {
+      const peer = await startOrthanc(orthanc, files, closer);
+      systems.push({
+        name: 'Orthanc',
+        pid: peer.server.pid,
+        async open(n, blockCloser) {
+          return Array.from({ length: n }, () => {
+            const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+            blockCloser.add(() => agent.destroy());
+            return orthancFetcher(peer.port, agent, files);
+          });
+        },
+      });
+    }
+
+    const blocks: Block[] = [];
+    const texts: string[] = [];
+    // How busy the rest of the machine was while this measured: a busy neighbour skews every figure.
+    const pids = systems.map((s) => s.pid);
+    const busyBefore = machineBusyMs();
+    const ownBefore = ownCpuMs(pids);
+    const measuringSince = performance.now();
+    for (const n of options.clientCounts) {
+      const block = await runBlock(systems, n, expected);
+      blocks.push(block);
+      const text = blockText(block, hashed);
+      texts.push(text);
+      console.log('\n' + text);
+    }
+    const othersMs = (machineBusyMs() - busyBefore) - (ownCpuMs(pids) - ownBefore);
+    const measuringS = (performance.now() - measuringSince) / 1000;
+    const quiet = `other processes used ${fmt(Math.max(0, othersMs) / 1000)} s of CPU during the ${fmt(measuringS, 0)} s of rounds (machine busy time from /proc/stat minus this process's and the servers')`;
+    console.log(quiet);
+
+    const header = [
+      `# dicomstream, bare ws${orthanc ? ' and Orthanc WADO-RS' : ''}: one series to ${options.clientCounts.join(', ')} concurrent client(s)`,
+      '',
+      `- date: ${new Date().toISOString()}`,
+      `- Node ${process.version}, nproc ${nproc()}, ${process.platform}/${process.arch}`,
+      `- series: ${relative(PROJECT, options.seriesDir) || options.seriesDir}/uncompressed, ${instances.length} frames of ${frameBytes} bytes (${fmt(instances.length * frameBytes / MIB)} MiB) per client and round`,
+      `- clients: ${options.clientCounts.join(', ')}; for each count, 1 warm-up round and then ${options.clientCounts.map(measuredRounds).join(' / ')} measured rounds of each system, alternating`,
+      '- each server is its own process (dicomstream: node dist/server/cli.js serve; bare ws: node bench/bare-ws-server.mjs; Orthanc: its Debian binary with the DICOMweb plugin); the clients run in the benchmark process',
+      `- ${orthancNote}${orthanc ? '; frames by WADO-RS GET .../frames/1, one request at a time per client, kept-alive connection per client' : ''}`,
+      `- network: ${inNamespace ? 'a private network namespace with only loopback (unshare -n); every server and client in it' : 'the host namespace'}, 127.0.0.1`,
+      `- server CPU from /proc/<pid>/stat (clock tick ${fmt(1000 / CLK_TCK, 0)} ms), server peak RSS from VmHWM in /proc/<pid>/status (reset through clear_refs before each warm-up), client CPU from process.cpuUsage()`,
+      `- ${quiet}`,
+      ...(resentOnStaleSocket > 0 ? [`- ${resentOnStaleSocket} HTTP request(s) resent after the server had closed an idle kept-alive connection`] : []),
+      ...(buildWarning ? [`- WARNING: ${buildWarning}`] : []),
+      '',
+    ].join('\n');
+    const text = [header, ...texts].join('\n');
+    mkdirSync(OUT, { recursive: true });
+    writeFileSync(RESULTS, text);
+    console.log(`written to ${relative(process.cwd(), RESULTS)}`);
+    const failed = blocks.flatMap((b) => b.runs.filter((r) => r.error !== undefined || !isClean(r.check)));
+    if (failed.length > 0) {
+      console.error(`FAILED: ${failed.map((r) => r.system.name).join(', ')}: errors, or frames missing or not matching (see above)`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await closer.closeAll();
+  }
+}
+
+main().then(
+  (code) => { process.exitCode = code; },
+  (e: unknown) => {
+    if (interrupted) return;
+    console.error(e instanceof BenchError ? `bench:peers: ${e.message}` : e);
+    process.exitCode = 1;
+  },
+);
