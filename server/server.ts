@@ -60,7 +60,7 @@ export interface RunningServer {
 
 export const DEFAULT_LIMITS: SessionLimits = {
   chunkBytes: 256 * 1024,
-  maxBufferedBytes: 4 * 1024 * 1024,
+  maxBufferedBytes: 1024 * 1024,
   maxFramesPerRequest: 100_000,
   maxOpenRequests: 1024,
   maxPageSize: 500,
@@ -94,7 +94,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const pump = new Pump<QueuedFrame>(scheduler, sessions, options.readConcurrency ?? 4);
   // Frames up to a quarter of the cache go through it (read once however many clients want them,
   // read ahead for each group); larger ones are read chunk by chunk, never whole into memory.
-  const cache = new FrameCache({ reader, maxBytes: options.frameCacheBytes ?? 256 * 1024 * 1024, readConcurrency: options.readConcurrency ?? 4 });
+  const cache = new FrameCache({ reader, maxBytes: options.frameCacheBytes ?? 64 * 1024 * 1024, readConcurrency: options.readConcurrency ?? 4 });
   const readahead = options.readahead ?? 4;
   const readChunk = async (f: QueuedFrame, offset: number, length: number, into: Uint8Array, at: number, next: QueuedFrame[]) => {
     for (const n of next) if (n.location.length <= cache.maxFrameBytes) cache.prefetch(n.file, n.frameIndex);

@@ -30,7 +30,7 @@ export class FrameAssembler {
     const key = `${requestId}\u0000${sopInstanceUid}\u0000${frameNumber}`;
     let frame = this.partial.get(key);
     if (!frame) {
-      frame = { bytes: new Uint8Array(totalLength), received: 0, instance: header.instance };
+      frame = { bytes: allocFrame(totalLength), received: 0, instance: header.instance };
       this.partial.set(key, frame);
     }
     if (offset + payload.length > frame.bytes.length) throw new RangeError(`chunk past the end of frame ${frameNumber}`);
@@ -46,4 +46,12 @@ export class FrameAssembler {
     const prefix = sopInstanceUid === undefined ? `${requestId}\u0000` : `${requestId}\u0000${sopInstanceUid}\u0000${frameNumber}`;
     for (const key of this.partial.keys()) if (key.startsWith(prefix)) this.partial.delete(key);
   }
+}
+
+/** A frame's buffer: not zero-filled in Node (every byte is written by its chunks before use). */
+function allocFrame(length: number): Uint8Array {
+  const B = (globalThis as { Buffer?: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer;
+  if (!B) return new Uint8Array(length);
+  const b = B.allocUnsafeSlow(length);
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 }
