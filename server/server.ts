@@ -92,13 +92,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const scheduler = new Scheduler<QueuedFrame>({ chunkBytes: limits.chunkBytes });
   const sessions = new Map<number, Session>();
   const pump = new Pump<QueuedFrame>(scheduler, sessions, options.readConcurrency ?? 4);
-  // Frames up to a quarter of the cache go through it (read once however many clients want them,
-  // read ahead for each group); larger ones are read chunk by chunk, never whole into memory.
+  // Frames go through the cache (read once however many clients want them, the next frames of
+  // each group read ahead) when they are in it, being read, or fit without evicting anything.
+  // Otherwise, and for frames over a quarter of it, the chunk is read straight from the file: a
+  // series larger than the cache streams without churning it (scan resistance).
   const cache = new FrameCache({ reader, maxBytes: options.frameCacheBytes ?? 64 * 1024 * 1024, readConcurrency: options.readConcurrency ?? 4 });
   const readahead = options.readahead ?? 4;
   const readChunk = async (f: QueuedFrame, offset: number, length: number, into: Uint8Array, at: number, next: QueuedFrame[]) => {
     for (const n of next) if (n.location.length <= cache.maxFrameBytes) cache.prefetch(n.file, n.frameIndex);
-    if (f.location.length > cache.maxFrameBytes) return reader.read(f.file, f.location, offset, length, into, at);
+    const viaCache = f.location.length <= cache.maxFrameBytes &&
+      (cache.has(f.file, f.frameIndex) || cache.isLoading(f.file, f.frameIndex) || cache.fits(f.location.length));
+    if (!viaCache) return reader.read(f.file, f.location, offset, length, into, at);
     const bytes = await cache.get(f.file, f.frameIndex);
     into.set(bytes.subarray(offset, offset + length), at);
   };

@@ -159,3 +159,49 @@ describe('scheduling over loopback', () => {
     });
   });
 });
+
+describe('flow control from the client', () => {
+  it('stops the server when the application does not take its frames, and resumes as it does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dicomstream-window-'));
+    const uids = Array.from({ length: 12 }, (_, k) => uidFromName(`window-${k}`));
+    uids.forEach((_, k) => writeFileSync(join(dir, `${k}.dcm`), image(`window-${k}`, 'window', 512, 512, k)));
+    try {
+      await withServer({ root: dir }, async (server) => {
+        const window = 1024 * 1024;
+        const backlog = 512 * 1024;
+        const c = await connect(server.url, { WebSocket, window, backlog });
+        try {
+          const stream = c.requestFrames(uids.map((sopInstanceUid) => ({ sopInstanceUid, frameNumber: 1 })));
+          // Nobody iterates: grants stop once a backlog of frames is waiting, and the server stops
+          // a window later (3 frames of 512 KiB), not after all 12.
+          while (server.stats.bytesSent < window + backlog) await c.listStudies();
+          for (let i = 0; i < 5; i++) await c.listStudies();
+          assert.equal(server.stats.bytesSent, window + backlog, 'the backlog budget plus the window, no more');
+          // Taking the frames grants the window back; all twelve arrive.
+          let n = 0;
+          for await (const f of stream) { assert.equal(f.bytes.length, 512 * 512 * 2); n++; }
+          assert.equal(n, 12);
+          assert.equal(server.stats.bytesSent, 12 * 512 * 512 * 2);
+
+          // A callback's promise (a decode, say) holds its frame in the backlog until it settles.
+          const decodes: Array<() => void> = [];
+          const before = server.stats.bytesSent;
+          const decoded = c.requestFrames(uids.map((sopInstanceUid) => ({ sopInstanceUid, frameNumber: 1 })), {
+            onFrame: () => new Promise<void>((resolve) => decodes.push(resolve)),
+          });
+          while (server.stats.bytesSent - before < window + backlog) await c.listStudies();
+          for (let i = 0; i < 5; i++) await c.listStudies();
+          assert.equal(server.stats.bytesSent - before, window + backlog, 'pending decodes hold the server back');
+          // Decodes finish as frames come: the rest streams in.
+          const finishing = setInterval(() => decodes.splice(0).forEach((done) => done()), 5);
+          await decoded.done.finally(() => clearInterval(finishing));
+          assert.equal(server.stats.bytesSent - before, 12 * 512 * 512 * 2);
+        } finally {
+          c.close();
+        }
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -7,7 +7,7 @@ import {
 } from '../shared/protocol.js';
 import { CodedError } from '../shared/coded-error.js';
 import { FrameAssembler } from './frame-assembler.js';
-import { FrameStream, type Frame, type RequestSummary } from './frame-stream.js';
+import { FrameStream, type Frame, type FrameCallback, type RequestSummary } from './frame-stream.js';
 import { messageBytes, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 
 export interface ConnectOptions {
@@ -18,9 +18,16 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /**
    * Flow control: frame bytes the server may have in flight to this client before the client
-   * grants more (it grants as chunks arrive). Default 32 MiB; 0: none (the server's own bound holds).
+   * grants more (like HTTP/2's window). Default 32 MiB; 0: none (the server's own bound holds).
    */
   window?: number;
+  /**
+   * Memory budget for the application's backlog: bytes of frames that arrived but that it has not
+   * taken yet (not yet pulled from an iterator, or an onFrame promise, such as a decode, still
+   * pending). While the backlog is over this, no more window is granted, so the server stops
+   * after at most `window` more bytes. Default: the window; 0: no budget.
+   */
+  backlog?: number;
 }
 
 /** How a frame group (what one viewport wants from one series) shares the connection. */
@@ -46,7 +53,8 @@ export interface RequestOptions {
   priority?: number;
   /** The frame group the request joins (see updateGroup); default: a group of its own. */
   group?: number;
-  onFrame?: (frame: Frame) => void;
+  /** Each frame as it arrives; return a promise to keep it in the backlog until it settles. */
+  onFrame?: FrameCallback;
   onError?: (error: ProtocolError) => void;
 }
 
@@ -64,7 +72,8 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   if (!browserSocket) socket.binaryType = 'nodebuffer';
   if (socket.binaryType !== 'nodebuffer') socket.binaryType = 'arraybuffer';
   const client = new DicomStreamClient(socket);
-  await client.handshake(options.clientName ?? 'dicomstream-client', options.timeoutMs ?? 10_000, options.window ?? 32 * 1024 * 1024);
+  const window = options.window ?? 32 * 1024 * 1024;
+  await client.handshake(options.clientName ?? 'dicomstream-client', options.timeoutMs ?? 10_000, window, options.backlog ?? window);
   return client;
 }
 
@@ -81,6 +90,9 @@ export class DicomStreamClient {
   /** Flow control: the window the server was given, and payload bytes received but not granted back yet. */
   private window = 0;
   private ungranted = 0;
+  /** Bytes of whole frames handed to streams that their consumers have not taken yet, and its bound. */
+  private backlog = 0;
+  private maxBacklog = 0;
   private closedWith: Error | undefined;
   private welcome: Pending | undefined;
   private readonly opened: Promise<void>;
@@ -97,8 +109,9 @@ export class DicomStreamClient {
   }
 
   /** @internal */
-  async handshake(clientName: string, timeoutMs: number, window: number): Promise<void> {
+  async handshake(clientName: string, timeoutMs: number, window: number, maxBacklog: number): Promise<void> {
     this.window = window;
+    this.maxBacklog = maxBacklog;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new ConnectionError('CONNECT_FAILED', `no answer within ${timeoutMs} ms`)), timeoutMs);
@@ -159,7 +172,10 @@ export class DicomStreamClient {
   /** Asks for many frames at once; they arrive in order of priority, then as listed. */
   requestFrames(frames: FrameAddress[], options: RequestOptions = {}): FrameStream {
     const requestId = this.newId();
-    const stream = new FrameStream(requestId, (id) => this.cancel(id), options.onFrame, options.onError);
+    const stream = new FrameStream(requestId, (id) => this.cancel(id), options.onFrame, options.onError, (frame) => {
+      this.backlog -= frame.bytes.length;
+      this.grant();
+    });
     if (this.closedWith) {
       stream.fail(this.closedWith);
       return stream;
@@ -196,14 +212,17 @@ export class DicomStreamClient {
     this.onClose(1000, 'client closed');
   }
 
-  /** Gives received bytes back to the server's window, a quarter window at a time. */
-  private granted(bytes: number): void {
-    if (!this.window) return;
-    this.ungranted += bytes;
-    if (this.ungranted >= this.window / 4) {
-      this.send({ windowUpdate: { bytes: this.ungranted } });
-      this.ungranted = 0;
-    }
+  /**
+   * Gives received bytes back to the server's window, a quarter window at a time, unless the
+   * application's backlog is over its budget. Bytes of frames still being assembled are given back
+   * as they arrive, so a frame larger than the window still completes.
+   */
+  private grant(received = 0): void {
+    if (!this.window || this.closedWith) return;
+    this.ungranted += received;
+    if ((this.maxBacklog > 0 && this.backlog >= this.maxBacklog) || this.ungranted < this.window / 4) return;
+    this.send({ windowUpdate: { bytes: this.ungranted } });
+    this.ungranted = 0;
   }
 
   private cancel(requestId: number): void {
@@ -243,13 +262,15 @@ export class DicomStreamClient {
         this.welcome = undefined;
         return;
       case 'frameChunk': {
-        this.granted(message.payload.length);
         // Attributes come once per instance and connection: keep them even from a cancelled request's chunk.
         if (message.frameChunk.instance) this.instances.set(message.frameChunk.sopInstanceUid, message.frameChunk.instance);
+        this.grant(message.payload.length);
         const stream = this.streams.get(message.frameChunk.requestId);
         if (!stream) return; // cancelled: late chunks are dropped
         const frame = this.assembler.add(message.frameChunk, message.payload);
-        if (frame) stream.pushFrame({ ...frame, instance: frame.instance ?? this.instances.get(frame.sopInstanceUid) ?? null });
+        if (!frame) return;
+        this.backlog += frame.bytes.length; // until its consumer takes it
+        stream.pushFrame({ ...frame, instance: frame.instance ?? this.instances.get(frame.sopInstanceUid) ?? null });
         return;
       }
       case 'requestComplete': {

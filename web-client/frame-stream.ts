@@ -14,6 +14,12 @@ export interface RequestSummary {
   errors: ProtocolError[];
 }
 
+/**
+ * Called with each frame as it arrives. A returned promise (a decode, say) keeps the frame in the
+ * client's backlog until it settles: a consumer that falls behind holds the server back.
+ */
+export type FrameCallback = (frame: Frame) => void | Promise<unknown>;
+
 export class FrameStream implements AsyncIterable<Frame> {
   readonly requestId: number;
   /** Resolves when the server has finished the request (all frames sent or failed, or cancelled). */
@@ -29,7 +35,14 @@ export class FrameStream implements AsyncIterable<Frame> {
   private resolveDone!: (s: RequestSummary) => void;
   private rejectDone!: (e: unknown) => void;
 
-  constructor(requestId: number, private readonly cancelRequest: (id: number) => void, private readonly onFrame?: (f: Frame) => void, private readonly onError?: (e: ProtocolError) => void) {
+  constructor(
+    requestId: number,
+    private readonly cancelRequest: (id: number) => void,
+    private readonly onFrame?: FrameCallback,
+    private readonly onError?: (e: ProtocolError) => void,
+    /** Told when the consumer is done with a frame (flow control gives its bytes back then). */
+    private readonly consumed?: (f: Frame) => void,
+  ) {
     this.requestId = requestId;
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
     // A caller that only iterates must not see an unhandled rejection from `done`.
@@ -44,9 +57,20 @@ export class FrameStream implements AsyncIterable<Frame> {
 
   /** @internal */
   pushFrame(frame: Frame): void {
-    this.onFrame?.(frame);
+    if (this.onFrame) {
+      // The callback is the consumer; an iterator beside it only gets a copy of the list.
+      const result = this.onFrame(frame);
+      if (result instanceof Promise) result.then(() => this.consumed?.(frame), () => this.consumed?.(frame));
+      else this.consumed?.(frame);
+    }
     const waiter = this.waiting.shift();
-    if (waiter) { this.failures.shift(); waiter({ value: frame, done: false }); } else if (this.iterating || !this.onFrame) this.buffered.push(frame);
+    if (waiter) {
+      this.failures.shift();
+      if (!this.onFrame) this.consumed?.(frame);
+      waiter({ value: frame, done: false });
+    } else if (this.iterating || !this.onFrame) {
+      this.buffered.push(frame); // without a callback, held (against the window) until iterated
+    }
   }
 
   /** @internal */
@@ -79,14 +103,18 @@ export class FrameStream implements AsyncIterable<Frame> {
     return {
       next: () => {
         const frame = this.buffered.shift();
-        if (frame) return Promise.resolve({ value: frame, done: false });
+        if (frame) {
+          if (!this.onFrame) this.consumed?.(frame);
+          return Promise.resolve({ value: frame, done: false });
+        }
         if (this.failure !== undefined) return Promise.reject(this.failure);
         if (this.finished) return Promise.resolve({ value: undefined, done: true });
         return new Promise((resolve, reject) => { this.waiting.push(resolve); this.failures.push(reject); });
       },
       return: () => {
-        // Leaving a for-await loop early cancels what is left.
+        // Leaving a for-await loop early cancels what is left, and lets go of what was kept for it.
         if (!this.finished) this.cancelRequest(this.requestId);
+        for (const frame of this.buffered.splice(0)) if (!this.onFrame) this.consumed?.(frame);
         return Promise.resolve({ value: undefined, done: true });
       },
     };

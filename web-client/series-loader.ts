@@ -15,7 +15,8 @@ export interface StackFrame {
 }
 
 export interface SeriesLoaderOptions {
-  onFrame?: (ref: StackFrame, frame: Frame) => void;
+  /** Each frame as it arrives; a returned promise (a decode) holds it in the client's backlog until it settles. */
+  onFrame?: (ref: StackFrame, frame: Frame) => void | Promise<unknown>;
   onProgress?: (loaded: number, total: number) => void;
   /** The group's priority against other series on the connection. */
   priority?: number;
@@ -118,11 +119,12 @@ export class SeriesLoader {
     void stream.done.finally(() => this.streams.delete(stream));
   }
 
-  private arrived(frame: Frame): void {
+  private arrived(frame: Frame): void | Promise<unknown> {
     const ref = this.byAddress.get(`${frame.sopInstanceUid}\u0000${frame.frameNumber}`);
     if (!ref || this.loadedFrames.has(ref.index) || this.closed) return;
     this.loadedFrames.set(ref.index, frame);
-    this.options.onFrame?.(ref, frame);
+    const taken = this.options.onFrame?.(ref, frame);
     this.options.onProgress?.(this.loadedFrames.size, this.frames.length);
+    return taken;
   }
 }

@@ -188,7 +188,7 @@ export class FrameCache {
   }
 
   /** Whether `length` more bytes fit in the cache without evicting anything. */
-  private fits(length: number): boolean {
+  fits(length: number): boolean {
     return this.cache.calculatedSize + Math.max(1, length) <= this.maxBytes;
   }
 }
