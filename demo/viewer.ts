@@ -47,12 +47,30 @@ async function start(): Promise<void> {
   prepareDecoders();
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
   state.client = await connect(url);
+  state.client.onSeriesUpdated((update) => void seriesChanged(update.seriesInstanceUid, update.removed));
   state.studies = await state.client.listStudies();
   renderStudyList();
   const wanted = new URLSearchParams(location.search).get('series');
   const first = state.studies.flatMap((s) => s.series).find((s) => s.seriesInstanceUid === wanted) ?? state.studies[0]?.series[0];
   if (first) await openSeries(first.seriesInstanceUid);
   else status.textContent = 'The server has no images.';
+}
+
+/** Files of an open series changed on the server: refresh the list, and reopen the series. */
+async function seriesChanged(uid: string, removed: boolean): Promise<void> {
+  state.studies = await state.client!.listStudies();
+  renderStudyList();
+  const current = state.series?.seriesInstanceUid;
+  for (const b of document.querySelectorAll<HTMLButtonElement>('.series')) b.classList.toggle('active', b.dataset.uid === current);
+  if (uid !== current) return;
+  if (removed) {
+    stopCine();
+    state.loader?.close();
+    status.textContent = 'This series was removed from the server.';
+    return;
+  }
+  await openSeries(uid);
+  status.textContent = 'This series changed on the server and was reloaded.';
 }
 
 function renderStudyList(): void {

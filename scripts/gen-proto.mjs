@@ -12,7 +12,7 @@ const bin = (name) => join(root, 'node_modules', 'protobufjs-cli', 'bin', name);
 mkdirSync(out, { recursive: true });
 const js = join(out, 'proto.js');
 execFileSync(process.execPath, [bin('pbjs'), '-t', 'static-module', '-w', 'es6', '--no-typeurl',
-  '--no-verify', '--force-number', '-o', js, join(root, 'proto', 'dicomstream.proto')], { stdio: 'inherit' });
+  '--no-verify', '--force-number', '-o', js, join(root, 'proto', 'dicomstream.proto'), join(root, 'proto', 'index.proto')], { stdio: 'inherit' });
 // protobufjs is CommonJS without an exports map: Node's ESM loader needs the file name and the
 // default import.
 const source = readFileSync(js, 'utf8').replace(/import \* as \$protobuf from "protobufjs\/minimal";/, 'import $protobuf from "protobufjs/minimal.js";');

@@ -3,10 +3,15 @@
 import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { scanFolder, type ScanResult } from './index/scan.js';
+import { scanFolder } from './index/scan.js';
 import { Catalogue } from './index/catalogue.js';
+import { DEFAULT_INDEX_DIR, IndexStore } from './index/index-store.js';
+import { DEFAULT_PARSE_WORKERS, ParsePool } from './index/parse-pool.js';
+import { refreshIndex, relativePath } from './index/refresh.js';
+import type { SkippedFile } from './index/scan.js';
 import { createLogger, type LogLevel } from './log.js';
-import { DEFAULT_LIMITS, SERVER_NAME, startServer } from './server.js';
+import { progressReporter } from './progress.js';
+import { DEFAULT_LIMITS, SERVER_NAME, startServer, type IndexSummary } from './server.js';
 import { SAMPLE_VERSION, ensureSample } from './sample/make-sample.js';
 
 /** Where the built-in sample is written on first run: DICOMSTREAM_SAMPLE_DIR, else the user's cache. */
@@ -27,21 +32,31 @@ const bytes = (value: string): number => {
   return Number(m[1]) * (unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1);
 };
 
-function printSummary(root: string, scan: ScanResult, catalogue: Catalogue, write: (line: string) => void): void {
-  write(`indexed ${root}: ${scan.files.length + scan.skipped.length} files, ${catalogue.studyCount} studies, ` +
+interface Counted { files: number; parsed?: number; reused?: number; ms?: number; skipped: SkippedFile[] }
+
+function printSummary(root: string, index: Counted, catalogue: Catalogue, write: (line: string) => void): void {
+  const timing = index.ms === undefined ? '' :
+    ` in ${(index.ms / 1000).toFixed(1)} s (${index.parsed ?? 0} parsed, ${index.reused ?? 0} from the saved index)`;
+  write(`indexed ${root}: ${index.files} files, ${catalogue.studyCount} studies, ` +
     `${catalogue.seriesCount} series, ${catalogue.instanceCount} instances, ${catalogue.frameCount} frames; ` +
-    `${scan.skipped.length} skipped, ${catalogue.duplicates.length} duplicates`);
-  for (const s of scan.skipped) write(`  skipped ${s.path}: ${s.reason} [${s.code}]`);
+    `${index.skipped.length} skipped, ${catalogue.duplicates.length} duplicates${timing}`);
+  const byCode = new Map<string, number>();
+  for (const s of index.skipped) byCode.set(s.code, (byCode.get(s.code) ?? 0) + 1);
+  if (byCode.size) write(`  skipped by reason: ${[...byCode].map(([code, n]) => `${code} ${n}`).join(', ')}`);
+  for (const s of index.skipped) write(`  skipped ${s.path}: ${s.reason} [${s.code}]`);
   for (const d of catalogue.duplicates) {
     write(`  duplicate ${relative(root, d.path)}: same SOP Instance UID as ${relative(root, d.servedPath)}, which is served`);
   }
-  for (const f of scan.files) for (const w of f.warnings) write(`  note ${relative(root, f.path)}: ${w}`);
 }
+
+const indexOptions = (cmd: Command): Command => cmd
+  .option('--index-dir <dir>', `where the parser index is saved (default: ${DEFAULT_INDEX_DIR}/ inside the folder)`)
+  .option('--parse-workers <n>', 'worker threads parsing files (0: the main thread)', integer(0), DEFAULT_PARSE_WORKERS);
 
 const program = new Command();
 program.name('dicomstream').description('Stream DICOM pixel data to browsers over WebSocket.').version(SERVER_NAME.split('/')[1]!);
 
-program.command('serve')
+indexOptions(program.command('serve'))
   .description('index a folder of DICOM files and serve its frames over WebSocket')
   .argument('[dir]', 'folder of DICOM files, scanned recursively (default: the built-in sample)')
   .option('-p, --port <n>', 'port to listen on (0: any free port)', integer(0), 8080)
@@ -52,10 +67,13 @@ program.command('serve')
   .option('--frame-cache <bytes>', 'frames kept in memory, shared by all clients and read ahead into', bytes, 64 * 1024 * 1024)
   .option('--readahead <n>', 'frames read ahead for each frame group', integer(0), 4)
   .option('--read-concurrency <n>', 'disk reads at once', integer(1), 4)
+  .option('--index-cache <bytes>', 'opened series\' index entries kept in memory', bytes, 64 * 1024 * 1024)
+  .option('--no-watch', 'do not pick up files added, replaced or deleted while serving')
+  .option('--rescan-interval <seconds>', 'also rescan the folder this often (0: never)', integer(0), 60)
   .option('--log-level <level>', 'debug, info, warn, error or silent', 'info')
   .action(async (dir: string | undefined, opts: {
     port: number; host: string; chunkSize: number; maxBuffered: number; maxOpenFiles: number; frameCache: number; readahead: number;
-    readConcurrency: number; logLevel: LogLevel;
+    readConcurrency: number; logLevel: LogLevel; indexDir?: string; parseWorkers: number; indexCache: number; watch: boolean; rescanInterval: number;
   }) => {
     const log = createLogger(opts.logLevel);
     let root = dir ? resolve(dir) : sampleDir();
@@ -69,8 +87,11 @@ program.command('serve')
     const server = await startServer({
       root, host: opts.host, port: opts.port, chunkBytes: opts.chunkSize, maxBufferedBytes: opts.maxBuffered,
       maxOpenFiles: opts.maxOpenFiles, frameCacheBytes: opts.frameCache, readahead: opts.readahead, readConcurrency: opts.readConcurrency, log,
+      indexDir: opts.indexDir, parseWorkers: opts.parseWorkers, indexCacheBytes: opts.indexCache, watch: opts.watch,
+      rescanMs: opts.rescanInterval * 1000,
+      onIndexProgress: progressReporter(process.stderr, 'indexing'),
     });
-    printSummary(root, server.scan, server.catalogue, (line) => process.stdout.write(line + '\n'));
+    printSummary(root, server.index, server.catalogue, (line) => process.stdout.write(line + '\n'));
     process.stdout.write(`listening on ${server.url}\n`);
     const stop = (signal: string) => {
       log.info('shutting down', { signal });
@@ -80,6 +101,37 @@ program.command('serve')
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
 
+indexOptions(program.command('index'))
+  .description('build or refresh the saved parser index of a folder (resumable: an interrupted run keeps what it finished)')
+  .argument('<dir>', 'folder of DICOM files')
+  .action(async (dir: string, opts: { indexDir?: string; parseWorkers: number }) => {
+    const root = resolve(dir);
+    const parser = new ParsePool(opts.parseWorkers);
+    const store = new IndexStore(root, resolve(root, opts.indexDir ?? DEFAULT_INDEX_DIR), (path) => parser.parse(path, true), (file, reason) => {
+      process.stderr.write(`index file ${file} not trusted (${reason}): rebuilt\n`);
+    });
+    // Ctrl-C: what the finished batches saved stays; the next run goes on from there.
+    process.once('SIGINT', () => {
+      process.stderr.write('\ninterrupted: the files indexed so far are saved; run again to go on\n');
+      process.exit(130);
+    });
+    try {
+      const result = await refreshIndex(root, await store.readCatalogue(), parser, store, {
+        onProgress: progressReporter(process.stderr, 'indexing'), batchFiles: 1000,
+      });
+      const catalogue = new Catalogue(result.index, store);
+      const summary: IndexSummary = {
+        files: result.files, parsed: result.parsed, reused: result.reused, removed: result.removed, ms: result.ms, indexDir: store.dir,
+        skipped: result.index.skipped.map((k) => ({ path: relativePath(root, k.file.path), code: k.code as SkippedFile['code'], reason: k.reason })),
+      };
+      printSummary(root, summary, catalogue, (line) => process.stdout.write(line + '\n'));
+      process.stdout.write(`index saved in ${store.dir}: ${result.parsed} parsed, ${result.reused} unchanged, ${result.removed} removed; ` +
+        `${Math.round(result.parsed / Math.max(result.ms / 1000, 1e-3))} files/s parsed\n`);
+    } finally {
+      await parser.close();
+    }
+  });
+
 program.command('scan')
   .description('index a folder and report what would be served, without serving it')
   .argument('<dir>', 'folder of DICOM files')
@@ -87,7 +139,7 @@ program.command('scan')
   .action(async (dir: string, opts: { json?: boolean }) => {
     const root = resolve(dir);
     const scan = await scanFolder(root);
-    const catalogue = new Catalogue(scan.files);
+    const catalogue = Catalogue.fromFiles(scan.files);
     if (opts.json) {
       process.stdout.write(JSON.stringify({
         files: scan.files.map((f) => ({ path: relative(root, f.path), sopInstanceUid: f.image.sopInstanceUid, frames: f.frames.length, warnings: f.warnings })),
@@ -95,7 +147,8 @@ program.command('scan')
         duplicates: catalogue.duplicates.map((d) => ({ ...d, path: relative(root, d.path), servedPath: relative(root, d.servedPath) })),
       }, null, 2) + '\n');
     } else {
-      printSummary(root, scan, catalogue, (line) => process.stdout.write(line + '\n'));
+      printSummary(root, { files: scan.files.length + scan.skipped.length, skipped: scan.skipped }, catalogue, (line) => process.stdout.write(line + '\n'));
+      for (const f of scan.files) for (const w of f.warnings) process.stdout.write(`  note ${relative(root, f.path)}: ${w}\n`);
     }
   });
 

@@ -48,6 +48,7 @@ export type SeriesManifest = Omit<Plain<dicomstream.v1.SeriesManifest>, 'instanc
 export type FrameChunkHeader = Omit<Plain<dicomstream.v1.FrameChunk>, 'instance'> & { instance: ImageAttributes | null };
 export type RequestComplete = Plain<dicomstream.v1.RequestComplete>;
 export type ErrorMessage = Plain<dicomstream.v1.Error>;
+export type SeriesUpdated = Plain<dicomstream.v1.SeriesUpdated>;
 /** A partial shape for building messages to encode. */
 export type ImageAttributesInit = Shape<Plain<dicomstream.v1.ImageAttributes>>;
 
@@ -121,7 +122,8 @@ export type DecodedServerMessage =
   | { kind: 'seriesManifest'; seriesManifest: SeriesManifest }
   | { kind: 'frameChunk'; frameChunk: FrameChunkHeader; payload: Uint8Array }
   | { kind: 'requestComplete'; requestComplete: RequestComplete }
-  | { kind: 'error'; error: ErrorMessage };
+  | { kind: 'error'; error: ErrorMessage }
+  | { kind: 'seriesUpdated'; seriesUpdated: SeriesUpdated };
 
 /** Decodes one server WebSocket message. A FrameChunk's payload is a view into `bytes` (no copy). */
 export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
@@ -146,6 +148,7 @@ export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
     case 'seriesManifest': return { kind: 'seriesManifest', seriesManifest: o.seriesManifest as SeriesManifest };
     case 'requestComplete': return { kind: 'requestComplete', requestComplete: o.requestComplete as RequestComplete };
     case 'error': return { kind: 'error', error: o.error as ErrorMessage };
+    case 'seriesUpdated': return { kind: 'seriesUpdated', seriesUpdated: o.seriesUpdated as SeriesUpdated };
     default: throw protocolError(ErrorCode.MALFORMED_MESSAGE, 'ServerMessage has no body');
   }
 }

@@ -22,23 +22,23 @@ function file(path: string, image: Partial<ImageAttributes>, series = '1.2.3', s
 }
 
 describe('catalogue', () => {
-  it('sorts a series along the slice normal, whatever the instance numbers say', () => {
+  it('sorts a series along the slice normal, whatever the instance numbers say', async () => {
     const axial = [1, 0, 0, 0, 1, 0];
-    const c = new Catalogue([
+    const c = Catalogue.fromFiles([
       file('a', { instanceNumber: 1, imagePositionPatient: [0, 0, 30], imageOrientationPatient: axial }),
       file('b', { instanceNumber: 2, imagePositionPatient: [0, 0, -10], imageOrientationPatient: axial }),
       file('c', { instanceNumber: 3, imagePositionPatient: [0, 0, 10], imageOrientationPatient: axial }),
     ]);
-    assert.deepEqual(c.series('1.2.3')!.instances.map((i) => i.sopInstanceUid), ['b', 'c', 'a']);
+    assert.deepEqual((await c.series('1.2.3'))!.instances.map((i) => i.sopInstanceUid), ['b', 'c', 'a']);
   });
 
-  it('falls back to instance number where positions are missing', () => {
-    const c = new Catalogue([file('x', { instanceNumber: 3 }), file('y', { instanceNumber: 1 }), file('z', { instanceNumber: 2 })]);
-    assert.deepEqual(c.series('1.2.3')!.instances.map((i) => i.sopInstanceUid), ['y', 'z', 'x']);
+  it('falls back to instance number where positions are missing', async () => {
+    const c = Catalogue.fromFiles([file('x', { instanceNumber: 3 }), file('y', { instanceNumber: 1 }), file('z', { instanceNumber: 2 })]);
+    assert.deepEqual((await c.series('1.2.3'))!.instances.map((i) => i.sopInstanceUid), ['y', 'z', 'x']);
   });
 
   it('groups series into studies, newest study first, with counts', () => {
-    const c = new Catalogue([
+    const c = Catalogue.fromFiles([
       file('a', {}, 's1', 'old', '20100101'), file('b', {}, 's1', 'old', '20100101'),
       file('c', {}, 's2', 'new', '20240101'), file('d', {}, 's3', 'new', '20240101'),
     ]);
@@ -53,20 +53,20 @@ describe('catalogue', () => {
     const same = { sopInstanceUid: 'dup' };
     const lossy = file('a-lossy', { ...same, transferSyntaxUid: '1.2.840.10008.1.2.4.50' });
     const lossless = file('z-lossless', { ...same });
-    const c = new Catalogue([lossy, lossless]);
-    assert.equal(c.instance('dup')!.path, 'z-lossless');
+    const c = Catalogue.fromFiles([lossy, lossless]);
+    assert.equal((await c.instance('dup'))!.path, 'z-lossless');
     assert.deepEqual(c.duplicates, [{ path: 'a-lossy', sopInstanceUid: 'dup', servedPath: 'z-lossless' }]);
     const multi = { ...file('m-multi', same), frames: [lossless.frames[0]!, lossless.frames[0]!] };
-    assert.equal(new Catalogue([lossless, multi]).instance('dup')!.path, 'm-multi');
-    assert.equal(new Catalogue([file('b', same), file('a', same)]).instance('dup')!.path, 'a');
+    assert.equal((await Catalogue.fromFiles([lossless, multi]).instance('dup'))!.path, 'm-multi');
+    assert.equal((await Catalogue.fromFiles([file('b', same), file('a', same)]).instance('dup'))!.path, 'a');
   });
 
   it('on the corpus, serves the native copy of MR_small over its RLE, JPEG-LS and big-endian copies', async () => {
     const names = ['MR_small_RLE.dcm', 'MR_small_jpeg_ls_lossless.dcm', 'MR_small_bigendian.dcm', 'MR_small.dcm'];
     const files = await Promise.all(names.map((n) => indexFile(join(filesDir, n))));
-    const c = new Catalogue(files);
+    const c = Catalogue.fromFiles(files);
     assert.equal(c.instanceCount, 1);
-    assert.equal(c.instance(files[0]!.image.sopInstanceUid)!.path, join(filesDir, 'MR_small.dcm'));
+    assert.equal((await c.instance(files[0]!.image.sopInstanceUid))!.path, join(filesDir, 'MR_small.dcm'));
     assert.equal(c.duplicates.length, 3);
   });
 });

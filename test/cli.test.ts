@@ -1,19 +1,29 @@
 // The command line as an operator runs it: `dicomstream serve DIR` prints a summary and the
-// listening line, serves, and stops cleanly on SIGTERM; `dicomstream scan --json` reports.
+// listening line, serves, and stops cleanly on SIGTERM; `dicomstream index` builds and refreshes
+// the saved index with progress and a summary; `dicomstream scan --json` reports.
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { connect } from '../web-client/index.js';
+import { writeTree, smallImage } from '../server/sample/tree.js';
 import { expectation, filesDir, manifest } from './helpers/corpus.js';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'server', 'cli.js');
 
+function spawnSyncCli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
 describe('command line', () => {
   it('serve: prints the summary and "listening on ws://HOST:PORT/", serves, exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, [cli, 'serve', filesDir, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const indexDir = mkdtempSync(join(tmpdir(), 'dicomstream-cli-index-'));
+    const child = spawn(process.execPath, [cli, 'serve', filesDir, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', '--index-dir', indexDir], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {
       let out = '';
       const url = await new Promise<string>((resolve, reject) => {
@@ -38,6 +48,35 @@ describe('command line', () => {
       assert.equal(await exited, 0);
     } finally {
       child.kill('SIGKILL');
+      rmSync(indexDir, { recursive: true, force: true });
+    }
+  });
+
+  it('index: builds the saved index with progress and a summary, then refreshes only what changed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dicomstream-cli-tree-'));
+    try {
+      writeTree(dir, 300, { perSeries: 30, seriesPerStudy: 5, salt: 'cli' });
+      writeFileSync(join(dir, 'notes.txt'), 'not DICOM');
+      const run = () => {
+        const child = spawnSyncCli(['index', dir, '--parse-workers', '2']);
+        assert.equal(child.status, 0, child.stderr);
+        return child;
+      };
+      const cold = run();
+      // Not a terminal: plain progress lines, the last one at the end.
+      assert.match(cold.stderr, /^indexing: 301\/301 files, \d+ files\/s, done in [\d.]+ s$/m);
+      assert.match(cold.stdout, /indexed .*: 301 files, 2 studies, 10 series, 300 instances, 300 frames; 1 skipped, 0 duplicates in [\d.]+ s \(300 parsed, 0 from the saved index\)/);
+      assert.match(cold.stdout, /skipped by reason: NOT_DICOM 1/);
+      assert.match(cold.stdout, /skipped notes\.txt: /);
+      // Changed: one file replaced, one deleted, one added.
+      writeFileSync(join(dir, 'study-0', 'series-0', '0.dcm'), smallImage(0, 0, 0, { salt: 'cli', size: 32 }));
+      unlinkSync(join(dir, 'study-0', 'series-1', '0.dcm'));
+      writeFileSync(join(dir, 'study-0', 'series-1', 'extra.dcm'), smallImage(0, 1, 99, { salt: 'cli' }));
+      const warm = run();
+      assert.match(warm.stdout, /301 files, 2 studies, 10 series, 300 instances, 300 frames;.*\(2 parsed, 298 from the saved index\)/);
+      assert.match(warm.stdout, /2 parsed, 298 unchanged, 1 removed/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -7,10 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { createLogger, indexFile, startServer, type RunningServer } from '../server/index.js';
+import { createLogger, startServer, type RunningServer } from '../server/index.js';
 import { writeDicom } from '../server/sample/dicom-writer.js';
 import { ensureSample } from '../server/sample/make-sample.js';
 import { withBrowser } from './helpers/browser.js';
+import { servedFiles } from './helpers/server.js';
 import { filesDir, manifest } from './helpers/corpus.js';
 import { expectedGrey, samples } from './helpers/expected-grey.js';
 
@@ -43,16 +44,12 @@ describe('demo viewer in Chromium', () => {
 
   /** The CT slice shown at a stack index, and the grey the viewer must draw for each pixel. */
   async function expectedFor(index: number, center: number, width: number): Promise<number[]> {
-    const series = server.catalogue.series(server.catalogue.listStudies(0, 1).studies[0]!.series[0]!.seriesInstanceUid)!;
+    const series = (await server.catalogue.series(server.catalogue.listStudies(0, 1).studies[0]!.series[0]!.seriesInstanceUid))!;
     const instance = series.instances[index]!;
-    const file = await indexFile(join(sampleDir, 'sample', relativeOf(instance.sopInstanceUid)));
+    const file = (await server.catalogue.instance(instance.sopInstanceUid))!;
     const [offset, length] = file.frames[0]!.segments as [number, number];
     const stored = samples(readFileSync(file.path).subarray(offset, offset + length), instance.bitsAllocated, instance.pixelRepresentation === 1);
     return stored.map((v) => expectedGrey(v, { slope: instance.rescaleSlope, intercept: instance.rescaleIntercept, center, width }));
-  }
-  function relativeOf(sopInstanceUid: string): string {
-    const f = server.scan.files.find((x) => x.image.sopInstanceUid === sopInstanceUid)!;
-    return f.path.slice(join(sampleDir, 'sample').length + 1);
   }
   function assertSame(got: number[], want: number[], what: string): void {
     assert.equal(got.length, want.length, `${what}: size`);
@@ -104,7 +101,7 @@ describe('demo viewer in Chromium', () => {
       // Keyboard scrolling, and every frame of the series loads.
       await page.keyboard.press('ArrowUp');
       await page.waitForFunction((i) => Number(document.body.dataset.shown) === i - 1, s.index, { timeout: 5_000 });
-      const total = server.catalogue.series(server.catalogue.listStudies(0, 1).studies[0]!.series[0]!.seriesInstanceUid)!.instances.length;
+      const total = (await server.catalogue.series(server.catalogue.listStudies(0, 1).studies[0]!.series[0]!.seriesInstanceUid))!.instances.length;
       await page.waitForFunction((t) => Number(document.body.dataset.loaded) === t, total, { timeout: 30_000 });
       const bar = await page.evaluate(() => { const p = document.getElementById('progress') as HTMLProgressElement; return { value: p.value, max: p.max }; });
       assert.deepEqual(bar, { value: total, max: total });
@@ -117,7 +114,7 @@ describe('demo viewer in Chromium', () => {
   });
 
   it('shows the RGB test card with the stored colours, decoded in a worker', async () => {
-    const rgb = server.scan.files.find((f) => f.image.photometricInterpretation === 'RGB')!;
+    const rgb = (await servedFiles(server.catalogue)).find((f) => f.image.photometricInterpretation === 'RGB')!;
     await withBrowser(async (context) => {
       const page = await context.newPage();
       await page.goto(`${server.url.replace('ws://', 'http://')}?series=${encodeURIComponent(rgb.series.seriesInstanceUid)}`);
@@ -182,9 +179,9 @@ describe('demo viewer in Chromium', () => {
         assert.equal(await page.evaluate(() => document.body.dataset.message), undefined, `${s.seriesDescription}: decoded`);
         const got = await shown(page);
         // The compressed slice k is the native slice k (lossless): compare with what the native file gives.
-        const manifest = server.catalogue.series(s.seriesInstanceUid)!;
+        const manifest = (await server.catalogue.series(s.seriesInstanceUid))!;
         const slice = manifest.instances[got.index]!.instanceNumber - 1;
-        const native = server.catalogue.series(server.catalogue.listStudies(0, 1).studies[0]!.series[0]!.seriesInstanceUid)!;
+        const native = (await server.catalogue.series(server.catalogue.listStudies(0, 1).studies[0]!.series[0]!.seriesInstanceUid))!;
         const nativeIndex = native.instances.findIndex((i) => i.instanceNumber === slice + 1);
         assertSame(got.grey, await expectedFor(nativeIndex, got.center, got.width), s.seriesDescription);
         await page.close();
@@ -193,11 +190,11 @@ describe('demo viewer in Chromium', () => {
   });
 
   it('decodes every compressed corpus frame in Chromium\'s workers to the reference pixels', async () => {
-    const corpusServer = await startServer({ root: filesDir, host: '127.0.0.1', port: 0, log: createLogger('silent') });
+    const corpusServer = await startServer({ root: filesDir, host: '127.0.0.1', port: 0, log: createLogger('silent'), indexDir: false });
     try {
       // Compressed instances the server serves, with the reference sha256 of each decoded frame.
-      const wanted = corpusServer.scan.files
-        .filter((f) => f.image.encapsulated && corpusServer.catalogue.instance(f.image.sopInstanceUid) === f)
+      const wanted = (await servedFiles(corpusServer.catalogue))
+        .filter((f) => f.image.encapsulated)
         .map((f) => ({ uid: f.image.sopInstanceUid, file: f.path.split('/').pop()!, frames: f.frames.length }))
         .map((w) => ({ ...w, hashes: manifest.files.find((m) => m.file === w.file)?.frames?.map((x) => x.sha256) ?? [] }))
         .filter((w) => w.hashes.length === w.frames);

@@ -140,8 +140,8 @@ describe('built-in sample', () => {
     }
   });
 
-  it('lists the CT study first with the CT series first', () => {
-    const catalogue = new Catalogue(files);
+  it('lists the CT study first with the CT series first', async () => {
+    const catalogue = Catalogue.fromFiles(files);
     assert.equal(catalogue.studyCount, 2);
     assert.equal(catalogue.seriesCount, 6 + COMPRESSED_CT.length);
     const [first, second] = catalogue.listStudies(0, 10).studies;
@@ -150,7 +150,7 @@ describe('built-in sample', () => {
     assert.equal(first!.series[0]!.numberOfInstances, CT.slices);
     assert.equal(second!.patientName, 'DICOMSTREAM^LUTS');
     assert.equal(second!.series.length, 3);
-    const manifest = catalogue.series(first!.series[0]!.seriesInstanceUid)!;
+    const manifest = (await catalogue.series(first!.series[0]!.seriesInstanceUid))!;
     assert.deepEqual(manifest.instances.map((i) => i.instanceNumber), Array.from({ length: CT.slices }, (_, k) => k + 1));
   });
 

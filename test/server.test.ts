@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ErrorCode, ProtocolError, type DicomStreamClient, type Frame } from '../web-client/index.js';
 import { expectation, manifest, sha256 } from './helpers/corpus.js';
-import { RawClient, client, withServer } from './helpers/server.js';
+import { RawClient, client, servedFiles, withServer } from './helpers/server.js';
 
 /** Every (instance, frame) the server offers, with the hashes any copy of that instance may match. */
 async function allFrames(c: DicomStreamClient) {
@@ -55,11 +55,11 @@ describe('server over loopback', () => {
 
   it('reports broken files and duplicate copies, and serves the rest', async () => {
     await withServer({}, async (server) => {
-      const skippedNames = new Set(server.scan.skipped.map((s) => s.path));
+      const skippedNames = new Set(server.index.skipped.map((s) => s.path));
       for (const f of manifest.files) {
         if (expectation(f).outcome === 'skipped') assert.ok(skippedNames.has(f.file), `${f.file} reported as skipped`);
       }
-      for (const s of server.scan.skipped) assert.match(s.reason, /\w{4,}/);
+      for (const s of server.index.skipped) assert.match(s.reason, /\w{4,}/);
       // The corpus holds one image in several transfer syntaxes under one SOP Instance UID: one copy is served.
       const uidCounts = new Map<string, number>();
       for (const f of manifest.files) if (expectation(f).outcome === 'served') uidCounts.set(f.sop_instance_uid!, (uidCounts.get(f.sop_instance_uid!) ?? 0) + 1);
@@ -213,7 +213,7 @@ describe('server over loopback', () => {
     await withServer({ chunkBytes: 1024, maxBufferedBytes: 4096 }, async (server) => {
       const raw = await new RawClient(server.url).open();
       try {
-        const big = [...server.catalogue['instances'].values()].sort((a, b) => b.frames[0]!.length - a.frames[0]!.length)[0]!;
+        const big = (await servedFiles(server.catalogue)).sort((a, b) => b.frames[0]!.length - a.frames[0]!.length)[0]!;
         const frames = Array.from({ length: 500 }, () => ({ sopInstanceUid: big.image.sopInstanceUid, frameNumber: 1 }));
         raw.send({ requestFrames: { requestId: 5, priority: 0, frames } });
         const first = await raw.next();
@@ -269,7 +269,7 @@ describe('instance attributes on frame chunks', () => {
       const raw = await new RawClient(server.url).open();
       const c = await client(server);
       try {
-        const multi = [...server.catalogue['instances'].values()].find((f) => f.frames.length > 1)!;
+        const multi = (await servedFiles(server.catalogue)).find((f) => f.frames.length > 1)!;
         const uid = multi.image.sopInstanceUid;
         raw.send({ requestFrames: { requestId: 1, frames: [{ sopInstanceUid: uid, frameNumber: 1 }, { sopInstanceUid: uid, frameNumber: 2 }] } });
         const seen = await raw.until((m) => m.kind === 'requestComplete');

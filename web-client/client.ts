@@ -2,7 +2,7 @@
 // frames reassembled from chunks. Runs in browsers and in Node (pass `ws`'s WebSocket).
 import {
   ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeServerMessage, encodeClientMessage,
-  type ClientMessage, type DecodedServerMessage, type ImageAttributes, type SeriesManifest, type StudyList,
+  type ClientMessage, type DecodedServerMessage, type ImageAttributes, type SeriesManifest, type SeriesUpdated, type StudyList,
   type StudySummary, type Welcome,
 } from '../shared/protocol.js';
 import { CodedError } from '../shared/coded-error.js';
@@ -93,6 +93,7 @@ export class DicomStreamClient {
   /** Bytes of whole frames handed to streams that their consumers have not taken yet, and its bound. */
   private backlog = 0;
   private maxBacklog = 0;
+  private readonly seriesListeners = new Set<(update: SeriesUpdated) => void>();
   private closedWith: Error | undefined;
   private welcome: Pending | undefined;
   private readonly opened: Promise<void>;
@@ -202,6 +203,15 @@ export class DicomStreamClient {
     if (!this.closedWith) this.send({ cancelGroup: { groupId } });
   }
 
+  /**
+   * Calls `listener` when a series this client opened changed on the server (files added, replaced
+   * or deleted): open it again for the new manifest. Returns a function that stops the calls.
+   */
+  onSeriesUpdated(listener: (update: SeriesUpdated) => void): () => void {
+    this.seriesListeners.add(listener);
+    return () => this.seriesListeners.delete(listener);
+  }
+
   /** The attributes of an instance, once its series was opened or one of its frames arrived. */
   instance(sopInstanceUid: string): ImageAttributes | undefined {
     return this.instances.get(sopInstanceUid);
@@ -306,6 +316,9 @@ export class DicomStreamClient {
         if (this.welcome) { this.welcome.reject(error); this.welcome = undefined; }
         return;
       }
+      case 'seriesUpdated':
+        for (const listener of this.seriesListeners) listener(message.seriesUpdated);
+        return;
       default: {
         const id = requestIdOf(message);
         const pending = this.pending.get(id);

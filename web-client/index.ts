@@ -1,11 +1,11 @@
 // dicomstream/client: connect to a dicomstream server, browse, and receive frames as stored.
 export { connect, DicomStreamClient, ConnectionError, type ConnectOptions, type FrameAddress, type RequestOptions, type GroupSettings } from './client.js';
-export { FrameStream, type Frame, type RequestSummary } from './frame-stream.js';
+export { FrameStream, type Frame, type FrameCallback, type RequestSummary } from './frame-stream.js';
 export type { WebSocketLike, WebSocketConstructor } from './socket.js';
 export {
   ProtocolError, ErrorCode, errorCodeName,
   type ImageAttributes, type SeriesManifest, type StudySummary, type SeriesSummary, type StudyList, type LookupTable,
-  type FrameAttributes, type Welcome, type Limits,
+  type FrameAttributes, type Welcome, type Limits, type SeriesUpdated,
 } from '../shared/protocol.js';
 export { transferSyntax, type TransferSyntax } from '../shared/transfer-syntax.js';
 export { decodeFrame, DecodeError, type DecodedFrame, type DecodeOptions, type DecodeInstance, type PixelArray } from './decode/index.js';

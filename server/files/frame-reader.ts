@@ -44,18 +44,28 @@ export class FrameReader {
       }
       return;
     }
-    await this.pool.with(file.path, async (handle) => {
-      let to = at;
-      for (const [start, n] of pieces) {
-        let done = 0;
-        while (done < n) {
-          const { bytesRead } = await handle.read(into, to + done, n - done, start + done);
-          if (bytesRead === 0) throw new Error('file is shorter than its index (changed or truncated)');
-          done += bytesRead;
+    // The handle may be of an older file at that path (replaced since it was opened): then it is
+    // dropped and the path opened again, once.
+    for (let attempt = 0; ; attempt++) {
+      const stale = await this.pool.with(file.path, async (handle, opened) => {
+        if (opened.size !== file.size || opened.mtimeMs !== file.mtimeMs) return true;
+        let to = at;
+        for (const [start, n] of pieces) {
+          let done = 0;
+          while (done < n) {
+            const { bytesRead } = await handle.read(into, to + done, n - done, start + done);
+            if (bytesRead === 0) throw new Error('file is shorter than its index (changed or truncated)');
+            done += bytesRead;
+          }
+          to += n;
         }
-        to += n;
-      }
-    });
+        return false;
+      });
+      if (!stale) return;
+      // The path names another file than the one indexed: its byte ranges would be wrong.
+      if (attempt > 0) throw new Error('the file changed since it was indexed');
+      this.pool.forget(file.path);
+    }
   }
 
   async close(): Promise<void> {

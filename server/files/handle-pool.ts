@@ -11,7 +11,12 @@ interface Entry {
   lastUsed: number;
   /** Called when the last user is done, while a close waits for it. */
   onIdle?: () => void;
+  /** The file's size and mtime when it was opened. */
+  opened: OpenedStamp;
 }
+
+/** Size and modification time of a file when its handle was opened. */
+export interface OpenedStamp { size: number; mtimeMs: number }
 
 export interface HandlePoolOptions {
   /** Handles kept open at most (more may be open while all are in use). */
@@ -44,17 +49,27 @@ export class HandlePool {
   }
 
   /** Runs `use` with an open handle on `path`; the handle stays open for the next user. */
-  async with<T>(path: string, use: (handle: FileHandle) => Promise<T>): Promise<T> {
+  async with<T>(path: string, use: (handle: FileHandle, opened: OpenedStamp) => Promise<T>): Promise<T> {
     if (this.closed) throw new Error('handle pool is closed');
     let entry = this.entries.get(path);
     if (!entry) {
+      let opening!: Entry;
       const handle = this.queue(path, async () => {
         const h = await open(path, 'r');
         this.stats.opens++;
         this.stats.open++;
+        try {
+          const s = await h.stat();
+          opening.opened = { size: s.size, mtimeMs: s.mtimeMs };
+        } catch (e) {
+          await h.close().catch(() => undefined);
+          this.stats.open--;
+          throw e;
+        }
         return h;
       });
-      entry = { path, handle, users: 0, lastUsed: Date.now() };
+      entry = { path, handle, users: 0, lastUsed: Date.now(), opened: { size: -1, mtimeMs: -1 } };
+      opening = entry;
       this.entries.set(path, entry);
       // A failed open leaves no entry behind: the next read tries again.
       handle.catch(() => { if (this.entries.get(path) === entry) this.entries.delete(path); });
@@ -62,7 +77,8 @@ export class HandlePool {
     }
     entry.users++;
     try {
-      return await use(await entry.handle);
+      const handle = await entry.handle;
+      return await use(handle, entry.opened);
     } finally {
       entry.users--;
       entry.lastUsed = Date.now();

@@ -1,8 +1,13 @@
 // Groups indexed files into studies and series, the way a study browser lists them, and picks
 // one file per SOP Instance UID: an archive may hold the same instance in several transfer syntaxes.
+// It keeps only light records of every instance in memory; a series' attributes and frame tables
+// are loaded when the series is opened, into a cache bounded in bytes.
+import { LRUCache } from 'lru-cache';
+import type { CatalogueIndex, InstanceRecord, SeriesFactsRecord, StudyFactsRecord } from '../../shared/index-format.js';
 import type { ImageAttributes, SeriesManifest, SeriesSummary, StudyList, StudySummary } from '../../shared/protocol.js';
 import { transferSyntax } from '../../shared/transfer-syntax.js';
 import type { IndexedFile } from './index-file.js';
+import { MemorySeriesSource, type SeriesSource } from './index-store.js';
 
 export interface DuplicateFile {
   path: string;
@@ -14,8 +19,18 @@ export interface DuplicateFile {
 interface SeriesEntry {
   summary: SeriesSummary;
   studyInstanceUid: string;
-  files: IndexedFile[];
+  /** The served copy of each of its instances. */
+  records: InstanceRecord[];
 }
+
+/** An opened series: its manifest and its served files by SOP Instance UID. */
+export interface OpenedSeries {
+  manifest: Omit<SeriesManifest, 'requestId'>;
+  files: Map<string, IndexedFile>;
+  bytes: number;
+}
+
+export interface CatalogueCacheStats { hits: number; misses: number; evictions: number; bytes: number; entries: number; maxBytes: number }
 
 interface StudyEntry {
   summary: StudySummary;
@@ -26,11 +41,31 @@ interface StudyEntry {
  * Which copy of an instance to serve: one in a lossless transfer syntax before a lossy one, then
  * one never lossy-compressed, then the one with more frames, then the first by path. Deterministic, so restarts and replicas serve the same bytes.
  */
-function preferred(a: IndexedFile, b: IndexedFile): number {
-  const lossySyntax = (f: IndexedFile) => Number(transferSyntax(f.image.transferSyntaxUid)?.lossy ?? false);
-  const lossyHistory = (f: IndexedFile) => Number(f.image.lossyImageCompression);
-  return lossySyntax(a) - lossySyntax(b) || lossyHistory(a) - lossyHistory(b) || b.frames.length - a.frames.length ||
-    (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+function preferred(a: InstanceRecord, b: InstanceRecord): number {
+  const lossySyntax = (r: InstanceRecord) => Number(transferSyntax(r.transferSyntaxUid)?.lossy ?? false);
+  const lossyHistory = (r: InstanceRecord) => Number(r.lossyImageCompression);
+  return lossySyntax(a) - lossySyntax(b) || lossyHistory(a) - lossyHistory(b) || b.numberOfFrames - a.numberOfFrames ||
+    (a.file.path < b.file.path ? -1 : a.file.path > b.file.path ? 1 : 0);
+}
+
+/** What the catalogue keeps of an indexed file. */
+export function recordOf(f: IndexedFile): InstanceRecord {
+  return {
+    file: { path: f.path, size: f.size, mtimeMs: f.mtimeMs }, sopInstanceUid: f.image.sopInstanceUid,
+    seriesInstanceUid: f.series.seriesInstanceUid, numberOfFrames: f.frames.length,
+    transferSyntaxUid: f.image.transferSyntaxUid, lossyImageCompression: f.image.lossyImageCompression,
+  };
+}
+
+/** The catalogue index of a set of indexed files (records and the facts of their studies and series). */
+export function catalogueIndexOf(files: IndexedFile[], skipped: CatalogueIndex['skipped'] = []): CatalogueIndex {
+  const studies = new Map<string, StudyFactsRecord>();
+  const series = new Map<string, SeriesFactsRecord>();
+  for (const f of files) {
+    if (!studies.has(f.study.studyInstanceUid)) studies.set(f.study.studyInstanceUid, f.study);
+    if (!series.has(f.series.seriesInstanceUid)) series.set(f.series.seriesInstanceUid, { ...f.series, studyInstanceUid: f.study.studyInstanceUid });
+  }
+  return { studies: [...studies.values()], series: [...series.values()], instances: files.map(recordOf), skipped };
 }
 
 /** Position along the slice normal, where the image says where it is. */
@@ -56,51 +91,71 @@ function sortInstances(files: IndexedFile[]): IndexedFile[] {
 export class Catalogue {
   private readonly studies: StudyEntry[] = [];
   private readonly seriesByUid = new Map<string, SeriesEntry>();
-  private readonly instances = new Map<string, IndexedFile>();
+  private readonly instances = new Map<string, InstanceRecord>();
   readonly duplicates: DuplicateFile[] = [];
+  private readonly every: InstanceRecord[];
+  private readonly gone = new Map<string, string>();
+  private readonly opened: LRUCache<string, OpenedSeries>;
+  private readonly counters = { hits: 0, misses: 0, evictions: 0 };
 
-  constructor(files: IndexedFile[]) {
-    const chosen = new Map<string, IndexedFile[]>();
-    for (const f of files) {
-      const copies = chosen.get(f.image.sopInstanceUid);
-      if (copies) copies.push(f);
-      else chosen.set(f.image.sopInstanceUid, [f]);
+  /** A catalogue of files already parsed, their entries held in memory (tests, tools). */
+  static fromFiles(files: IndexedFile[]): Catalogue {
+    return new Catalogue(catalogueIndexOf(files), new MemorySeriesSource(files));
+  }
+
+  constructor(index: CatalogueIndex, private readonly source: SeriesSource, options: { cacheBytes?: number } = {}) {
+    this.opened = new LRUCache<string, OpenedSeries>({
+      maxSize: Math.max(1, options.cacheBytes ?? 64 * 1024 * 1024),
+      sizeCalculation: (s) => Math.max(1, s.bytes),
+      dispose: (_value, _key, reason) => { if (reason === 'evict') this.counters.evictions++; },
+    });
+    this.every = index.instances;
+    const studyFacts = new Map(index.studies.map((s) => [s.studyInstanceUid, s]));
+    const seriesFacts = new Map(index.series.map((s) => [s.seriesInstanceUid, s]));
+    const chosen = new Map<string, InstanceRecord[]>();
+    for (const r of index.instances) {
+      const copies = chosen.get(r.sopInstanceUid);
+      if (copies) copies.push(r);
+      else chosen.set(r.sopInstanceUid, [r]);
     }
     for (const [uid, copies] of chosen) {
       copies.sort(preferred);
       const served = copies[0]!;
       this.instances.set(uid, served);
-      for (const other of copies.slice(1)) this.duplicates.push({ path: other.path, sopInstanceUid: uid, servedPath: served.path });
+      for (const other of copies.slice(1)) this.duplicates.push({ path: other.file.path, sopInstanceUid: uid, servedPath: served.file.path });
     }
     const studyByUid = new Map<string, StudyEntry>();
-    for (const f of this.instances.values()) {
-      let study = studyByUid.get(f.study.studyInstanceUid);
+    for (const r of this.instances.values()) {
+      const seriesFact = seriesFacts.get(r.seriesInstanceUid) ??
+        { seriesInstanceUid: r.seriesInstanceUid, modality: '', seriesDescription: '', seriesNumber: 0, studyInstanceUid: '' };
+      const studyUid = seriesFact.studyInstanceUid;
+      let study = studyByUid.get(studyUid);
       if (!study) {
-        study = {
-          summary: { ...f.study, modalities: [], numberOfInstances: 0, numberOfFrames: 0, series: [] },
-          series: [],
+        const facts = studyFacts.get(studyUid) ?? {
+          studyInstanceUid: studyUid, patientName: '', patientId: '', studyDate: '', studyTime: '', studyDescription: '', accessionNumber: '',
         };
-        studyByUid.set(f.study.studyInstanceUid, study);
+        study = { summary: { ...facts, modalities: [], numberOfInstances: 0, numberOfFrames: 0, series: [] }, series: [] };
+        studyByUid.set(studyUid, study);
         this.studies.push(study);
       }
-      let series = this.seriesByUid.get(f.series.seriesInstanceUid);
+      let series = this.seriesByUid.get(r.seriesInstanceUid);
       if (!series) {
-        series = { summary: { ...f.series, numberOfInstances: 0, numberOfFrames: 0 }, studyInstanceUid: f.study.studyInstanceUid, files: [] };
-        this.seriesByUid.set(f.series.seriesInstanceUid, series);
+        const { studyInstanceUid: _, ...facts } = seriesFact;
+        series = { summary: { ...facts, numberOfInstances: 0, numberOfFrames: 0 }, studyInstanceUid: studyUid, records: [] };
+        this.seriesByUid.set(r.seriesInstanceUid, series);
         study.series.push(series);
       }
-      series.files.push(f);
+      series.records.push(r);
       series.summary.numberOfInstances++;
-      series.summary.numberOfFrames += f.frames.length;
+      series.summary.numberOfFrames += r.numberOfFrames;
       study.summary.numberOfInstances++;
-      study.summary.numberOfFrames += f.frames.length;
+      study.summary.numberOfFrames += r.numberOfFrames;
     }
     for (const study of this.studies) {
       study.series.sort((a, b) => a.summary.seriesNumber - b.summary.seriesNumber || (a.summary.seriesInstanceUid < b.summary.seriesInstanceUid ? -1 : 1));
       study.summary.series = study.series.map((s) => s.summary);
       study.summary.modalities = [...new Set(study.series.map((s) => s.summary.modality).filter(Boolean))];
     }
-    for (const series of this.seriesByUid.values()) series.files = sortInstances(series.files);
     // Newest study first, as study browsers list them.
     this.studies.sort((a, b) => (b.summary.studyDate > a.summary.studyDate ? 1 : b.summary.studyDate < a.summary.studyDate ? -1 : 0) ||
       (a.summary.studyInstanceUid < b.summary.studyInstanceUid ? -1 : 1));
@@ -111,8 +166,13 @@ export class Catalogue {
   get instanceCount(): number { return this.instances.size; }
   get frameCount(): number {
     let n = 0;
-    for (const f of this.instances.values()) n += f.frames.length;
+    for (const r of this.instances.values()) n += r.numberOfFrames;
     return n;
+  }
+
+  /** Opened-series cache counters. */
+  get cacheStats(): CatalogueCacheStats {
+    return { ...this.counters, bytes: this.opened.calculatedSize, entries: this.opened.size, maxBytes: this.opened.maxSize };
   }
 
   listStudies(offset: number, limit: number): Omit<StudyList, 'requestId'> {
@@ -121,21 +181,92 @@ export class Catalogue {
     return { studies: page, total, nextOffset: Math.min(total, offset + page.length) };
   }
 
-  series(seriesInstanceUid: string): Omit<SeriesManifest, 'requestId'> | undefined {
-    const s = this.seriesByUid.get(seriesInstanceUid);
-    if (!s) return undefined;
-    return {
-      studyInstanceUid: s.studyInstanceUid,
-      seriesInstanceUid,
-      modality: s.summary.modality,
-      seriesDescription: s.summary.seriesDescription,
-      seriesNumber: s.summary.seriesNumber,
-      instances: s.files.map((f) => f.image),
-      numberOfFrames: s.summary.numberOfFrames,
-    };
+  hasSeries(seriesInstanceUid: string): boolean {
+    return this.seriesByUid.has(seriesInstanceUid);
   }
 
-  instance(sopInstanceUid: string): IndexedFile | undefined {
+  /** The series, loaded from its index (or from the cache). Undefined if the catalogue has no such series. */
+  async openSeries(seriesInstanceUid: string): Promise<OpenedSeries | undefined> {
+    const entry = this.seriesByUid.get(seriesInstanceUid);
+    if (!entry) return undefined;
+    const cached = this.opened.get(seriesInstanceUid);
+    if (cached) {
+      this.counters.hits++;
+      return cached;
+    }
+    this.counters.misses++;
+    let loading = this.loading.get(seriesInstanceUid);
+    if (!loading) {
+      loading = this.load(seriesInstanceUid, entry).finally(() => this.loading.delete(seriesInstanceUid));
+      this.loading.set(seriesInstanceUid, loading);
+    }
+    return loading;
+  }
+
+  private readonly loading = new Map<string, Promise<OpenedSeries>>();
+
+  private async load(seriesInstanceUid: string, entry: SeriesEntry): Promise<OpenedSeries> {
+    const loaded = await this.source.loadSeries(seriesInstanceUid, entry.records);
+    const byPath = new Map(loaded.files.map((f) => [f.path, f]));
+    const served = entry.records.map((r) => byPath.get(r.file.path)).filter((f): f is IndexedFile => f !== undefined);
+    const files = sortInstances(served);
+    const opened: OpenedSeries = {
+      manifest: {
+        studyInstanceUid: entry.studyInstanceUid, seriesInstanceUid, modality: entry.summary.modality,
+        seriesDescription: entry.summary.seriesDescription, seriesNumber: entry.summary.seriesNumber,
+        instances: files.map((f) => f.image), numberOfFrames: files.reduce((n, f) => n + f.frames.length, 0),
+      },
+      files: new Map(files.map((f) => [f.image.sopInstanceUid, f])),
+      bytes: loaded.bytes,
+    };
+    this.opened.set(seriesInstanceUid, opened);
+    return opened;
+  }
+
+  /** The manifest of a series (loads it). */
+  async series(seriesInstanceUid: string): Promise<Omit<SeriesManifest, 'requestId'> | undefined> {
+    return (await this.openSeries(seriesInstanceUid))?.manifest;
+  }
+
+  /** The light record of the served copy of an instance. */
+  record(sopInstanceUid: string): InstanceRecord | undefined {
     return this.instances.get(sopInstanceUid);
+  }
+
+  /** The served file of an instance, if its series is in the cache now (no I/O). */
+  loadedInstance(sopInstanceUid: string): IndexedFile | undefined {
+    const r = this.instances.get(sopInstanceUid);
+    return r ? this.opened.peek(r.seriesInstanceUid)?.files.get(sopInstanceUid) : undefined;
+  }
+
+  /** The served file of an instance (loads its series). */
+  async instance(sopInstanceUid: string): Promise<IndexedFile | undefined> {
+    const r = this.instances.get(sopInstanceUid);
+    if (!r) return undefined;
+    return (await this.openSeries(r.seriesInstanceUid))?.files.get(sopInstanceUid);
+  }
+
+  /** Every indexed file's record (duplicates too). */
+  allRecords(): InstanceRecord[] {
+    return this.every;
+  }
+
+  /** Why an instance is not here any more (its file was deleted), for error messages. */
+  goneReason(sopInstanceUid: string): string | undefined {
+    const path = this.gone.get(sopInstanceUid);
+    return path === undefined ? undefined : `its file ${path} was deleted`;
+  }
+
+  /** @internal: the server notes instances whose files were deleted. */
+  markGone(sopInstanceUid: string, path: string): void {
+    this.gone.set(sopInstanceUid, path);
+  }
+
+  /** Takes over the previous catalogue's opened series that did not change, and its notes of deleted files. */
+  adopt(previous: Catalogue, changedSeries: Set<string>): void {
+    for (const [uid, path] of previous.gone) if (!this.instances.has(uid) && !this.gone.has(uid) && this.gone.size < 100_000) this.gone.set(uid, path);
+    for (const [uid, opened] of previous.opened.entries()) {
+      if (!changedSeries.has(uid) && this.seriesByUid.has(uid)) this.opened.set(uid, opened);
+    }
   }
 }

@@ -1,5 +1,6 @@
 // Indexes one DICOM file: its identity, image attributes and where each frame's bytes lie,
 // reading only the head of the file (and the item headers of encapsulated pixel data).
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { ImageAttributes } from '../../shared/protocol.js';
 import { transferSyntax, VIDEO_TRANSFER_SYNTAXES } from '../../shared/transfer-syntax.js';
@@ -23,36 +24,73 @@ export interface IndexedFile {
 
 const FIRST_READ = 256 * 1024;
 
-export function handleSource(handle: FileHandle, size: number): ByteSource {
+/** A source reading `length` bytes at `offset` with `readAt` until done or the end of the file. */
+function positionalSource(size: number, readAt: (buffer: Buffer, at: number, length: number, position: number) => number | Promise<number>): ByteSource {
   return {
     size,
     async read(offset, length) {
       const buffer = Buffer.allocUnsafe(length);
       let done = 0;
       while (done < length) {
-        const { bytesRead } = await handle.read(buffer, done, length - done, offset + done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
+        const n = await readAt(buffer, done, length - done, offset + done);
+        if (n === 0) break;
+        done += n;
       }
       return done === length ? buffer : buffer.subarray(0, done);
     },
   };
 }
 
+export function handleSource(handle: FileHandle, size: number): ByteSource {
+  return positionalSource(size, async (buffer, at, length, position) => (await handle.read(buffer, at, length, position)).bytesRead);
+}
+
 export function memorySource(bytes: Uint8Array): ByteSource {
   return { size: bytes.length, read: async (offset, length) => bytes.subarray(offset, offset + length) };
 }
 
-export async function indexFile(path: string): Promise<IndexedFile> {
-  let handle: FileHandle;
+/** Reads with blocking calls: for a parser thread of its own, where it saves the thread pool's round trips. */
+function syncSource(fd: number, size: number): ByteSource {
+  return positionalSource(size, (buffer, at, length, position) => readSync(fd, buffer, at, length, position));
+}
+
+interface OpenedFile { source: ByteSource; mtimeMs: number; close(): Promise<void> | void }
+
+async function openFile(path: string, blocking: boolean): Promise<OpenedFile> {
+  if (blocking) {
+    const fd = openSync(path, 'r');
+    try {
+      const stat = fstatSync(fd);
+      return { source: syncSource(fd, stat.size), mtimeMs: stat.mtimeMs, close: () => closeSync(fd) };
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+  }
+  const handle: FileHandle = await open(path, 'r');
   try {
-    handle = await open(path, 'r');
+    const stat = await handle.stat();
+    return { source: handleSource(handle, stat.size), mtimeMs: stat.mtimeMs, close: () => handle.close() };
+  } catch (e) {
+    await handle.close();
+    throw e;
+  }
+}
+
+/**
+ * Indexes one file. `blocking`: use blocking reads (only on a thread of its own, such as a parser
+ * worker: they skip the thread pool that all of a process's asynchronous file calls share).
+ */
+export async function indexFile(path: string, options: { blocking?: boolean } = {}): Promise<IndexedFile> {
+  let opened: OpenedFile;
+  try {
+    opened = await openFile(path, options.blocking ?? false);
   } catch (e) {
     throw new IndexError('UNREADABLE', `cannot open: ${(e as Error).message}`);
   }
   try {
-    const stat = await handle.stat();
-    const file = handleSource(handle, stat.size);
+    const file = opened.source;
+    const stat = { size: file.size, mtimeMs: opened.mtimeMs };
     let head: ParsedHead | undefined;
     for (let length = Math.min(FIRST_READ, stat.size); !head; length = Math.min(length * 4, stat.size)) {
       const bytes = await file.read(0, length);
@@ -69,7 +107,7 @@ export async function indexFile(path: string): Promise<IndexedFile> {
     if (e instanceof IndexError) throw e;
     throw new IndexError('CORRUPT', (e as Error).message);
   } finally {
-    await handle.close();
+    await opened.close();
   }
 }
 

@@ -74,6 +74,10 @@ export class Session implements PumpTarget<QueuedFrame> {
   private readonly tallies = new Map<number, { sent: number; failed: number }>();
   /** Instances whose attributes went out on this connection: later frames' chunks leave them out. */
   private readonly described = new Set<string>();
+  /** Series this client opened: it is told when they change. */
+  readonly openedSeries = new Set<string>();
+  /** Messages wait here while one before them waits for a series to load: answers keep their order. */
+  private inbox: Promise<void> | undefined;
 
   constructor(
     readonly id: number,
@@ -95,12 +99,38 @@ export class Session implements PumpTarget<QueuedFrame> {
       this.sendError(e instanceof ProtocolError ? e.errorCode : ErrorCode.MALFORMED_MESSAGE, (e as Error).message, 0);
       return;
     }
-    try {
-      this.handle(message);
-    } catch (e) {
+    if (this.inbox) {
+      const next: Promise<void> = this.inbox.then(() => this.process(message)).finally(() => { if (this.inbox === next) this.inbox = undefined; });
+      this.inbox = next;
+      return;
+    }
+    const pending = this.process(message);
+    if (pending) {
+      const next: Promise<void> = pending.finally(() => { if (this.inbox === next) this.inbox = undefined; });
+      this.inbox = next;
+    }
+  }
+
+  /** Handles one message; a promise when it has to wait for a series index to load. */
+  private process(message: DecodedClientMessage): Promise<void> | undefined {
+    const failed = (e: unknown) => {
       this.log.error('request failed', { error: (e as Error).stack ?? String(e) });
       this.sendError(ErrorCode.INTERNAL, 'internal error', requestIdOf(message));
+    };
+    if (this.closed) return undefined;
+    try {
+      const pending = this.handle(message);
+      return pending instanceof Promise ? pending.catch(failed) : undefined;
+    } catch (e) {
+      failed(e);
+      return undefined;
     }
+  }
+
+  /** The series changed on disk (files added, replaced or removed): tell the client if it has it open. */
+  seriesUpdated(seriesInstanceUid: string, removed: boolean): void {
+    if (!this.handshaken || !this.openedSeries.has(seriesInstanceUid)) return;
+    this.sendControl({ seriesUpdated: { seriesInstanceUid, removed } });
   }
 
   onClose(): void {
@@ -166,7 +196,7 @@ export class Session implements PumpTarget<QueuedFrame> {
 
   // ---------------------------------------------------------------- requests
 
-  private handle(message: DecodedClientMessage): void {
+  private handle(message: DecodedClientMessage): Promise<void> | void {
     if (message.kind === 'hello') return this.hello(message.hello.protocolVersion, message.hello.initialWindow);
     const requestId = requestIdOf(message);
     if (!this.handshaken) return this.sendError(ErrorCode.HANDSHAKE_REQUIRED, 'send Hello first', requestId);
@@ -180,10 +210,11 @@ export class Session implements PumpTarget<QueuedFrame> {
       }
       case 'openSeries': {
         const uid = message.openSeries.seriesInstanceUid;
-        const series = this.ctx.catalogue().series(uid);
-        if (!series) this.sendError(ErrorCode.UNKNOWN_SERIES, `no series ${printable(uid)}`, requestId);
-        else this.sendControl({ seriesManifest: { requestId, ...series } });
-        return;
+        return this.ctx.catalogue().series(uid).then((series) => {
+          if (!series) return this.sendError(ErrorCode.UNKNOWN_SERIES, `no series ${printable(uid)}`, requestId);
+          this.openedSeries.add(uid);
+          this.sendControl({ seriesManifest: { requestId, ...series } });
+        });
       }
       case 'requestFrames':
         return this.requestFrames(message.requestFrames);
@@ -230,7 +261,27 @@ export class Session implements PumpTarget<QueuedFrame> {
     });
   }
 
-  private requestFrames(r: RequestFrames): void {
+  /** Loads the series index of every instance asked for that is not in the cache, then queues the frames. */
+  private requestFrames(r: RequestFrames): Promise<void> | void {
+    const catalogue = this.ctx.catalogue();
+    const missing = new Set<string>();
+    for (const ref of r.frames) {
+      if (catalogue.loadedInstance(ref.sopInstanceUid)) continue;
+      const record = catalogue.record(ref.sopInstanceUid);
+      if (record) missing.add(record.seriesInstanceUid);
+    }
+    if (missing.size === 0) return this.queueFrames(r, (uid) => catalogue.loadedInstance(uid));
+    return Promise.all([...missing].map((uid) => catalogue.openSeries(uid))).then((opened) => {
+      // From what was loaded (the cache may be smaller than the series), else the cache.
+      const lookup = (uid: string) => {
+        for (const s of opened) { const f = s?.files.get(uid); if (f) return f; }
+        return catalogue.loadedInstance(uid);
+      };
+      this.queueFrames(r, lookup);
+    });
+  }
+
+  private queueFrames(r: RequestFrames, instance: (sopInstanceUid: string) => IndexedFile | undefined): void {
     const { requestId } = r;
     const scheduler = this.ctx.scheduler;
     if (requestId === 0) return this.sendError(ErrorCode.MALFORMED_MESSAGE, 'request_id must not be 0', 0);
@@ -243,16 +294,18 @@ export class Session implements PumpTarget<QueuedFrame> {
     if (r.frames.length > this.ctx.limits.maxFramesPerRequest) {
       return this.sendError(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxFramesPerRequest} frames per request`, requestId);
     }
-    const catalogue = this.ctx.catalogue();
     const work: Work<QueuedFrame>[] = [];
     let failed = 0;
     r.frames.forEach((ref, index) => {
-      const file = catalogue.instance(ref.sopInstanceUid);
+      const file = instance(ref.sopInstanceUid);
       const fail = (code: number, text: string) => {
         failed++;
         this.sendError(code, text, requestId, ref.sopInstanceUid, ref.frameNumber);
       };
-      if (!file) return fail(ErrorCode.UNKNOWN_INSTANCE, `no instance ${printable(ref.sopInstanceUid)}`);
+      if (!file) {
+        const gone = this.ctx.catalogue().goneReason(ref.sopInstanceUid);
+        return fail(ErrorCode.UNKNOWN_INSTANCE, `no instance ${printable(ref.sopInstanceUid)}${gone ? `: ${gone}` : ''}`);
+      }
       const location = file.frames[ref.frameNumber - 1];
       if (!location) return fail(ErrorCode.FRAME_OUT_OF_RANGE, `frame ${ref.frameNumber} of ${file.frames.length}`);
       work.push({

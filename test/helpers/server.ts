@@ -1,18 +1,33 @@
 // Starts a real server on 127.0.0.1 port 0 for a test, and raw protocol helpers for tests that
 // must speak below the client API (malformed messages, a client that stops reading).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import WebSocket from 'ws';
-import { createLogger, startServer, type RunningServer, type ServerOptions } from '../../server/index.js';
+import { createLogger, startServer, type Catalogue, type IndexedFile, type RunningServer, type ServerOptions } from '../../server/index.js';
 import { connect, type DicomStreamClient } from '../../web-client/index.js';
 import { decodeServerMessage, encodeClientMessage, PROTOCOL_VERSION, type ClientMessage, type DecodedServerMessage } from '../../shared/protocol.js';
 import { filesDir } from './corpus.js';
 
+/** A server on 127.0.0.1, its index in a temporary folder of its own unless `options` say otherwise. */
 export async function withServer<T>(options: Partial<ServerOptions>, use: (server: RunningServer) => Promise<T>): Promise<T> {
-  const server = await startServer({ root: filesDir, host: '127.0.0.1', port: 0, log: createLogger('silent'), ...options });
+  const indexDir = mkdtempSync(join(tmpdir(), 'dicomstream-index-'));
+  const server = await startServer({ root: filesDir, host: '127.0.0.1', port: 0, log: createLogger('silent'), indexDir, ...options });
   try {
     return await use(server);
   } finally {
     await server.close();
+    rmSync(indexDir, { recursive: true, force: true });
   }
+}
+
+/** Every file the catalogue serves (opens every series). */
+export async function servedFiles(catalogue: Catalogue): Promise<IndexedFile[]> {
+  const out: IndexedFile[] = [];
+  for (const study of catalogue.listStudies(0, catalogue.studyCount).studies) {
+    for (const s of study.series) out.push(...((await catalogue.openSeries(s.seriesInstanceUid))?.files.values() ?? []));
+  }
+  return out;
 }
 
 export function client(server: RunningServer): Promise<DicomStreamClient> {

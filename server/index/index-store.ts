@@ -1,0 +1,191 @@
+// Where the parser index lives on disk: `catalogue.dsix` (studies, series, instance records) and
+// one `series/<xx>/<sha1>.dsix` per series (attributes and frame tables), so that opening a series
+// reads only its own file. Files are written atomically (temp file, then rename); one that cannot
+// be trusted is reported and rebuilt from the DICOM files.
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import {
+  decodeCatalogueIndex, decodeSeriesIndex, encodeCatalogueIndex, encodeSeriesIndex,
+  type CatalogueIndex, type FileEntry, type InstanceRecord, type SeriesIndex,
+} from '../../shared/index-format.js';
+import type { IndexedFile } from './index-file.js';
+
+/** The index folder of a served folder when none is given. */
+export const DEFAULT_INDEX_DIR = '.dicomstream';
+
+/** Index entries of one series as read back, with the bytes they took on disk (for cache sizing). */
+export interface LoadedSeries { files: IndexedFile[]; bytes: number }
+
+/** Where a series' entries come from: the disk index, or memory when nothing is persisted. */
+export interface SeriesSource {
+  loadSeries(seriesInstanceUid: string, records: InstanceRecord[]): Promise<LoadedSeries>;
+}
+
+/** Told when an index file was not trusted and rebuilt. */
+export type IndexProblem = (file: string, reason: string) => void;
+
+let tempCounter = 0;
+
+export class IndexStore implements SeriesSource {
+  /** Series files rebuilt from the DICOM files because they could not be trusted. */
+  rebuilt = 0;
+
+  constructor(
+    readonly root: string,
+    readonly dir: string,
+    /** Parses one DICOM file (rebuilding a series file that cannot be trusted). */
+    private readonly parse: (path: string) => Promise<IndexedFile>,
+    private readonly onProblem: IndexProblem = () => undefined,
+  ) {}
+
+  get cataloguePath(): string { return join(this.dir, 'catalogue.dsix'); }
+
+  seriesPath(seriesInstanceUid: string): string {
+    const h = createHash('sha1').update(seriesInstanceUid).digest('hex');
+    return join(this.dir, 'series', h.slice(0, 2), `${h}.dsix`);
+  }
+
+  /** The saved catalogue with absolute paths, or undefined (none yet, or not trusted: reported). */
+  async readCatalogue(): Promise<CatalogueIndex | undefined> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(this.cataloguePath);
+    } catch {
+      return undefined;
+    }
+    try {
+      const index = decodeCatalogueIndex(bytes);
+      for (const r of index.instances) r.file.path = this.absolute(r.file.path);
+      for (const s of index.skipped) s.file.path = this.absolute(s.file.path);
+      return index;
+    } catch (e) {
+      this.onProblem(this.cataloguePath, (e as Error).message);
+      return undefined;
+    }
+  }
+
+  async writeCatalogue(index: CatalogueIndex): Promise<void> {
+    const rel = <T extends { file: { path: string } }>(r: T): T => ({ ...r, file: { ...r.file, path: this.relative(r.file.path) } });
+    await this.write(this.cataloguePath, encodeCatalogueIndex({
+      ...index, instances: index.instances.map(rel), skipped: index.skipped.map(rel),
+    }));
+  }
+
+  /** The series file's entries; throws if it is missing or cannot be trusted. */
+  async readSeries(seriesInstanceUid: string): Promise<LoadedSeries> {
+    const bytes = await readFile(this.seriesPath(seriesInstanceUid));
+    const index = decodeSeriesIndex(bytes);
+    return { files: index.files.map((e) => this.fromEntry(e, index)), bytes: bytes.length };
+  }
+
+  /** Writes a series file from its files' entries (all of one series); none: removes it. */
+  async writeSeries(seriesInstanceUid: string, files: IndexedFile[]): Promise<number> {
+    const path = this.seriesPath(seriesInstanceUid);
+    if (files.length === 0) {
+      await rm(path, { force: true });
+      return 0;
+    }
+    const first = files[0]!;
+    const bytes = encodeSeriesIndex({
+      study: first.study,
+      series: { ...first.series, studyInstanceUid: first.study.studyInstanceUid },
+      files: files.map((f) => this.toEntry(f)),
+    });
+    await this.write(path, bytes);
+    return bytes.length;
+  }
+
+  /**
+   * A series' entries for serving: from its file when every served record's entry is there with
+   * the same size and mtime; otherwise (missing, corrupt, stale) rebuilt from the DICOM files and
+   * saved again.
+   */
+  async loadSeries(seriesInstanceUid: string, records: InstanceRecord[]): Promise<LoadedSeries> {
+    try {
+      const loaded = await this.readSeries(seriesInstanceUid);
+      const byPath = new Map(loaded.files.map((f) => [f.path, f]));
+      const stale = records.find((r) => {
+        const f = byPath.get(r.file.path);
+        return !f || f.size !== r.file.size || f.mtimeMs !== r.file.mtimeMs;
+      });
+      if (!stale) return loaded;
+      this.onProblem(this.seriesPath(seriesInstanceUid), `no current entry for ${this.relative(stale.file.path)}`);
+    } catch (e) {
+      this.onProblem(this.seriesPath(seriesInstanceUid), (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message);
+    }
+    this.rebuilt++;
+    const files: IndexedFile[] = [];
+    for (const r of records) {
+      try {
+        files.push(await this.parse(r.file.path));
+      } catch {
+        // Gone or broken since the catalogue was made: the next refresh drops it.
+      }
+    }
+    const bytes = await this.writeSeries(seriesInstanceUid, files).catch(() => 0);
+    return { files, bytes };
+  }
+
+  toEntry(f: IndexedFile): FileEntry {
+    return {
+      file: { path: this.relative(f.path), size: f.size, mtimeMs: f.mtimeMs },
+      image: f.image,
+      frames: f.frames,
+      inflated: f.source === 'inflated',
+      warnings: f.warnings,
+    };
+  }
+
+  fromEntry(e: FileEntry, index: SeriesIndex): IndexedFile {
+    const { studyInstanceUid: _study, ...series } = index.series;
+    return {
+      path: this.absolute(e.file.path), size: e.file.size, mtimeMs: e.file.mtimeMs,
+      study: index.study, series, image: e.image, frames: e.frames, source: e.inflated ? 'inflated' : 'file', warnings: e.warnings,
+    };
+  }
+
+  private relative(path: string): string {
+    return relative(this.root, path).split(sep).join('/');
+  }
+
+  private absolute(path: string): string {
+    return resolve(this.root, path);
+  }
+
+  private async write(path: string, bytes: Uint8Array): Promise<void> {
+    await mkdir(dirname(path), { recursive: true });
+    const temp = `${path}.${process.pid}.${++tempCounter}.tmp`;
+    try {
+      await writeFile(temp, bytes);
+      await rename(temp, path);
+    } catch (e) {
+      await rm(temp, { force: true });
+      throw e;
+    }
+  }
+}
+
+/** Series entries kept in memory: for a folder whose index cannot be written, and for tools. */
+export class MemorySeriesSource implements SeriesSource {
+  private readonly bySeries = new Map<string, IndexedFile[]>();
+
+  constructor(files: Iterable<IndexedFile>) {
+    for (const f of files) {
+      const list = this.bySeries.get(f.series.seriesInstanceUid);
+      if (list) list.push(f);
+      else this.bySeries.set(f.series.seriesInstanceUid, [f]);
+    }
+  }
+
+  set(seriesInstanceUid: string, files: IndexedFile[]): void {
+    if (files.length) this.bySeries.set(seriesInstanceUid, files);
+    else this.bySeries.delete(seriesInstanceUid);
+  }
+
+  async loadSeries(seriesInstanceUid: string): Promise<LoadedSeries> {
+    const files = this.bySeries.get(seriesInstanceUid) ?? [];
+    // A rough size: what the cache counts it as (it is held here anyway).
+    return { files, bytes: files.reduce((n, f) => n + 2048 + f.frames.length * 32, 0) };
+  }
+}

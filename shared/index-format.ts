@@ -1,0 +1,81 @@
+// The on-disk parser index (proto/index.proto): plain types and the framed encoding of its two
+// kinds of file. A header (magic, format version, kind, length, CRC-32) makes a partial, corrupt
+// or older file detectable; the generated protobufjs code stays behind this module.
+import { crc32 } from 'node:zlib';
+import { dicomstream } from './generated/proto.js';
+import type { ImageAttributes } from './protocol.js';
+
+const ix = dicomstream.index.v1;
+
+export const INDEX_FORMAT_VERSION = 1;
+const MAGIC = 0x58495344; // "DSIX" read as a little-endian uint32
+const HEADER_BYTES = 20;
+
+export enum IndexKind { Catalogue = 1, Series = 2 }
+
+export interface FileStamp { path: string; size: number; mtimeMs: number }
+export interface StudyFactsRecord {
+  studyInstanceUid: string; patientName: string; patientId: string; studyDate: string; studyTime: string;
+  studyDescription: string; accessionNumber: string;
+}
+export interface SeriesFactsRecord { seriesInstanceUid: string; modality: string; seriesDescription: string; seriesNumber: number; studyInstanceUid: string }
+export interface InstanceRecord {
+  file: FileStamp; sopInstanceUid: string; seriesInstanceUid: string; numberOfFrames: number;
+  transferSyntaxUid: string; lossyImageCompression: boolean;
+}
+export interface SkippedRecord { file: FileStamp; code: string; reason: string }
+export interface CatalogueIndex {
+  studies: StudyFactsRecord[]; series: SeriesFactsRecord[]; instances: InstanceRecord[]; skipped: SkippedRecord[];
+}
+export interface FrameRange { segments: number[]; length: number; bitOffset: number }
+export interface FileEntry { file: FileStamp; image: ImageAttributes; frames: FrameRange[]; inflated: boolean; warnings: string[] }
+export interface SeriesIndex { study: StudyFactsRecord; series: SeriesFactsRecord; files: FileEntry[] }
+
+/** Why an index file was not trusted. */
+export class IndexFileError extends Error {}
+
+const objectOptions = { defaults: true, arrays: true, longs: Number, enums: Number } as const;
+
+export function encodeCatalogueIndex(index: CatalogueIndex): Uint8Array {
+  return frame(IndexKind.Catalogue, ix.CatalogueIndex.encode(index).finish());
+}
+
+export function decodeCatalogueIndex(bytes: Uint8Array): CatalogueIndex {
+  const payload = unframe(bytes, IndexKind.Catalogue);
+  return ix.CatalogueIndex.toObject(ix.CatalogueIndex.decode(payload), objectOptions) as CatalogueIndex;
+}
+
+export function encodeSeriesIndex(index: SeriesIndex): Uint8Array {
+  return frame(IndexKind.Series, ix.SeriesIndex.encode(index as dicomstream.index.v1.ISeriesIndex).finish());
+}
+
+export function decodeSeriesIndex(bytes: Uint8Array): SeriesIndex {
+  const payload = unframe(bytes, IndexKind.Series);
+  return ix.SeriesIndex.toObject(ix.SeriesIndex.decode(payload), objectOptions) as SeriesIndex;
+}
+
+function frame(kind: IndexKind, payload: Uint8Array): Uint8Array {
+  const out = new Uint8Array(HEADER_BYTES + payload.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, MAGIC, true);
+  view.setUint32(4, INDEX_FORMAT_VERSION, true);
+  view.setUint32(8, kind, true);
+  view.setUint32(12, payload.length, true);
+  view.setUint32(16, crc32(payload), true);
+  out.set(payload, HEADER_BYTES);
+  return out;
+}
+
+function unframe(bytes: Uint8Array, kind: IndexKind): Uint8Array {
+  if (bytes.length < HEADER_BYTES) throw new IndexFileError(`${bytes.length} bytes: shorter than the header`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0, true) !== MAGIC) throw new IndexFileError('not a dicomstream index file (no DSIX magic)');
+  const version = view.getUint32(4, true);
+  if (version !== INDEX_FORMAT_VERSION) throw new IndexFileError(`format version ${version}; this server reads ${INDEX_FORMAT_VERSION}`);
+  if (view.getUint32(8, true) !== kind) throw new IndexFileError(`kind ${view.getUint32(8, true)}, expected ${kind}`);
+  const length = view.getUint32(12, true);
+  if (bytes.length !== HEADER_BYTES + length) throw new IndexFileError(`${bytes.length - HEADER_BYTES} payload bytes, header says ${length}: partial file`);
+  const payload = bytes.subarray(HEADER_BYTES);
+  if (crc32(payload) !== view.getUint32(16, true)) throw new IndexFileError('checksum mismatch: corrupt file');
+  return payload;
+}
