@@ -115,7 +115,9 @@ async function openSeries(uid: string): Promise<void> {
   for (const b of document.querySelectorAll<HTMLButtonElement>('.series')) b.classList.toggle('active', b.dataset.uid === uid);
   history.replaceState(null, '', `?series=${encodeURIComponent(uid)}`);
   const loader = new SeriesLoader(client, series, {
-    onFrame: (ref) => { if (ref.index === state.index) void show(state.index); },
+    // The frame on screen is decoded as it arrives; until that decode is done it counts in the
+    // client's backlog, so a slow decoder holds the server back (flow control).
+    onFrame: (ref) => (ref.index === state.index ? show(state.index) : undefined),
     onProgress: (loaded, total) => updateProgress(loaded, total),
   });
   state.loader = loader;
