@@ -1,7 +1,7 @@
 // dicomstream/server: the server and its parts, for embedding and tools.
 export { startServer, DEFAULT_LIMITS, SERVER_NAME, type ServerOptions, type RunningServer } from './server.js';
 export { scanFolder, listFiles, type ScanResult, type SkippedFile, type ScanOptions } from './index/scan.js';
-export { indexFile, type IndexedFile } from './index/index-file.js';
+export { indexFile, indexBytes, type IndexedFile } from './index/index-file.js';
 export { IndexError, type IndexErrorCode } from './index/index-error.js';
 export { Catalogue, type DuplicateFile } from './index/catalogue.js';
 export type { FrameLocation } from './index/frame-table.js';

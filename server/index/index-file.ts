@@ -89,25 +89,35 @@ export async function indexFile(path: string, options: { blocking?: boolean } = 
     throw new IndexError('UNREADABLE', `cannot open: ${(e as Error).message}`);
   }
   try {
-    const file = opened.source;
-    const stat = { size: file.size, mtimeMs: opened.mtimeMs };
+    return await indexSource(path, opened.source, opened.mtimeMs);
+  } finally {
+    await opened.close();
+  }
+}
+
+/** Indexes a file held in memory (tools, the fuzz tests): the same parse as indexFile. */
+export function indexBytes(bytes: Uint8Array, name = 'memory', mtimeMs = 0): Promise<IndexedFile> {
+  return indexSource(name, memorySource(bytes), mtimeMs);
+}
+
+/** Rejects only with an IndexError (its code says why the file is not served). */
+async function indexSource(path: string, file: ByteSource, mtimeMs: number): Promise<IndexedFile> {
+  try {
     let head: ParsedHead | undefined;
-    for (let length = Math.min(FIRST_READ, stat.size); !head; length = Math.min(length * 4, stat.size)) {
+    for (let length = Math.min(FIRST_READ, file.size); !head; length = Math.min(length * 4, file.size)) {
       const bytes = await file.read(0, length);
       if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) throw new IndexError('GZIP', 'gzip-compressed file: gunzip it to serve it');
       try {
-        head = readDataSet(bytes, length >= stat.size);
+        head = readDataSet(bytes, length >= file.size);
       } catch (e) {
-        if (!(e instanceof NeedMoreBytes) || length >= stat.size) throw e;
+        if (!(e instanceof NeedMoreBytes) || length >= file.size) throw e;
       }
     }
     const source = head.inflated ? memorySource(head.bytes) : file;
-    return await describeFile(path, stat.size, stat.mtimeMs, head, source);
+    return await describeFile(path, file.size, mtimeMs, head, source);
   } catch (e) {
     if (e instanceof IndexError) throw e;
-    throw new IndexError('CORRUPT', (e as Error).message);
-  } finally {
-    await opened.close();
+    throw new IndexError('CORRUPT', (e as Error)?.message ?? String(e));
   }
 }
 
