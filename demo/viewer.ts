@@ -46,7 +46,16 @@ const DECODED_KEEP = 64;
 async function start(): Promise<void> {
   prepareDecoders();
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
-  state.client = await connect(url);
+  // A server that asks for a token: from the page's #token=… (never sent in requests or logs), else asked for once.
+  const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? sessionStorage.getItem('dicomstream-token') ?? undefined;
+  try {
+    state.client = await connect(url, { token });
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'UNAUTHENTICATED') throw e;
+    const typed = prompt('This server asks for an access token:') ?? '';
+    sessionStorage.setItem('dicomstream-token', typed);
+    state.client = await connect(url, { token: typed });
+  }
   state.client.onSeriesUpdated((update) => void seriesChanged(update.seriesInstanceUid, update.removed));
   state.studies = await state.client.listStudies();
   renderStudyList();

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The dicomstream command line: `serve` a folder of DICOM files, or `scan` it and report.
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -11,7 +12,7 @@ import { refreshIndex, relativePath } from './index/refresh.js';
 import type { SkippedFile } from './index/scan.js';
 import { createLogger, type LogLevel } from './log.js';
 import { progressReporter } from './progress.js';
-import { DEFAULT_LIMITS, SERVER_NAME, startServer, type IndexSummary } from './server.js';
+import { DEFAULT_CONNECTION_LIMITS, DEFAULT_LIMITS, SERVER_NAME, startServer, type IndexSummary } from './server.js';
 import { SAMPLE_VERSION, ensureSample } from './sample/make-sample.js';
 
 /** Where the built-in sample is written on first run: DICOMSTREAM_SAMPLE_DIR, else the user's cache. */
@@ -70,12 +71,42 @@ indexOptions(program.command('serve'))
   .option('--index-cache <bytes>', 'opened series\' index entries kept in memory', bytes, 64 * 1024 * 1024)
   .option('--no-watch', 'do not pick up files added, replaced or deleted while serving')
   .option('--rescan-interval <seconds>', 'also rescan the folder this often (0: never)', integer(0), 60)
+  .option('--token-file <file>', 'access: a static bearer token, read from this file (or $DICOMSTREAM_TOKEN)')
+  .option('--jwt-secret-file <file>', 'access: HS256 secret for signed tokens, read from this file (or $DICOMSTREAM_JWT_SECRET)')
+  .option('--jwt-public-key <file>', 'access: RS256 public key (PEM) for signed tokens')
+  .option('--jwks-url <url>', 'access: fetch RS256 keys from this JWKS URL')
+  .option('--jwt-issuer <iss>', 'access: signed tokens must have this issuer')
+  .option('--jwt-audience <aud>', 'access: signed tokens must have this audience')
+  .option('--allow-origin <origin...>', 'browser pages allowed to connect (Origin header), e.g. https://viewer.example.org')
+  .option('--tls-cert <file>', 'serve https:// and wss:// with this certificate (PEM)')
+  .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
+  .option('--max-connections <n>', 'open connections at most', integer(1), DEFAULT_CONNECTION_LIMITS.maxConnections)
+  .option('--max-connections-per-address <n>', 'open connections at most from one address', integer(1), DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress)
+  .option('--max-message-size <bytes>', 'largest client message (larger: connection closed, 1009)', bytes, DEFAULT_LIMITS.maxMessageBytes)
+  .option('--max-open-requests <n>', 'frame requests open at once per connection', integer(1), DEFAULT_LIMITS.maxOpenRequests)
+  .option('--max-frames-per-request <n>', 'frames in one request at most', integer(1), DEFAULT_LIMITS.maxFramesPerRequest)
+  .option('--rate-limit <n>', 'client messages a second per connection (bursts of twice that; 0: none)', integer(0), DEFAULT_LIMITS.maxMessagesPerSecond)
+  .option('--heartbeat <seconds>', 'ping every connection this often; cut those that did not answer (0: never)', integer(0), DEFAULT_CONNECTION_LIMITS.heartbeatMs / 1000)
+  .option('--shutdown-timeout <seconds>', 'on SIGTERM/SIGINT, let frames in flight finish this long', integer(0), 10)
+  .option('--follow-symlinks', 'also serve files through symbolic links that lead outside the folder')
   .option('--log-level <level>', 'debug, info, warn, error or silent', 'info')
   .action(async (dir: string | undefined, opts: {
     port: number; host: string; chunkSize: number; maxBuffered: number; maxOpenFiles: number; frameCache: number; readahead: number;
     readConcurrency: number; logLevel: LogLevel; indexDir?: string; parseWorkers: number; indexCache: number; watch: boolean; rescanInterval: number;
+    tokenFile?: string; jwtSecretFile?: string; jwtPublicKey?: string; jwksUrl?: string; jwtIssuer?: string; jwtAudience?: string; allowOrigin?: string[];
+    tlsCert?: string; tlsKey?: string; maxConnections: number; maxConnectionsPerAddress: number; maxMessageSize: number; maxOpenRequests: number;
+    maxFramesPerRequest: number; rateLimit: number; heartbeat: number; shutdownTimeout: number; followSymlinks?: boolean;
   }) => {
     const log = createLogger(opts.logLevel);
+    if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+    // Secrets come from files or the environment, never from the command line (ps shows it).
+    const secret = (file: string | undefined, env: string) => (file ? readFileSync(file, 'utf8').trim() : process.env[env] || undefined);
+    const token = secret(opts.tokenFile, 'DICOMSTREAM_TOKEN');
+    const jwtSecret = secret(opts.jwtSecretFile, 'DICOMSTREAM_JWT_SECRET');
+    const jwtPublicKey = opts.jwtPublicKey ? readFileSync(opts.jwtPublicKey, 'utf8') : undefined;
+    const jwt = jwtSecret || jwtPublicKey || opts.jwksUrl
+      ? { secret: jwtSecret, publicKey: jwtPublicKey, jwksUrl: opts.jwksUrl, issuer: opts.jwtIssuer, audience: opts.jwtAudience }
+      : undefined;
     let root = dir ? resolve(dir) : sampleDir();
     if (!dir) {
       const t0 = Date.now();
@@ -90,12 +121,20 @@ indexOptions(program.command('serve'))
       indexDir: opts.indexDir, parseWorkers: opts.parseWorkers, indexCacheBytes: opts.indexCache, watch: opts.watch,
       rescanMs: opts.rescanInterval * 1000,
       onIndexProgress: progressReporter(process.stderr, 'indexing'),
+      access: { token, jwt, origins: opts.allowOrigin },
+      tls: opts.tlsCert && opts.tlsKey ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined,
+      maxConnections: opts.maxConnections, maxConnectionsPerAddress: opts.maxConnectionsPerAddress, maxMessageBytes: opts.maxMessageSize,
+      maxOpenRequests: opts.maxOpenRequests, maxFramesPerRequest: opts.maxFramesPerRequest, maxMessagesPerSecond: opts.rateLimit,
+      heartbeatMs: opts.heartbeat * 1000, followSymlinksOutside: opts.followSymlinks ?? false,
     });
     printSummary(root, server.index, server.catalogue, (line) => process.stdout.write(line + '\n'));
     process.stdout.write(`listening on ${server.url}\n`);
     const stop = (signal: string) => {
       log.info('shutting down', { signal });
-      void server.close().then(() => process.exit(0));
+      void server.close({ deadlineMs: opts.shutdownTimeout * 1000 }).then(() => process.exit(0), (e: unknown) => {
+        log.error('shutdown failed', { error: (e as Error).message });
+        process.exit(1);
+      });
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));

@@ -1,5 +1,6 @@
 // dicomstream/server: the server and its parts, for embedding and tools.
-export { startServer, DEFAULT_LIMITS, SERVER_NAME, type ServerOptions, type RunningServer } from './server.js';
+export { startServer, DEFAULT_LIMITS, DEFAULT_CONNECTION_LIMITS, SERVER_NAME, type ServerOptions, type RunningServer, type IndexSummary } from './server.js';
+export { AccessError, type AccessPolicy, type AccessRequest, type Grant } from './access.js';
 export { scanFolder, listFiles, type ScanResult, type SkippedFile, type ScanOptions } from './index/scan.js';
 export { indexFile, indexBytes, type IndexedFile } from './index/index-file.js';
 export { IndexError, type IndexErrorCode } from './index/index-error.js';

@@ -1,7 +1,8 @@
-// A small leveled logger writing one line per event to stderr. Structured logging with pino
-// arrives with the observability work; everything logs through this interface.
+// Structured logs (pino, one JSON object a line on stderr): every event has a message and fields;
+// a connection's events carry its `conn` id. Everything logs through this small interface.
+import { pino, type Logger as Pino } from 'pino';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
-const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export interface Logger {
   debug(message: string, fields?: Record<string, unknown>): void;
@@ -11,15 +12,26 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-export function createLogger(level: LogLevel = 'info', write: (line: string) => void = (l) => process.stderr.write(l + '\n'), bound: Record<string, unknown> = {}): Logger {
-  const log = (at: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
-    if (rank[at] < rank[level]) return;
-    const all = { ...bound, ...fields };
-    const extra = Object.entries(all).map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : String(v)}`).join(' ');
-    write(`${new Date().toISOString()} ${at.toUpperCase().padEnd(5)} ${message}${extra ? ' ' + extra : ''}`);
-  };
+/**
+ * A logger at `level`. Lines go to stderr (synchronously: nothing is lost when the process exits
+ * right after), or to `write` (tests, embedders), one JSON line per call.
+ */
+export function createLogger(level: LogLevel = 'info', write?: (line: string) => void): Logger {
+  const destination = write
+    ? { write: (chunk: string) => { for (const line of chunk.split('\n')) if (line) write(line); } }
+    : pino.destination({ dest: 2, sync: true });
+  return adapt(pino({
+    level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  }, destination));
+}
+
+function adapt(p: Pino): Logger {
   return {
-    debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'),
-    child: (fields) => createLogger(level, write, { ...bound, ...fields }),
+    debug: (message, fields) => p.debug(fields ?? {}, message),
+    info: (message, fields) => p.info(fields ?? {}, message),
+    warn: (message, fields) => p.warn(fields ?? {}, message),
+    error: (message, fields) => p.error(fields ?? {}, message),
+    child: (fields) => adapt(p.child(fields)),
   };
 }

@@ -1,11 +1,13 @@
-// The server: indexes a folder, then serves the WebSocket protocol (and, later, the demo page)
-// on one HTTP server.
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+// The server: indexes a folder, then serves the WebSocket protocol, the demo page, health checks
+// and metrics on one HTTP (or HTTPS) server.
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { existsSync, realpathSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { WebSocketServer, type WebSocket } from 'ws';
 import { indexedTransferSyntaxes } from '../shared/transfer-syntax.js';
+import { AccessControl, bearerToken, type AccessPolicy } from './access.js';
 import type { CatalogueIndex } from '../shared/index-format.js';
 import { Catalogue, type CatalogueCacheStats } from './index/catalogue.js';
 import type { IndexedFile } from './index/index-file.js';
@@ -18,6 +20,9 @@ import { FrameCache } from './files/frame-cache.js';
 import { FrameReader } from './files/frame-reader.js';
 import { HandlePool } from './files/handle-pool.js';
 import { createLogger, type Logger } from './log.js';
+import { createMetrics } from './metrics.js';
+import { ConnectionFront, type ConnectionLimits } from './transport/connections.js';
+import { SessionAccess } from './transport/session-access.js';
 import { ChunkBuffers } from './transport/chunk-buffers.js';
 import { Pump } from './transport/pump.js';
 import { Scheduler } from './transport/scheduler.js';
@@ -59,6 +64,19 @@ export interface ServerOptions {
   watch?: boolean;
   /** With `watch`: also rescan at this interval, in ms (default 60 000; 0: never). */
   rescanMs?: number;
+  /** Client messages a connection may send per second (bursts of twice that); 0: no limit. */
+  maxMessagesPerSecond?: number;
+  /** Open connections at most, in all and from one address. */
+  maxConnections?: number;
+  maxConnectionsPerAddress?: number;
+  /** Ping every this many ms and cut peers that did not answer the last ping; 0: never. */
+  heartbeatMs?: number;
+  /** Who may connect and see what. Required unless `host` is a loopback address. */
+  access?: AccessPolicy;
+  /** Serve https:// and wss:// with this certificate and key (PEM). */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /** Follow symbolic links that point outside `root` (refused by default). */
+  followSymlinksOutside?: boolean;
   log?: Logger;
   onIndexProgress?: (progress: RefreshProgress) => void;
 }
@@ -77,7 +95,7 @@ export interface IndexSummary {
 }
 
 export interface RunningServer {
-  /** ws://host:port/ */
+  /** ws://host:port/ (wss:// with TLS) */
   url: string;
   port: number;
   /** The current catalogue (replaced when the folder changes). */
@@ -96,7 +114,13 @@ export interface RunningServer {
   files: HandlePool['stats'];
   /** Frame cache counters: hits, misses, evictions, bytes, reads, coalesced, prefetched. */
   cache: () => FrameCache['stats'];
-  close(): Promise<void>;
+  /** Prometheus text of every metric (what /metrics serves). */
+  metrics(): Promise<string>;
+  /**
+   * Stops: refuses new connections, lets frames in flight finish for up to `deadlineMs` (default
+   * 10 s), then closes every connection with 1001, file handles and parser threads.
+   */
+  close(options?: { deadlineMs?: number }): Promise<void>;
 }
 
 export const DEFAULT_LIMITS: SessionLimits = {
@@ -106,6 +130,14 @@ export const DEFAULT_LIMITS: SessionLimits = {
   maxOpenRequests: 1024,
   maxPageSize: 500,
   maxMessageBytes: 4 * 1024 * 1024,
+  maxMessagesPerSecond: 1000,
+};
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  maxConnections: 1024,
+  maxConnectionsPerAddress: 256,
+  heartbeatMs: 30_000,
+  maxMessageBytes: DEFAULT_LIMITS.maxMessageBytes,
 };
 
 /** The index folder when it can be written, else undefined (the index then lives in memory). */
@@ -127,6 +159,10 @@ async function writableIndexDir(root: string, indexDir: string | false | undefin
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const log = options.log ?? createLogger('info');
   const root = resolve(options.root);
+  // Before anything else: a server on a public address without a policy does not start.
+  const host = options.host ?? '127.0.0.1';
+  const access = new AccessControl(options.access ?? {}, host);
+  if (!existsSync(root)) throw new Error(`no such folder: ${root}`);
   const parser = new ParsePool(options.parseWorkers ?? DEFAULT_PARSE_WORKERS);
   const indexDir = await writableIndexDir(root, options.indexDir, log);
   const store = indexDir ? new IndexStore(root, indexDir, (path) => parser.parse(path, true), (file, reason) => {
@@ -148,7 +184,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   let last: RefreshResult;
   try {
-    last = await refreshIndex(root, await store?.readCatalogue(), parser, store, { onProgress: options.onIndexProgress });
+    last = await refreshIndex(root, await store?.readCatalogue(), parser, store, {
+      onProgress: options.onIndexProgress, followSymlinksOutside: options.followSymlinksOutside,
+    });
   } finally {
     await parser.idle();
   }
@@ -162,9 +200,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxOpenRequests: options.maxOpenRequests ?? DEFAULT_LIMITS.maxOpenRequests,
     maxPageSize: options.maxPageSize ?? DEFAULT_LIMITS.maxPageSize,
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_LIMITS.maxMessageBytes,
+    maxMessagesPerSecond: options.maxMessagesPerSecond ?? DEFAULT_LIMITS.maxMessagesPerSecond,
   };
   if (!(limits.chunkBytes >= 1024)) throw new RangeError('chunk size must be at least 1024 bytes');
-  const pool = new HandlePool({ maxOpen: options.maxOpenFiles ?? 512 });
+  // Reads stay inside the served folder (its real path) unless links out are allowed.
+  const pool = new HandlePool({ maxOpen: options.maxOpenFiles ?? 512, confineTo: options.followSymlinksOutside ? undefined : realpathSync(root) });
   const reader = new FrameReader({ pool });
   const stats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0 };
   const transferSyntaxes = indexedTransferSyntaxes();
@@ -194,7 +234,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let refreshing: Promise<void> | undefined;
   let again = false;
   const refreshOnce = async (): Promise<void> => {
-    const r = await refreshIndex(root, last.index, parser, store).finally(() => parser.idle());
+    const r = await refreshIndex(root, last.index, parser, store, { followSymlinksOutside: options.followSymlinksOutside })
+      .finally(() => parser.idle());
     const before = catalogue;
     last = r;
     summary = summarize(r);
@@ -234,58 +275,112 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     rescanMs: options.rescanMs, onError: (e) => log.warn('folder watch failed: rescanning periodically only', { error: e.message }),
   });
 
+  let ready = false;
+  let front: ConnectionFront | undefined;
+  const metrics = createMetrics({
+    connections: () => stats.connections,
+    stats: () => stats,
+    frameCache: () => cache.stats,
+    indexCache: () => catalogue.cacheStats,
+    index: () => ({
+      studies: catalogue.studyCount, series: catalogue.seriesCount, instances: catalogue.instanceCount, frames: catalogue.frameCount,
+      files: summary.files, skipped: summary.skipped.length,
+    }),
+  });
   const serveStatic = staticFiles();
-  const http = createHttpServer((req, res) => {
+  const plain = (res: ServerResponse, status: number, text: string) => {
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(text);
+  };
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') return plain(res, 200, 'ok\n');
+    if (path === '/readyz') return ready ? plain(res, 200, 'ready\n') : plain(res, 503, 'not ready\n');
+    if (path === '/metrics') {
+      void metrics.registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(text);
+      }, () => plain(res, 500, 'metrics failed\n'));
+      return;
+    }
     if (serveStatic(req, res)) return;
-    if (req.url === '/favicon.ico') {
+    if (path === '/favicon.ico') {
       res.writeHead(204);
       res.end();
       return;
     }
-    if (req.url === '/') {
-      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end(`${SERVER_NAME}: connect a WebSocket to this address (the viewer is not built: npm run build).\n`);
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-    res.end('not found\n');
-  });
-  const wss = new WebSocketServer({ server: http, maxPayload: limits.maxMessageBytes, perMessageDeflate: false });
+    if (path === '/') return plain(res, 200, `${SERVER_NAME}: connect a WebSocket to this address (the viewer is not built: npm run build).\n`);
+    plain(res, 404, 'not found\n');
+  };
+  const http: HttpServer = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler) : createHttpServer(handler);
   let nextConnection = 1;
-  const sockets = new Set<WebSocket>();
-  wss.on('connection', (ws, req) => {
-    const id = nextConnection++;
-    const clog = log.child({ conn: id });
-    stats.connections++;
-    sockets.add(ws);
-    clog.debug('connected', { from: req.socket.remoteAddress });
-    const session = new Session(id, ws, {
-      catalogue: () => catalogue, scheduler, kick: () => pump.kick(), readChunk, readahead, limits, serverName: SERVER_NAME, transferSyntaxes, stats, buffers,
-    }, clog);
-    sessions.set(id, session);
-    ws.on('message', (data, isBinary) => {
-      const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
-      session.onMessage(bytes, isBinary);
-    });
-    // A protocol violation (e.g. a message over maxPayload) closes the socket; ws reports it here.
-    ws.on('error', (e) => clog.warn('socket error', { error: e.message }));
-    ws.on('close', (code) => {
-      stats.connections--;
-      sockets.delete(ws);
-      session.onClose();
-      sessions.delete(id);
-      clog.debug('closed', { code });
-    });
+  const connectionLimits: ConnectionLimits = {
+    maxConnections: options.maxConnections ?? DEFAULT_CONNECTION_LIMITS.maxConnections,
+    maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress,
+    heartbeatMs: options.heartbeatMs ?? DEFAULT_CONNECTION_LIMITS.heartbeatMs,
+    maxMessageBytes: limits.maxMessageBytes,
+  };
+  front = new ConnectionFront(http, {
+    limits: connectionLimits,
+    originAllowed: (origin) => access.originAllowed(origin),
+    log,
+    onRefused: (reason) => metrics.connectionRefused(reason),
+    onConnection: (ws, req) => {
+      const id = nextConnection++;
+      const clog = log.child({ conn: id });
+      stats.connections++;
+      metrics.connectionOpened();
+      const from = req.socket.remoteAddress ?? '';
+      clog.debug('connected', { from });
+      const sessionAccess = new SessionAccess(access, { remoteAddress: from, origin: req.headers.origin, headers: req.headers }, bearerToken(req.headers));
+      const session = new Session(id, ws, {
+        catalogue: () => catalogue, scheduler, kick: () => pump.kick(), readChunk, readahead, limits, serverName: SERVER_NAME, transferSyntaxes, stats, buffers,
+        observe: { error: (code) => metrics.error(code), frameSent: (seconds) => metrics.frameSent(seconds) },
+      }, clog, sessionAccess);
+      sessions.set(id, session);
+      ws.on('message', (data, isBinary) => {
+        const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+        session.onMessage(bytes, isBinary);
+      });
+      // A protocol violation (e.g. a message over maxPayload) closes the socket; ws reports it here.
+      ws.on('error', (e) => clog.warn('socket error', { error: e.message }));
+      ws.on('close', (code) => {
+        stats.connections--;
+        session.onClose();
+        sessions.delete(id);
+        clog.debug('closed', { code });
+      });
+    },
   });
 
   await new Promise<void>((resolveListen, reject) => {
     http.once('error', reject);
-    http.listen(options.port ?? 8080, options.host ?? '127.0.0.1', () => resolveListen());
+    http.listen(options.port ?? 8080, host, () => resolveListen());
   });
+  ready = true;
   const address = http.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const openRequests = () => [...sessions.keys()].reduce((n, id) => n + scheduler.openRequests(id), 0);
+  let closing: Promise<void> | undefined;
+  const close = async (deadlineMs: number): Promise<void> => {
+    ready = false;
+    front!.stopAccepting();
+    const stopped = new Promise<void>((r) => http.close(() => r()));
+    watcher?.close();
+    // Frames in flight finish, up to the deadline; what is left is cancelled by the close.
+    const end = Date.now() + deadlineMs;
+    while (openRequests() > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const cancelled = openRequests();
+    if (cancelled) log.warn('shutdown deadline reached: open requests cancelled', { requests: cancelled });
+    await front!.closeAll(1001, 'server shutting down');
+    http.closeAllConnections?.();
+    await stopped;
+    await refreshing;
+    await reader.close();
+    await parser.close();
+  };
   return {
-    url: `ws://${host}:${address.port}/`,
+    url: `${options.tls ? 'wss' : 'ws'}://${urlHost}:${address.port}/`,
     port: address.port,
     get catalogue() { return catalogue; },
     get index() { return summary; },
@@ -299,20 +394,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     files: pool.stats,
     cache: () => cache.stats,
     indexCache: () => catalogue.cacheStats,
-    close: async () => {
-      watcher?.close();
-      await refreshing;
-      await closeAll(http, wss, sockets, reader);
-      await parser.close();
-    },
+    metrics: () => metrics.registry.metrics(),
+    close: (o = {}) => (closing ??= close(o.deadlineMs ?? 10_000)),
   };
-}
-
-async function closeAll(http: HttpServer, wss: WebSocketServer, sockets: Set<WebSocket>, reader: FrameReader): Promise<void> {
-  for (const ws of sockets) ws.close(1001, 'server shutting down');
-  await new Promise<void>((r) => wss.close(() => r()));
-  // Sockets that do not finish the closing handshake are cut.
-  for (const ws of sockets) ws.terminate();
-  await new Promise<void>((r) => http.close(() => r()));
-  await reader.close();
 }

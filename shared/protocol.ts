@@ -25,6 +25,8 @@ export type Cancel = Plain<dicomstream.v1.Cancel>;
 export type UpdateGroup = { groupId: number; priority?: number; focus?: number; weight?: number };
 export type CancelGroup = Plain<dicomstream.v1.CancelGroup>;
 export type WindowUpdate = Plain<dicomstream.v1.WindowUpdate>;
+export type Authenticate = Plain<dicomstream.v1.Authenticate>;
+export type Authenticated = Plain<dicomstream.v1.Authenticated>;
 
 export type Limits = Plain<dicomstream.v1.Limits>;
 export type Welcome = Omit<Plain<dicomstream.v1.Welcome>, 'limits'> & { limits: Limits };
@@ -75,7 +77,8 @@ export type DecodedClientMessage =
   | { kind: 'cancel'; cancel: Cancel }
   | { kind: 'updateGroup'; updateGroup: UpdateGroup }
   | { kind: 'cancelGroup'; cancelGroup: CancelGroup }
-  | { kind: 'windowUpdate'; windowUpdate: WindowUpdate };
+  | { kind: 'windowUpdate'; windowUpdate: WindowUpdate }
+  | { kind: 'authenticate'; authenticate: Authenticate };
 
 /** Decodes one client message; throws an Error (code MALFORMED_MESSAGE) for anything else. */
 export function decodeClientMessage(bytes: Uint8Array): DecodedClientMessage {
@@ -95,6 +98,7 @@ export function decodeClientMessage(bytes: Uint8Array): DecodedClientMessage {
     case 'updateGroup': return { kind: 'updateGroup', updateGroup: o.updateGroup as UpdateGroup };
     case 'cancelGroup': return { kind: 'cancelGroup', cancelGroup: o.cancelGroup as CancelGroup };
     case 'windowUpdate': return { kind: 'windowUpdate', windowUpdate: o.windowUpdate as WindowUpdate };
+    case 'authenticate': return { kind: 'authenticate', authenticate: o.authenticate as Authenticate };
     default: throw protocolError(ErrorCode.MALFORMED_MESSAGE, 'ClientMessage has no body');
   }
 }
@@ -123,7 +127,8 @@ export type DecodedServerMessage =
   | { kind: 'frameChunk'; frameChunk: FrameChunkHeader; payload: Uint8Array }
   | { kind: 'requestComplete'; requestComplete: RequestComplete }
   | { kind: 'error'; error: ErrorMessage }
-  | { kind: 'seriesUpdated'; seriesUpdated: SeriesUpdated };
+  | { kind: 'seriesUpdated'; seriesUpdated: SeriesUpdated }
+  | { kind: 'authenticated'; authenticated: Authenticated };
 
 /** Decodes one server WebSocket message. A FrameChunk's payload is a view into `bytes` (no copy). */
 export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
@@ -149,6 +154,7 @@ export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
     case 'requestComplete': return { kind: 'requestComplete', requestComplete: o.requestComplete as RequestComplete };
     case 'error': return { kind: 'error', error: o.error as ErrorMessage };
     case 'seriesUpdated': return { kind: 'seriesUpdated', seriesUpdated: o.seriesUpdated as SeriesUpdated };
+    case 'authenticated': return { kind: 'authenticated', authenticated: o.authenticated as Authenticated };
     default: throw protocolError(ErrorCode.MALFORMED_MESSAGE, 'ServerMessage has no body');
   }
 }

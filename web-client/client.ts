@@ -16,6 +16,8 @@ export interface ConnectOptions {
   clientName?: string;
   /** Give up connecting after this long. */
   timeoutMs?: number;
+  /** Access token (static bearer token or JWT) for a server that asks for one. */
+  token?: string;
   /**
    * Flow control: frame bytes the server may have in flight to this client before the client
    * grants more (like HTTP/2's window). Default 32 MiB; 0: none (the server's own bound holds).
@@ -73,7 +75,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   if (socket.binaryType !== 'nodebuffer') socket.binaryType = 'arraybuffer';
   const client = new DicomStreamClient(socket);
   const window = options.window ?? 32 * 1024 * 1024;
-  await client.handshake(options.clientName ?? 'dicomstream-client', options.timeoutMs ?? 10_000, window, options.backlog ?? window);
+  await client.handshake(options.clientName ?? 'dicomstream-client', options.timeoutMs ?? 10_000, window, options.backlog ?? window, options.token ?? '');
   return client;
 }
 
@@ -110,7 +112,7 @@ export class DicomStreamClient {
   }
 
   /** @internal */
-  async handshake(clientName: string, timeoutMs: number, window: number, maxBacklog: number): Promise<void> {
+  async handshake(clientName: string, timeoutMs: number, window: number, maxBacklog: number, token: string): Promise<void> {
     this.window = window;
     this.maxBacklog = maxBacklog;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -120,7 +122,7 @@ export class DicomStreamClient {
     try {
       await Promise.race([this.opened, timeout]);
       const welcome = new Promise<DecodedServerMessage>((resolve, reject) => { this.welcome = { resolve, reject }; });
-      this.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName, initialWindow: window } });
+      this.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName, initialWindow: window, token } });
       const answer = await Promise.race([welcome, timeout]);
       if (answer.kind !== 'welcome') throw new ConnectionError('CONNECT_FAILED', 'unexpected handshake answer');
       this.server = answer.welcome;
@@ -149,6 +151,17 @@ export class DicomStreamClient {
     const answer = await this.ask(requestId, { listStudies: { requestId, offset, limit } });
     if (answer.kind !== 'studyList') throw unexpected(answer);
     return answer.studyList;
+  }
+
+  /**
+   * Replaces the connection's token (a refreshed JWT) without dropping anything in flight.
+   * Resolves with its expiry (Unix ms; undefined: none); rejects with UNAUTHENTICATED if refused.
+   */
+  async authenticate(token: string): Promise<number | undefined> {
+    const requestId = this.newId();
+    const answer = await this.ask(requestId, { authenticate: { requestId, token } });
+    if (answer.kind !== 'authenticated') throw unexpected(answer);
+    return answer.authenticated.expiresAt ? answer.authenticated.expiresAt * 1000 : undefined;
   }
 
   /** The manifest of a series: its instances, sorted, with everything needed to show them. */
@@ -345,6 +358,7 @@ function requestIdOf(message: DecodedServerMessage): number {
   switch (message.kind) {
     case 'studyList': return message.studyList.requestId;
     case 'seriesManifest': return message.seriesManifest.requestId;
+    case 'authenticated': return message.authenticated.requestId;
     default: return 0;
   }
 }

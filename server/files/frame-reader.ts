@@ -23,7 +23,7 @@ export class FrameReader {
       maxSize: options.inflatedCacheBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (b) => Math.max(1, b.byteLength),
       // Concurrent reads of one deflated file inflate it once.
-      fetchMethod: async (path) => readDataSet(await readFile(path), true).bytes,
+      fetchMethod: async (path) => readDataSet(await readFile(await this.pool.confined(path)), true).bytes,
     });
   }
 

@@ -1,7 +1,8 @@
 // Open file handles shared by all reads: a file is opened once while it is in use and closed
 // after it has been idle a while, or when too many are open. Opens and closes of one path are
 // queued one after another, so a read never races a close.
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, realpath, type FileHandle } from 'node:fs/promises';
+import { inside } from '../index/path-inside.js';
 
 interface Entry {
   path: string;
@@ -23,6 +24,11 @@ export interface HandlePoolOptions {
   maxOpen?: number;
   /** Close a handle unused for this long. */
   idleMs?: number;
+  /**
+   * Only open files whose real path (symbolic links resolved) lies in this folder: a link changed
+   * to point elsewhere after indexing is refused at open.
+   */
+  confineTo?: string;
 }
 
 export interface HandlePoolStats {
@@ -37,6 +43,7 @@ export class HandlePool {
   private readonly pending = new Map<string, Promise<unknown>>();
   private readonly maxOpen: number;
   private readonly idleMs: number;
+  private readonly confineTo: string | undefined;
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
   readonly stats: HandlePoolStats = { open: 0, opens: 0, closes: 0 };
@@ -44,6 +51,7 @@ export class HandlePool {
   constructor(options: HandlePoolOptions = {}) {
     this.maxOpen = options.maxOpen ?? 128;
     this.idleMs = options.idleMs ?? 10_000;
+    this.confineTo = options.confineTo;
     this.sweeper = setInterval(() => this.closeIdle(Date.now() - this.idleMs), Math.max(100, this.idleMs / 2));
     this.sweeper.unref();
   }
@@ -55,7 +63,7 @@ export class HandlePool {
     if (!entry) {
       let opening!: Entry;
       const handle = this.queue(path, async () => {
-        const h = await open(path, 'r');
+        const h = await open(await this.confined(path), 'r');
         this.stats.opens++;
         this.stats.open++;
         try {
@@ -84,6 +92,15 @@ export class HandlePool {
       entry.lastUsed = Date.now();
       if (entry.users === 0) entry.onIdle?.();
     }
+  }
+
+  /** The path to open: itself, or with `confineTo` its real path, refused when it leads outside. */
+  async confined(path: string): Promise<string> {
+    const root = this.confineTo;
+    if (root === undefined) return path;
+    const real = await realpath(path);
+    if (!inside(root, real)) throw new Error('the file lies outside the served folder (a symbolic link leads out)');
+    return real;
   }
 
   /** Closes the handle of a path that changed or vanished, once its current users are done. */

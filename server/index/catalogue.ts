@@ -181,6 +181,22 @@ export class Catalogue {
     return { studies: page, total, nextOffset: Math.min(total, offset + page.length) };
   }
 
+  /** The study a series belongs to. */
+  studyOfSeries(seriesInstanceUid: string): string | undefined {
+    return this.seriesByUid.get(seriesInstanceUid)?.studyInstanceUid;
+  }
+
+  /** The study an instance belongs to. */
+  studyOfInstance(sopInstanceUid: string): string | undefined {
+    const r = this.instances.get(sopInstanceUid);
+    return r ? this.studyOfSeries(r.seriesInstanceUid) : undefined;
+  }
+
+  /** Every study summary, newest first (for filtering by access before paging). */
+  allStudies(): StudySummary[] {
+    return this.studies.map((s) => s.summary);
+  }
+
   hasSeries(seriesInstanceUid: string): boolean {
     return this.seriesByUid.has(seriesInstanceUid);
   }

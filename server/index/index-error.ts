@@ -1,6 +1,6 @@
 import { CodedError } from '../../shared/coded-error.js';
 
 /** Why a file was not indexed. The code is stable (reports, tests); the message says what was seen. */
-export type IndexErrorCode = 'NOT_DICOM' | 'CORRUPT' | 'NO_PIXEL_DATA' | 'NO_UID' | 'NOT_AN_IMAGE' | 'TRUNCATED' | 'UNSUPPORTED' | 'UNREADABLE' | 'GZIP';
+export type IndexErrorCode = 'NOT_DICOM' | 'CORRUPT' | 'NO_PIXEL_DATA' | 'NO_UID' | 'NOT_AN_IMAGE' | 'TRUNCATED' | 'UNSUPPORTED' | 'UNREADABLE' | 'GZIP' | 'OUTSIDE_ROOT';
 
 export class IndexError extends CodedError<IndexErrorCode> {}

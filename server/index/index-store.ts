@@ -7,9 +7,10 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import {
   decodeCatalogueIndex, decodeSeriesIndex, encodeCatalogueIndex, encodeSeriesIndex,
-  type CatalogueIndex, type FileEntry, type InstanceRecord, type SeriesIndex,
+  IndexFileError, type CatalogueIndex, type FileEntry, type InstanceRecord, type SeriesIndex,
 } from '../../shared/index-format.js';
 import type { IndexedFile } from './index-file.js';
+import { inside } from './path-inside.js';
 
 /** The index folder of a served folder when none is given. */
 export const DEFAULT_INDEX_DIR = '.dicomstream';
@@ -149,8 +150,11 @@ export class IndexStore implements SeriesSource {
     return relative(this.root, path).split(sep).join('/');
   }
 
+  /** The absolute path of an entry; an entry naming a place outside the root makes its file untrusted. */
   private absolute(path: string): string {
-    return resolve(this.root, path);
+    const absolute = resolve(this.root, path);
+    if (!inside(this.root, absolute)) throw new IndexFileError(`entry ${JSON.stringify(path)} lies outside the served folder`);
+    return absolute;
   }
 
   private async write(path: string, bytes: Uint8Array): Promise<void> {

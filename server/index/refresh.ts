@@ -1,11 +1,12 @@
 // Brings the index up to date with the folder: files whose size and mtime match their saved
 // entry are kept without being opened; new and changed files are parsed (in batches, each saved
 // as it completes, so an interrupted run keeps what it finished); entries of vanished files go.
-import { readdirSync, statSync, type Dirent } from 'node:fs';
+import { readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { CatalogueIndex, FileStamp, InstanceRecord, SkippedRecord } from '../../shared/index-format.js';
 import { catalogueIndexOf, recordOf } from './catalogue.js';
 import { IndexError } from './index-error.js';
+import { inside } from './path-inside.js';
 import type { IndexedFile } from './index-file.js';
 import type { IndexStore } from './index-store.js';
 
@@ -27,6 +28,8 @@ export interface RefreshOptions {
   batchFiles?: number;
   /** At most this long between two saves of the index (what an interruption can lose). Default 2000. */
   saveEveryMs?: number;
+  /** Follow symbolic links leading outside the root (refused by default). */
+  followSymlinksOutside?: boolean;
 }
 
 export interface RefreshResult {
@@ -44,10 +47,26 @@ export interface RefreshResult {
 }
 
 /** Every regular file below `root` with its size and mtime, in path order; dot-folders (the index) are left out. */
-export async function statFiles(root: string, exclude?: string): Promise<FileStamp[]> {
+/** What a walk found: the files to index, and symbolic links refused because they lead outside. */
+export interface FolderListing { stamps: FileStamp[]; refused: SkippedRecord[] }
+
+/**
+ * Every regular file below `root` with its size and mtime, in path order; dot-folders (the index)
+ * are left out. Symbolic links are followed when they lead inside `root` (the real path of the
+ * root); a link leading outside is refused and reported, unless `followOutside`.
+ */
+export async function statFiles(root: string, exclude?: string, followOutside = false): Promise<FolderListing> {
   // Blocking calls, one folder at a time with a yield between folders: several times faster than
   // the thread pool's round trips for thousands of small stats, and serving goes on in between.
   const out: FileStamp[] = [];
+  const refused: SkippedRecord[] = [];
+  let realRoot: string;
+  try {
+    realRoot = realpathSync(root);
+  } catch {
+    return { stamps: out, refused };
+  }
+  const visited = new Set<string>([realRoot]); // real folders walked: link loops end here
   const walk = async (dir: string): Promise<void> => {
     let entries: Dirent[];
     try {
@@ -61,8 +80,30 @@ export async function statFiles(root: string, exclude?: string): Promise<FileSta
       if (e.name.startsWith('.')) continue;
       const path = join(dir, e.name);
       if (path === exclude) continue;
-      if (e.isDirectory()) folders.push(path);
-      else if (e.isFile()) {
+      let isFile = e.isFile();
+      let isDirectory = e.isDirectory();
+      if (e.isSymbolicLink()) {
+        let target: string;
+        try {
+          target = realpathSync(path);
+        } catch {
+          continue; // a dangling link: nothing to serve
+        }
+        const s = statSync(target, { throwIfNoEntry: false });
+        if (!s) continue;
+        if (!followOutside && !inside(realRoot, target)) {
+          refused.push({ file: { path, size: s.size, mtimeMs: s.mtimeMs }, code: 'OUTSIDE_ROOT', reason: `symbolic link to ${target}, outside the served folder` });
+          continue;
+        }
+        if (s.isDirectory()) {
+          if (visited.has(target)) continue;
+          visited.add(target);
+        }
+        isFile = s.isFile();
+        isDirectory = s.isDirectory();
+      }
+      if (isDirectory) folders.push(path);
+      else if (isFile) {
         const s = statSync(path, { throwIfNoEntry: false });
         if (s) out.push({ path, size: s.size, mtimeMs: s.mtimeMs });
       }
@@ -74,7 +115,7 @@ export async function statFiles(root: string, exclude?: string): Promise<FileSta
   };
   await walk(root);
   out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return out;
+  return { stamps: out, refused };
 }
 
 const same = (a: FileStamp, b: FileStamp) => a.size === b.size && a.mtimeMs === b.mtimeMs;
@@ -87,10 +128,10 @@ export async function refreshIndex(
   root: string, previous: CatalogueIndex | undefined, parser: Parser, store: IndexStore | undefined, options: RefreshOptions = {},
 ): Promise<RefreshResult> {
   const t0 = performance.now();
-  const stamps = await statFiles(root, store?.dir);
+  const { stamps, refused } = await statFiles(root, store?.dir, options.followSymlinksOutside);
   const before = new Map<string, InstanceRecord | SkippedRecord>();
   for (const r of previous?.instances ?? []) before.set(r.file.path, r);
-  for (const r of previous?.skipped ?? []) before.set(r.file.path, r);
+  for (const r of previous?.skipped ?? []) if (r.code !== 'OUTSIDE_ROOT') before.set(r.file.path, r);
 
   const keptInstances = new Map<string, InstanceRecord>();
   const keptSkipped = new Map<string, SkippedRecord>();
@@ -131,7 +172,7 @@ export async function refreshIndex(
       studies: [...studies.values()].filter((s) => liveStudies.has(s.studyInstanceUid)),
       series: liveSeries,
       instances,
-      skipped: [...keptSkipped.values()].sort((a, b) => (a.file.path < b.file.path ? -1 : a.file.path > b.file.path ? 1 : 0)),
+      skipped: [...keptSkipped.values(), ...refused].sort((a, b) => (a.file.path < b.file.path ? -1 : a.file.path > b.file.path ? 1 : 0)),
     };
   };
 

@@ -54,9 +54,11 @@ export class Pump<F> {
       }
       try {
         const sent = await target.sendChunk(chunk, () => this.scheduler.isCurrent(chunk!));
+        if (!sent) this.scheduler.refund(chunk);
         const finished = this.scheduler.done(chunk);
         if (sent) target.settled(chunk, finished);
       } catch (e) {
+        this.scheduler.refund(chunk);
         const wanted = this.scheduler.isCurrent(chunk);
         const finished = this.scheduler.done(chunk, true);
         if (wanted) target.settled(chunk, finished, e as Error);

@@ -78,6 +78,8 @@ export interface CancelResult<F> {
 }
 
 export class Scheduler<F> {
+  /** Scratch list for next(), reused. */
+  private readonly eligible: Client<F>[] = [];
   private readonly clients = new Map<number, Client<F>>();
   private seq = 0;
 
@@ -170,20 +172,24 @@ export class Scheduler<F> {
    * nothing can go now. The chunk is taken: its bytes count as sent and against the window.
    */
   next(ready: (clientId: number) => boolean): Chunk<F> | undefined {
+    // Called once per chunk with every client: no allocation per client on this path.
     let best = -Infinity;
-    const eligible: Array<{ client: Client<F>; groups: Group<F>[] }> = [];
+    const eligible = this.eligible;
+    eligible.length = 0;
     for (const client of this.clients.values()) {
       if (client.window <= 0 || client.groups.size === 0 || !ready(client.id)) continue;
-      const groups = [...client.groups.values()].filter(sendable);
-      if (!groups.length) continue;
-      const top = Math.max(...groups.map((g) => g.priority));
-      if (top < best) continue;
+      let top = -Infinity;
+      for (const g of client.groups.values()) if (g.priority > top && sendable(g)) top = g.priority;
+      if (top === -Infinity || top < best) continue;
       if (top > best) { best = top; eligible.length = 0; }
-      eligible.push({ client, groups: groups.filter((g) => g.priority === top) });
+      eligible.push(client);
     }
     if (!eligible.length) return undefined;
-    const client = pickWeighted(eligible.map((c) => c.client));
-    const group = pickWeighted(eligible.find((c) => c.client === client)!.groups);
+    const client = pickWeighted(eligible);
+    eligible.length = 0;
+    const groups: Group<F>[] = [];
+    for (const g of client.groups.values()) if (g.priority === best && sendable(g)) groups.push(g);
+    const group = pickWeighted(groups);
     const item = group.current ?? group.queued.shift()!;
     group.current = item;
     const length = Math.min(this.options.chunkBytes, item.length - item.sent, client.window);
@@ -216,6 +222,15 @@ export class Scheduler<F> {
     client.requests.delete(item.requestId);
     this.dropIfEmpty(client, group);
     return [item.requestId];
+  }
+
+  /**
+   * The chunk's bytes did not go out (its read failed, or its frame was cancelled while it was
+   * read): they go back to the client's window, which the client will never grant back for them.
+   */
+  refund(chunk: Chunk<F>): void {
+    const client = this.clients.get(chunk.clientId);
+    if (client && Number.isFinite(client.window)) client.window += chunk.length;
   }
 
   /** Whether a chunk's frame is still wanted (not cancelled since the chunk was taken). */

@@ -6,16 +6,20 @@ import {
   ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeClientMessage, encodeServerMessage, errorCodeName,
   type DecodedClientMessage, type RequestFrames, type ServerMessage,
 } from '../../shared/protocol.js';
+import { AccessError } from '../access.js';
 import type { Catalogue } from '../index/catalogue.js';
 import type { FrameLocation } from '../index/frame-table.js';
 import type { IndexedFile } from '../index/index-file.js';
 import type { Logger } from '../log.js';
 import type { ChunkBuffers } from './chunk-buffers.js';
+import type { SessionAccess } from './session-access.js';
 import type { PumpTarget } from './pump.js';
 import type { Chunk, Scheduler, Work } from './scheduler.js';
 
 /** A frame the scheduler hands out. */
 export interface QueuedFrame {
+  /** When the request asking for it arrived (performance.now()), for the latency histogram. */
+  askedAt: number;
   file: IndexedFile;
   location: FrameLocation;
   frameIndex: number;
@@ -36,6 +40,8 @@ export interface SessionLimits {
   maxOpenRequests: number;
   maxPageSize: number;
   maxMessageBytes: number;
+  /** Client messages per second a connection may send (a burst of twice that); 0: no limit. */
+  maxMessagesPerSecond: number;
 }
 
 /**
@@ -59,6 +65,8 @@ export interface SessionContext {
   buffers: ChunkBuffers;
   /** Counters shared by all sessions. */
   stats: { framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number };
+  /** Told of every error reply (by code) and every frame sent (seconds from request to last chunk). */
+  observe?: { error(code: number): void; frameSent(seconds: number): void };
 }
 
 /** Implicit groups (a request that names none) get negative ids, out of the way of the client's. */
@@ -78,13 +86,19 @@ export class Session implements PumpTarget<QueuedFrame> {
   readonly openedSeries = new Set<string>();
   /** Messages wait here while one before them waits for a series to load: answers keep their order. */
   private inbox: Promise<void> | undefined;
+  /** Rate limit: a token bucket of messages. */
+  private tokens: number;
+  private refilledAt = performance.now();
 
   constructor(
     readonly id: number,
     private readonly socket: SessionSocket,
     private readonly ctx: SessionContext,
     private readonly log: Logger,
-  ) {}
+    private readonly access: SessionAccess,
+  ) {
+    this.tokens = 2 * ctx.limits.maxMessagesPerSecond;
+  }
 
   /** Bytes handed to the socket and not yet written out. */
   get bufferedBytes(): number { return this.buffered; }
@@ -97,6 +111,10 @@ export class Session implements PumpTarget<QueuedFrame> {
       message = decodeClientMessage(data);
     } catch (e) {
       this.sendError(e instanceof ProtocolError ? e.errorCode : ErrorCode.MALFORMED_MESSAGE, (e as Error).message, 0);
+      return;
+    }
+    if (!this.withinRate()) {
+      this.sendError(ErrorCode.RATE_LIMITED, `over ${this.ctx.limits.maxMessagesPerSecond} messages a second: request refused`, requestIdOf(message));
       return;
     }
     if (this.inbox) {
@@ -189,6 +207,7 @@ export class Session implements PumpTarget<QueuedFrame> {
       if (tally) tally.failed++;
     } else if (chunk.last) {
       this.ctx.stats.framesSent++;
+      this.ctx.observe?.frameSent((performance.now() - item.frame.askedAt) / 1000);
       if (tally) tally.sent++;
     }
     for (const requestId of finished) this.complete(requestId, false);
@@ -196,22 +215,40 @@ export class Session implements PumpTarget<QueuedFrame> {
 
   // ---------------------------------------------------------------- requests
 
+  /** Takes a token from the bucket (refilled at the allowed rate); false when it is empty. */
+  private withinRate(): boolean {
+    const rate = this.ctx.limits.maxMessagesPerSecond;
+    if (!rate) return true;
+    const now = performance.now();
+    this.tokens = Math.min(2 * rate, this.tokens + ((now - this.refilledAt) / 1000) * rate);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+
   private handle(message: DecodedClientMessage): Promise<void> | void {
-    if (message.kind === 'hello') return this.hello(message.hello.protocolVersion, message.hello.initialWindow);
+    if (message.kind === 'hello') return this.hello(message.hello.protocolVersion, message.hello.initialWindow, message.hello.token);
     const requestId = requestIdOf(message);
     if (!this.handshaken) return this.sendError(ErrorCode.HANDSHAKE_REQUIRED, 'send Hello first', requestId);
+    if (message.kind === 'authenticate') return this.authenticate(requestId, message.authenticate.token);
+    // Every request is checked against the grant; an expired token may be replaced in-band.
+    if (this.access.expired && (message.kind === 'listStudies' || message.kind === 'openSeries' || message.kind === 'requestFrames')) {
+      return this.sendError(ErrorCode.UNAUTHENTICATED, 'the token has expired: send Authenticate with a new one', requestId);
+    }
     const scheduler = this.ctx.scheduler;
     switch (message.kind) {
-      case 'listStudies': {
-        const { offset, limit } = message.listStudies;
-        const pageSize = Math.min(limit || this.ctx.limits.maxPageSize, this.ctx.limits.maxPageSize);
-        this.sendControl({ studyList: { requestId, ...this.ctx.catalogue().listStudies(offset, pageSize) } });
-        return;
-      }
+      case 'listStudies':
+        return this.listStudies(requestId, message.listStudies.offset, message.listStudies.limit);
       case 'openSeries': {
         const uid = message.openSeries.seriesInstanceUid;
-        return this.ctx.catalogue().series(uid).then((series) => {
-          if (!series) return this.sendError(ErrorCode.UNKNOWN_SERIES, `no series ${printable(uid)}`, requestId);
+        const catalogue = this.ctx.catalogue();
+        const study = catalogue.studyOfSeries(uid);
+        // A series the client may not see is answered exactly as one that does not exist.
+        const unknown = () => this.sendError(ErrorCode.UNKNOWN_SERIES, `no series ${printable(uid)}`, requestId);
+        if (study === undefined) return unknown();
+        return this.access.decide([study]).then(() => catalogue.series(uid)).then((series) => {
+          if (!series || !this.access.verdict(study)) return unknown();
           this.openedSeries.add(uid);
           this.sendControl({ seriesManifest: { requestId, ...series } });
         });
@@ -238,13 +275,48 @@ export class Session implements PumpTarget<QueuedFrame> {
     }
   }
 
-  private hello(version: number, initialWindow: number): void {
+  /** The studies this client may see, one page of them. */
+  private listStudies(requestId: number, offset: number, limit: number): Promise<void> | void {
+    const catalogue = this.ctx.catalogue();
+    const pageSize = Math.min(limit || this.ctx.limits.maxPageSize, this.ctx.limits.maxPageSize);
+    if (this.access.allowsAll) {
+      this.sendControl({ studyList: { requestId, ...catalogue.listStudies(offset, pageSize) } });
+      return;
+    }
+    const all = catalogue.allStudies();
+    return this.access.decide(all.map((s) => s.studyInstanceUid)).then(() => {
+      const visible = all.filter((s) => this.access.verdict(s.studyInstanceUid));
+      const studies = visible.slice(offset, offset + pageSize);
+      this.sendControl({ studyList: { requestId, studies, total: visible.length, nextOffset: Math.min(visible.length, offset + studies.length) } });
+    });
+  }
+
+  /** A new token in-band: the grant is replaced; a refused one leaves the old grant as it was. */
+  private authenticate(requestId: number, token: string): Promise<void> {
+    return this.access.login(token).then(
+      (grant) => this.sendControl({ authenticated: { requestId, expiresAt: grant.expiresAt === undefined ? 0 : Math.floor(grant.expiresAt / 1000) } }),
+      (e: unknown) => this.sendError(ErrorCode.UNAUTHENTICATED, e instanceof AccessError ? e.message : 'the token is not valid', requestId),
+    );
+  }
+
+  private hello(version: number, initialWindow: number, token: string): Promise<void> | void {
     if (version !== PROTOCOL_VERSION) {
       this.sendError(ErrorCode.UNSUPPORTED_VERSION, `protocol version ${version} is not served; this server speaks ${PROTOCOL_VERSION}`, 0);
       this.socket.close(1002, 'unsupported protocol version');
       this.onClose();
       return;
     }
+    if (this.handshaken) return this.welcome(initialWindow);
+    return this.access.login(token).then(() => this.welcome(initialWindow), (e: unknown) => {
+      // No, a wrong or an expired token: say why, then close (1008: policy violation).
+      this.sendError(ErrorCode.UNAUTHENTICATED, e instanceof AccessError ? e.message : 'the token is not valid', 0);
+      this.socket.close(1008, 'unauthenticated');
+      this.onClose();
+    });
+  }
+
+  private welcome(initialWindow: number): void {
+    if (this.closed) return;
     if (!this.handshaken) this.ctx.scheduler.addClient(this.id, { window: initialWindow });
     this.handshaken = true;
     const l = this.ctx.limits;
@@ -263,25 +335,35 @@ export class Session implements PumpTarget<QueuedFrame> {
 
   /** Loads the series index of every instance asked for that is not in the cache, then queues the frames. */
   private requestFrames(r: RequestFrames): Promise<void> | void {
+    const askedAt = performance.now();
     const catalogue = this.ctx.catalogue();
     const missing = new Set<string>();
+    const studies = new Set<string>();
     for (const ref of r.frames) {
+      const study = catalogue.studyOfInstance(ref.sopInstanceUid);
+      if (study !== undefined && this.access.verdict(study) === undefined) studies.add(study);
       if (catalogue.loadedInstance(ref.sopInstanceUid)) continue;
       const record = catalogue.record(ref.sopInstanceUid);
       if (record) missing.add(record.seriesInstanceUid);
     }
-    if (missing.size === 0) return this.queueFrames(r, (uid) => catalogue.loadedInstance(uid));
-    return Promise.all([...missing].map((uid) => catalogue.openSeries(uid))).then((opened) => {
+    // An instance of a study this client may not see is answered exactly as an unknown one.
+    const visible = (uid: string) => {
+      const study = catalogue.studyOfInstance(uid);
+      return study !== undefined && this.access.verdict(study) === true;
+    };
+    if (missing.size === 0 && studies.size === 0) return this.queueFrames(r, (uid) => (visible(uid) ? catalogue.loadedInstance(uid) : undefined), askedAt);
+    return Promise.all([this.access.decide(studies), ...[...missing].map((uid) => catalogue.openSeries(uid))]).then(([, ...opened]) => {
       // From what was loaded (the cache may be smaller than the series), else the cache.
       const lookup = (uid: string) => {
+        if (!visible(uid)) return undefined;
         for (const s of opened) { const f = s?.files.get(uid); if (f) return f; }
         return catalogue.loadedInstance(uid);
       };
-      this.queueFrames(r, lookup);
+      this.queueFrames(r, lookup, askedAt);
     });
   }
 
-  private queueFrames(r: RequestFrames, instance: (sopInstanceUid: string) => IndexedFile | undefined): void {
+  private queueFrames(r: RequestFrames, instance: (sopInstanceUid: string) => IndexedFile | undefined, askedAt: number): void {
     const { requestId } = r;
     const scheduler = this.ctx.scheduler;
     if (requestId === 0) return this.sendError(ErrorCode.MALFORMED_MESSAGE, 'request_id must not be 0', 0);
@@ -310,7 +392,7 @@ export class Session implements PumpTarget<QueuedFrame> {
       if (!location) return fail(ErrorCode.FRAME_OUT_OF_RANGE, `frame ${ref.frameNumber} of ${file.frames.length}`);
       work.push({
         requestId, position: ref.position ?? index, length: location.length,
-        frame: { file, location, frameIndex: ref.frameNumber - 1, sopInstanceUid: ref.sopInstanceUid, frameNumber: ref.frameNumber },
+        frame: { askedAt, file, location, frameIndex: ref.frameNumber - 1, sopInstanceUid: ref.sopInstanceUid, frameNumber: ref.frameNumber },
       });
     });
     this.tallies.set(requestId, { sent: 0, failed });
@@ -333,11 +415,19 @@ export class Session implements PumpTarget<QueuedFrame> {
 
   private sendError(code: number, message: string, requestId: number, sopInstanceUid = '', frameNumber = 0): void {
     this.ctx.stats.errors++;
+    this.ctx.observe?.error(code);
     this.log.debug('error reply', { code: errorCodeName(code), requestId, message });
     this.sendControl({ error: { requestId, code, message, sopInstanceUid, frameNumber } });
   }
 
   private sendControl(message: ServerMessage): void {
+    // Answers pile up only for a client that sends and never reads: past a bound, it is cut off.
+    if (this.buffered > 4 * this.ctx.limits.maxBufferedBytes + 1024 * 1024) {
+      this.log.warn('client does not read its answers: closing', { buffered: this.buffered });
+      this.socket.close(1008, 'not reading');
+      this.onClose();
+      return;
+    }
     this.send(encodeServerMessage(message).buffer);
   }
 
@@ -369,6 +459,7 @@ function requestIdOf(message: DecodedClientMessage): number {
     case 'openSeries': return message.openSeries.requestId;
     case 'requestFrames': return message.requestFrames.requestId;
     case 'cancel': return message.cancel.requestId;
+    case 'authenticate': return message.authenticate.requestId;
     default: return 0;
   }
 }
