@@ -66,6 +66,8 @@ export interface ServerOptions {
   rescanMs?: number;
   /** Client messages a connection may send per second (bursts of twice that); 0: no limit. */
   maxMessagesPerSecond?: number;
+  /** Frames queued at most per connection, over all its open requests. */
+  maxQueuedFrames?: number;
   /** Open connections at most, in all and from one address. */
   maxConnections?: number;
   maxConnectionsPerAddress?: number;
@@ -131,6 +133,7 @@ export const DEFAULT_LIMITS: SessionLimits = {
   maxPageSize: 500,
   maxMessageBytes: 4 * 1024 * 1024,
   maxMessagesPerSecond: 1000,
+  maxQueuedFrames: 250_000,
 };
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -201,6 +204,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxPageSize: options.maxPageSize ?? DEFAULT_LIMITS.maxPageSize,
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_LIMITS.maxMessageBytes,
     maxMessagesPerSecond: options.maxMessagesPerSecond ?? DEFAULT_LIMITS.maxMessagesPerSecond,
+    maxQueuedFrames: options.maxQueuedFrames ?? DEFAULT_LIMITS.maxQueuedFrames,
   };
   if (!(limits.chunkBytes >= 1024)) throw new RangeError('chunk size must be at least 1024 bytes');
   // Reads stay inside the served folder (its real path) unless links out are allowed.

@@ -108,6 +108,27 @@ describe('operations', () => {
     });
   });
 
+  it('bounds the frames queued per connection over all its requests', async () => {
+    await withServer({ maxQueuedFrames: 100 }, async (server) => {
+      const raw = await new RawClient(server.url).open(false);
+      raw.send({ hello: { protocolVersion: 1, initialWindow: 1 } }); // a window that keeps everything queued
+      const welcome = await raw.next();
+      assert.ok(welcome.kind === 'welcome' && welcome.welcome.limits.maxQueuedFrames === 100);
+      const uid = (await servedFiles(server.catalogue))[0]!.image.sopInstanceUid;
+      const frames = (n: number) => Array.from({ length: n }, () => ({ sopInstanceUid: uid, frameNumber: 1 }));
+      raw.send({ requestFrames: { requestId: 1, frames: frames(60) } });
+      raw.send({ requestFrames: { requestId: 2, frames: frames(60) } });
+      const refused = (await raw.until((m) => m.kind === 'error')).at(-1)!;
+      assert.ok(refused.kind === 'error' && refused.error.code === 9 && refused.error.requestId === 2, JSON.stringify(refused));
+      raw.send({ cancel: { requestId: 1 } });
+      raw.send({ requestFrames: { requestId: 3, frames: frames(60) } });
+      raw.send({ listStudies: { requestId: 4 } });
+      const after = (await raw.until((m) => m.kind === 'studyList' || m.kind === 'error')).at(-1)!;
+      assert.equal(after.kind, 'studyList', 'request 3 was taken once request 1 was cancelled');
+      raw.close();
+    });
+  });
+
   it('cuts a peer that stops answering pings', async () => {
     await withServer({ heartbeatMs: 100 }, async (server) => {
       const dead = new WebSocket(server.url, { autoPong: false });

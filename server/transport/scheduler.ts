@@ -134,6 +134,13 @@ export class Scheduler<F> {
     return this.clients.get(clientId)?.requests.has(requestId) ?? false;
   }
 
+  /** Frames of a client's open requests not yet sent whole. */
+  queuedFrames(clientId: number): number {
+    let n = 0;
+    for (const group of this.clients.get(clientId)?.groups.values() ?? []) for (const left of group.open.values()) n += left;
+    return n;
+  }
+
   openRequests(clientId: number): number {
     return this.clients.get(clientId)?.requests.size ?? 0;
   }

@@ -42,6 +42,8 @@ export interface SessionLimits {
   maxMessageBytes: number;
   /** Client messages per second a connection may send (a burst of twice that); 0: no limit. */
   maxMessagesPerSecond: number;
+  /** Frames queued at most per connection, over all its open requests (bounds its memory). */
+  maxQueuedFrames: number;
 }
 
 /**
@@ -328,6 +330,7 @@ export class Session implements PumpTarget<QueuedFrame> {
         limits: {
           maxChunkBytes: l.chunkBytes, maxMessageBytes: l.maxMessageBytes, maxFramesPerRequest: l.maxFramesPerRequest,
           maxOpenRequests: l.maxOpenRequests, maxPageSize: l.maxPageSize, maxBufferedBytes: l.maxBufferedBytes,
+          maxQueuedFrames: l.maxQueuedFrames, maxMessagesPerSecond: l.maxMessagesPerSecond,
         },
       },
     });
@@ -375,6 +378,9 @@ export class Session implements PumpTarget<QueuedFrame> {
     }
     if (r.frames.length > this.ctx.limits.maxFramesPerRequest) {
       return this.sendError(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxFramesPerRequest} frames per request`, requestId);
+    }
+    if (scheduler.queuedFrames(this.id) + r.frames.length > this.ctx.limits.maxQueuedFrames) {
+      return this.sendError(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxQueuedFrames} frames queued per connection: wait for some, or cancel`, requestId);
     }
     const work: Work<QueuedFrame>[] = [];
     let failed = 0;
