@@ -24,6 +24,26 @@ export interface ParsedHead {
   warnings: string[];
 }
 
+// dicom-parser's explicit VR readers push warnings to `dataSet.warnings` (a sequence cut off by the
+// end of the data), but the data sets it makes for defined-length sequence items have no such
+// array: a file ending inside an item nested in one made that push a TypeError. Give every DataSet
+// its own array on first use.
+const dataSetPrototype = (dicomParser as unknown as { DataSet: { prototype: object } }).DataSet.prototype;
+if (!Object.getOwnPropertyDescriptor(dataSetPrototype, 'warnings')) {
+  const own = (target: object, value: unknown) => Object.defineProperty(target, 'warnings', { value, writable: true, configurable: true, enumerable: true });
+  Object.defineProperty(dataSetPrototype, 'warnings', {
+    configurable: true,
+    get(this: object) { const warnings: string[] = []; own(this, warnings); return warnings; },
+    set(this: object, value: unknown) { own(this, value); },
+  });
+}
+
+/**
+ * The largest inflated data set of a deflated file. Deflate expands up to 1032 times: without a
+ * bound, a 510 KiB file inflated to 512 MiB and was copied once more (2 GiB of memory).
+ */
+const MAX_INFLATED_BYTES = 256 * 1024 * 1024;
+
 /** Thrown when the head is cut short: read more of the file and parse again. */
 export class NeedMoreBytes extends Error {}
 
@@ -32,6 +52,11 @@ const explicitVrAt = (bytes: Uint8Array, pos: number): boolean =>
 
 function describe(e: unknown): string {
   if (typeof e === 'string') return e;
+  // dicom-parser calls its warnings array (`byteStream.warnings(...)`) on an item delimiter with a
+  // non-zero length: say what it met, not the TypeError.
+  if (e instanceof TypeError && /\.warnings is not a function/.test(e.message)) return 'item delimiter with a non-zero length';
+  // dicom-parser reads nested sequences by recursion: thousands of levels overflow the stack.
+  if (e instanceof RangeError && /call stack/i.test(e.message)) return 'sequences nested too deeply to read';
   if (e && typeof e === 'object' && 'exception' in e) return describe((e as { exception: unknown }).exception);
   return e instanceof Error ? e.message : String(e);
 }
@@ -48,12 +73,13 @@ export function readDataSet(bytes: Uint8Array, whole: boolean): ParsedHead {
   if (bytes.length >= 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d) {
     try {
       meta = dicomParser.readPart10Header(bytes);
+      // Inside the try: a Transfer Syntax UID whose length runs past the data throws (a string).
+      written = meta.string('x00020010')?.replace(/\0/g, '').trim() || undefined;
     } catch (e) {
       if (!whole) throw new NeedMoreBytes();
       throw new IndexError('NOT_DICOM', `unreadable file meta: ${describe(e)}`);
     }
     position = (meta as DataSet & { position: number }).position;
-    written = meta.string('x00020010')?.replace(/\0/g, '').trim() || undefined;
     if (!written) warnings.push('file meta has no Transfer Syntax UID: guessed from the data set');
   } else {
     // No preamble: a bare data set. Accept it only if it starts like one (an early group tag).
@@ -67,8 +93,11 @@ export function readDataSet(bytes: Uint8Array, whole: boolean): ParsedHead {
     if (!whole) throw new NeedMoreBytes();
     let inflated: Uint8Array;
     try {
-      inflated = inflateRawSync(bytes.subarray(position));
+      inflated = inflateRawSync(bytes.subarray(position), { maxOutputLength: MAX_INFLATED_BYTES });
     } catch (e) {
+      if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new IndexError('UNSUPPORTED', `deflated data set inflates to over ${MAX_INFLATED_BYTES / 2 ** 20} MiB`);
+      }
       throw new IndexError('CORRUPT', `deflated data set does not inflate: ${describe(e)}`);
     }
     const full = new Uint8Array(position + inflated.length);
@@ -100,6 +129,8 @@ function parseBody(bytes: Uint8Array, position: number, readAs: string, whole: b
   const elements: Record<string, Element> = {};
   const Ctor = (dicomParser as unknown as { DataSet: new (p: unknown, b: Uint8Array, e: Record<string, Element>) => DataSet }).DataSet;
   const dataSet = new Ctor(parser, bytes, elements);
+  // The reader's warnings about the top-level data set are the file's (see dataSetPrototype).
+  (dataSet as DataSet & { warnings: string[] }).warnings = [];
   if (position >= bytes.length) {
     if (!whole) throw new NeedMoreBytes();
     throw new IndexError('NO_PIXEL_DATA', 'no data set after the file meta');
