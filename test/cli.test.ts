@@ -90,6 +90,13 @@ describe('command line', () => {
     assert.ok(report.duplicates.length > 0);
   });
 
+  it('serve: refuses to listen beyond loopback without an access policy', () => {
+    const run = spawnSyncCli(['serve', filesDir, '--host', '0.0.0.0', '--port', '0', '--index-dir', join(tmpdir(), 'dicomstream-cli-refused')]);
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /refusing to listen on 0\.0\.0\.0 without an access policy/);
+    rmSync(join(tmpdir(), 'dicomstream-cli-refused'), { recursive: true, force: true });
+  });
+
   it('refuses a bad option with a clear message', () => {
     assert.throws(() => execFileSync(process.execPath, [cli, 'serve', filesDir, '--port', 'eighty'], { encoding: 'utf8', stdio: 'pipe' }), /expected a whole number/);
   });
