@@ -86,6 +86,7 @@ indexOptions(program.command('serve'))
   .option('--max-open-requests <n>', 'frame requests open at once per connection', integer(1), DEFAULT_LIMITS.maxOpenRequests)
   .option('--max-frames-per-request <n>', 'frames in one request at most', integer(1), DEFAULT_LIMITS.maxFramesPerRequest)
   .option('--max-queued-frames <n>', 'frames queued at most per connection, over its open requests', integer(1), DEFAULT_LIMITS.maxQueuedFrames)
+  .option('--max-queued-frames-total <n>', 'frames queued at most over all connections', integer(1), DEFAULT_LIMITS.maxQueuedFramesInAll)
   .option('--rate-limit <n>', 'client messages a second per connection (bursts of twice that; 0: none)', integer(0), DEFAULT_LIMITS.maxMessagesPerSecond)
   .option('--heartbeat <seconds>', 'ping every connection this often; cut those that did not answer (0: never)', integer(0), DEFAULT_CONNECTION_LIMITS.heartbeatMs / 1000)
   .option('--shutdown-timeout <seconds>', 'on SIGTERM/SIGINT, let frames in flight finish this long', integer(0), 10)
@@ -96,7 +97,7 @@ indexOptions(program.command('serve'))
     readConcurrency: number; logLevel: LogLevel; indexDir?: string; parseWorkers: number; indexCache: number; watch: boolean; rescanInterval: number;
     tokenFile?: string; jwtSecretFile?: string; jwtPublicKey?: string; jwksUrl?: string; jwtIssuer?: string; jwtAudience?: string; allowOrigin?: string[];
     tlsCert?: string; tlsKey?: string; maxConnections: number; maxConnectionsPerAddress: number; maxMessageSize: number; maxOpenRequests: number;
-    maxFramesPerRequest: number; maxQueuedFrames: number; rateLimit: number; heartbeat: number; shutdownTimeout: number; followSymlinks?: boolean;
+    maxFramesPerRequest: number; maxQueuedFrames: number; maxQueuedFramesTotal: number; rateLimit: number; heartbeat: number; shutdownTimeout: number; followSymlinks?: boolean;
   }) => {
     const log = createLogger(opts.logLevel);
     if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
@@ -125,7 +126,7 @@ indexOptions(program.command('serve'))
       access: { token, jwt, origins: opts.allowOrigin },
       tls: opts.tlsCert && opts.tlsKey ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined,
       maxConnections: opts.maxConnections, maxConnectionsPerAddress: opts.maxConnectionsPerAddress, maxMessageBytes: opts.maxMessageSize,
-      maxOpenRequests: opts.maxOpenRequests, maxFramesPerRequest: opts.maxFramesPerRequest, maxQueuedFrames: opts.maxQueuedFrames, maxMessagesPerSecond: opts.rateLimit,
+      maxOpenRequests: opts.maxOpenRequests, maxFramesPerRequest: opts.maxFramesPerRequest, maxQueuedFrames: opts.maxQueuedFrames, maxQueuedFramesInAll: opts.maxQueuedFramesTotal, maxMessagesPerSecond: opts.rateLimit,
       heartbeatMs: opts.heartbeat * 1000, followSymlinksOutside: opts.followSymlinks ?? false,
     });
     printSummary(root, server.index, server.catalogue, (line) => process.stdout.write(line + '\n'));

@@ -66,8 +66,9 @@ export interface ServerOptions {
   rescanMs?: number;
   /** Client messages a connection may send per second (bursts of twice that); 0: no limit. */
   maxMessagesPerSecond?: number;
-  /** Frames queued at most per connection, over all its open requests. */
+  /** Frames queued at most per connection, over all its open requests, and over all connections. */
   maxQueuedFrames?: number;
+  maxQueuedFramesInAll?: number;
   /** Open connections at most, in all and from one address. */
   maxConnections?: number;
   maxConnectionsPerAddress?: number;
@@ -133,7 +134,8 @@ export const DEFAULT_LIMITS: SessionLimits = {
   maxPageSize: 500,
   maxMessageBytes: 4 * 1024 * 1024,
   maxMessagesPerSecond: 1000,
-  maxQueuedFrames: 250_000,
+  maxQueuedFrames: 100_000,
+  maxQueuedFramesInAll: 1_000_000,
 };
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -205,6 +207,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_LIMITS.maxMessageBytes,
     maxMessagesPerSecond: options.maxMessagesPerSecond ?? DEFAULT_LIMITS.maxMessagesPerSecond,
     maxQueuedFrames: options.maxQueuedFrames ?? DEFAULT_LIMITS.maxQueuedFrames,
+    maxQueuedFramesInAll: options.maxQueuedFramesInAll ?? DEFAULT_LIMITS.maxQueuedFramesInAll,
   };
   if (!(limits.chunkBytes >= 1024)) throw new RangeError('chunk size must be at least 1024 bytes');
   // Reads stay inside the served folder (its real path) unless links out are allowed.
@@ -339,6 +342,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const sessionAccess = new SessionAccess(access, { remoteAddress: from, origin: req.headers.origin, headers: req.headers }, bearerToken(req.headers));
       const session = new Session(id, ws, {
         catalogue: () => catalogue, scheduler, kick: () => pump.kick(), readChunk, readahead, limits, serverName: SERVER_NAME, transferSyntaxes, stats, buffers,
+        queuedFramesInAll: () => scheduler.queuedFramesInAll(),
         observe: { error: (code) => metrics.error(code), frameSent: (seconds) => metrics.frameSent(seconds) },
       }, clog, sessionAccess);
       sessions.set(id, session);

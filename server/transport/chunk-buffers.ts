@@ -7,7 +7,10 @@ export class ChunkBuffers {
 
   /** A buffer of exactly `size` bytes: a view of a pooled one when it fits. */
   take(size: number): Uint8Array {
-    if (size > this.capacity) return Buffer.allocUnsafe(size);
+    // A small chunk (the end of a frame, a small frame) gets a buffer of its own size: holding a
+    // whole pooled buffer for it would let many small chunks in flight take far more memory than
+    // their bytes, which the per-connection bound counts.
+    if (size > this.capacity || size < this.capacity / 8) return Buffer.allocUnsafe(size);
     const buffer = this.free.pop() ?? Buffer.allocUnsafeSlow(this.capacity);
     return buffer.subarray(0, size);
   }

@@ -17,6 +17,9 @@ export interface PumpTarget<F> {
   settled(chunk: Chunk<F>, finished: number[], error?: Error): void;
 }
 
+/** Longest stretch of sending without letting the event loop run. */
+const YIELD_EVERY_MS = 5;
+
 export class Pump<F> {
   private running = 0;
 
@@ -46,7 +49,15 @@ export class Pump<F> {
   }
 
   private async work(): Promise<void> {
+    let since = performance.now();
     for (let chunk = this.scheduler.next(this.ready); chunk; chunk = this.scheduler.next(this.ready)) {
+      // Chunks read from memory resolve without a turn of the event loop: give it one every few
+      // milliseconds, or one big request of cached frames would hold every other socket (its own
+      // cancel too) until it is all sent.
+      if (performance.now() - since > YIELD_EVERY_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        since = performance.now();
+      }
       const target = this.targets.get(chunk.clientId);
       if (!target) {
         this.scheduler.done(chunk, true);

@@ -134,6 +134,13 @@ export class Scheduler<F> {
     return this.clients.get(clientId)?.requests.has(requestId) ?? false;
   }
 
+  /** Frames of all clients' open requests not yet sent whole. */
+  queuedFramesInAll(): number {
+    let n = 0;
+    for (const id of this.clients.keys()) n += this.queuedFrames(id);
+    return n;
+  }
+
   /** Frames of a client's open requests not yet sent whole. */
   queuedFrames(clientId: number): number {
     let n = 0;
@@ -258,7 +265,11 @@ export class Scheduler<F> {
   upcoming(clientId: number, groupId: number, count: number): F[] {
     const group = this.clients.get(clientId)?.groups.get(groupId);
     if (!group) return [];
-    return [...(group.current ? [group.current] : []), ...group.queued].slice(0, count).map((i) => i.frame);
+    // Called for every frame: only the first `count` are looked at, never the whole queue.
+    const out: F[] = [];
+    if (group.current && count > 0) out.push(group.current.frame);
+    for (let i = 0; out.length < count && i < group.queued.length; i++) out.push(group.queued[i]!.frame);
+    return out;
   }
 
   private client(clientId: number): Client<F> {

@@ -44,6 +44,8 @@ export interface SessionLimits {
   maxMessagesPerSecond: number;
   /** Frames queued at most per connection, over all its open requests (bounds its memory). */
   maxQueuedFrames: number;
+  /** Frames queued at most over all connections. */
+  maxQueuedFramesInAll: number;
 }
 
 /**
@@ -67,9 +69,16 @@ export interface SessionContext {
   buffers: ChunkBuffers;
   /** Counters shared by all sessions. */
   stats: { framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number };
+  /** Frames queued over all connections now. */
+  queuedFramesInAll: () => number;
   /** Told of every error reply (by code) and every frame sent (seconds from request to last chunk). */
   observe?: { error(code: number): void; frameSent(seconds: number): void };
 }
+
+/** Frame errors one request may get; a request with more bad frames is refused whole. */
+export const MAX_FRAME_ERRORS = 100;
+/** Longest UID a request may name (DICOM's are at most 64 characters; some files stretch that). */
+export const MAX_UID_LENGTH = 256;
 
 /** Implicit groups (a request that names none) get negative ids, out of the way of the client's. */
 const implicitGroup = (requestId: number) => -requestId;
@@ -382,14 +391,18 @@ export class Session implements PumpTarget<QueuedFrame> {
     if (scheduler.queuedFrames(this.id) + r.frames.length > this.ctx.limits.maxQueuedFrames) {
       return this.sendError(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxQueuedFrames} frames queued per connection: wait for some, or cancel`, requestId);
     }
+    // A UID is at most 64 characters (PS3.5); far longer ones are refused before they are echoed back.
+    if (r.frames.some((f) => f.sopInstanceUid.length > MAX_UID_LENGTH)) {
+      return this.sendError(ErrorCode.MALFORMED_MESSAGE, `a SOP Instance UID longer than ${MAX_UID_LENGTH} characters: request refused`, requestId);
+    }
+    if (this.ctx.queuedFramesInAll() + r.frames.length > this.ctx.limits.maxQueuedFramesInAll) {
+      return this.sendError(ErrorCode.TOO_MANY_REQUESTS, 'the server has too many frames queued: try again shortly', requestId);
+    }
     const work: Work<QueuedFrame>[] = [];
-    let failed = 0;
+    const failures: Array<{ code: number; text: string; sopInstanceUid: string; frameNumber: number }> = [];
     r.frames.forEach((ref, index) => {
+      const fail = (code: number, text: string) => { failures.push({ code, text, sopInstanceUid: ref.sopInstanceUid, frameNumber: ref.frameNumber }); };
       const file = instance(ref.sopInstanceUid);
-      const fail = (code: number, text: string) => {
-        failed++;
-        this.sendError(code, text, requestId, ref.sopInstanceUid, ref.frameNumber);
-      };
       if (!file) {
         const gone = this.ctx.catalogue().goneReason(ref.sopInstanceUid);
         return fail(ErrorCode.UNKNOWN_INSTANCE, `no instance ${printable(ref.sopInstanceUid)}${gone ? `: ${gone}` : ''}`);
@@ -401,6 +414,14 @@ export class Session implements PumpTarget<QueuedFrame> {
         frame: { askedAt, file, location, frameIndex: ref.frameNumber - 1, sopInstanceUid: ref.sopInstanceUid, frameNumber: ref.frameNumber },
       });
     });
+    // One error per bad frame, but not a flood of them: a request naming more bad frames than
+    // that is refused whole, with one error.
+    if (failures.length > MAX_FRAME_ERRORS) {
+      return this.sendError(ErrorCode.MALFORMED_MESSAGE,
+        `${failures.length} of the ${r.frames.length} frames asked for do not exist (more than ${MAX_FRAME_ERRORS}): request refused`, requestId);
+    }
+    for (const f of failures) this.sendError(f.code, f.text, requestId, f.sopInstanceUid, f.frameNumber);
+    const failed = failures.length;
     this.tallies.set(requestId, { sent: 0, failed });
     if (work.length === 0) {
       this.complete(requestId, false);
@@ -420,6 +441,7 @@ export class Session implements PumpTarget<QueuedFrame> {
   // ---------------------------------------------------------------- sending
 
   private sendError(code: number, message: string, requestId: number, sopInstanceUid = '', frameNumber = 0): void {
+    if (this.closed) return;
     this.ctx.stats.errors++;
     this.ctx.observe?.error(code);
     this.log.debug('error reply', { code: errorCodeName(code), requestId, message });
@@ -427,6 +449,7 @@ export class Session implements PumpTarget<QueuedFrame> {
   }
 
   private sendControl(message: ServerMessage): void {
+    if (this.closed) return;
     // Answers pile up only for a client that sends and never reads: past a bound, it is cut off.
     if (this.buffered > 4 * this.ctx.limits.maxBufferedBytes + 1024 * 1024) {
       this.log.warn('client does not read its answers: closing', { buffered: this.buffered });

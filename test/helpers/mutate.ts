@@ -5,30 +5,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { filesDir, manifest } from './corpus.js';
+import { Rng } from './rng.js';
 
-/** A small seeded PRNG (mulberry32): the same seed gives the same mutants on every machine. */
-export class Rng {
-  private state: number;
-  constructor(seed: number) { this.state = seed >>> 0; }
-  /** A float in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** An integer in [0, n). */
-  int(n: number): number { return Math.floor(this.next() * n); }
-  /** An integer in [lo, hi]. */
-  range(lo: number, hi: number): number { return lo + this.int(hi - lo + 1); }
-  chance(p: number): boolean { return this.next() < p; }
-  pick<T>(items: readonly T[]): T {
-    if (items.length === 0) throw new Error('pick from an empty list');
-    return items[this.int(items.length)]!;
-  }
-  uint32(): number { return (this.int(0x10000) * 0x10000 + this.int(0x10000)) >>> 0; }
-}
+export { Rng };
 
 /** The PRNG of mutant `index` under `seed`: mixed so that neighbouring indices are unrelated. */
 export function mutantRng(seed: number, index: number): Rng {
