@@ -50,14 +50,17 @@ export class Pump<F> {
 
   private async work(): Promise<void> {
     let since = performance.now();
-    for (let chunk = this.scheduler.next(this.ready); chunk; chunk = this.scheduler.next(this.ready)) {
+    for (;;) {
       // Chunks read from memory resolve without a turn of the event loop: give it one every few
       // milliseconds, or one big request of cached frames would hold every other socket (its own
-      // cancel too) until it is all sent.
+      // cancel too) until it is all sent. Before taking a chunk, never between taking it and
+      // counting its bytes against the connection's bound.
       if (performance.now() - since > YIELD_EVERY_MS) {
         await new Promise((resolve) => setImmediate(resolve));
         since = performance.now();
       }
+      const chunk = this.scheduler.next(this.ready);
+      if (!chunk) return;
       const target = this.targets.get(chunk.clientId);
       if (!target) {
         this.scheduler.done(chunk, true);
