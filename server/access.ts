@@ -4,9 +4,11 @@
 // Origin allowlist guards browsers against other sites' pages.
 import { createSecretKey, timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { createRemoteJWKSet, importSPKI, jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload, createRemoteJWKSet, importSPKI } from 'jose';
 
 type VerifyKey = Awaited<ReturnType<typeof importSPKI>> | Uint8Array | ReturnType<typeof createSecretKey>;
+/** jose is loaded only by a server that checks signed tokens. */
+const loadJose = () => import('jose');
 
 /** The connection asking: what an `authorize` hook may look at. */
 export interface AccessRequest {
@@ -75,8 +77,8 @@ export class AccessControl {
     const jwt = policy.jwt;
     this.jwtKey = (async () => {
       if (jwt?.secret) return createSecretKey(Buffer.from(jwt.secret, 'utf8'));
-      if (jwt?.publicKey) return importSPKI(jwt.publicKey, 'RS256');
-      if (jwt?.jwksUrl) return createRemoteJWKSet(new URL(jwt.jwksUrl));
+      if (jwt?.publicKey) return (await loadJose()).importSPKI(jwt.publicKey, 'RS256');
+      if (jwt?.jwksUrl) return (await loadJose()).createRemoteJWKSet(new URL(jwt.jwksUrl));
       return undefined;
     })();
     this.jwtKey.catch(() => undefined);
@@ -98,6 +100,7 @@ export class AccessControl {
     try {
       const jwt = this.policy.jwt!;
       const options = { algorithms: jwt.secret ? ['HS256'] : ['RS256'], issuer: jwt.issuer, audience: jwt.audience };
+      const { jwtVerify } = await loadJose();
       const { payload } = typeof key === 'function'
         ? await jwtVerify(token, key, options)
         : await jwtVerify(token, key, options);

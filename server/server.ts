@@ -216,7 +216,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const stats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0 };
   const transferSyntaxes = indexedTransferSyntaxes();
   // Room for a chunk and its header (attributes with small LUTs); larger headers get their own buffer.
-  const buffers = new ChunkBuffers(limits.chunkBytes + 16 * 1024);
+  // Room for a chunk and its header; 16 kept for reuse (a few MB), more are allocated as needed.
+  const buffers = new ChunkBuffers(limits.chunkBytes + 16 * 1024, 16);
   // One scheduler and one pump for all connections: weighted round-robin between clients needs
   // to see them all.
   const scheduler = new Scheduler<QueuedFrame>({ chunkBytes: limits.chunkBytes });
