@@ -20,7 +20,7 @@ import { FrameCache } from './files/frame-cache.js';
 import { FrameReader } from './files/frame-reader.js';
 import { HandlePool } from './files/handle-pool.js';
 import { createLogger, type Logger } from './log.js';
-import { createMetrics } from './metrics.js';
+import type { MetricSources, ServerMetrics } from './metrics.js';
 import { ConnectionFront, type ConnectionLimits } from './transport/connections.js';
 import { SessionAccess } from './transport/session-access.js';
 import { ChunkBuffers } from './transport/chunk-buffers.js';
@@ -285,7 +285,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   let ready = false;
   let front: ConnectionFront | undefined;
-  const metrics = createMetrics({
+  const metrics = lateMetrics({
     connections: () => stats.connections,
     stats: () => stats,
     frameCache: () => cache.stats,
@@ -305,10 +305,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (path === '/healthz') return plain(res, 200, 'ok\n');
     if (path === '/readyz') return ready ? plain(res, 200, 'ready\n') : plain(res, 503, 'not ready\n');
     if (path === '/metrics') {
-      void metrics.registry.metrics().then((text) => {
-        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      metrics.load();
+      void metrics.ready.then((m) => m.registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': m.registry.contentType });
         res.end(text);
-      }, () => plain(res, 500, 'metrics failed\n'));
+      })).catch(() => plain(res, 500, 'metrics failed\n'));
       return;
     }
     if (serveStatic(req, res)) return;
@@ -367,6 +368,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     http.listen(options.port ?? 8080, host, () => resolveListen());
   });
   ready = true;
+  // prom-client loads on the first scrape or a few seconds after start, not while the first
+  // clients connect.
+  setTimeout(() => metrics.load(), 3000).unref();
   const address = http.address() as AddressInfo;
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const openRequests = () => [...sessions.keys()].reduce((n, id) => n + scheduler.openRequests(id), 0);
@@ -403,7 +407,41 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     files: pool.stats,
     cache: () => cache.stats,
     indexCache: () => catalogue.cacheStats,
-    metrics: () => metrics.registry.metrics(),
+    metrics: () => {
+      metrics.load();
+      return metrics.ready.then((m) => m.registry.metrics());
+    },
     close: (o = {}) => (closing ??= close(o.deadlineMs ?? 10_000)),
+  };
+}
+
+/**
+ * Metrics whose module (and prom-client) loads once the server listens, off the path to the first
+ * frame; what happens before is recorded and replayed then.
+ */
+function lateMetrics(sources: MetricSources): Pick<ServerMetrics, 'connectionOpened' | 'connectionRefused' | 'error' | 'frameSent'> & {
+  ready: Promise<ServerMetrics>;
+  load(): void;
+} {
+  let metrics: ServerMetrics | undefined;
+  const early: Array<(m: ServerMetrics) => void> = [];
+  const record = (event: (m: ServerMetrics) => void) => {
+    if (metrics) event(metrics);
+    else if (early.length < 100_000) early.push(event);
+  };
+  let start!: () => void;
+  const started = new Promise<void>((resolve) => { start = resolve; });
+  const ready = started.then(() => import('./metrics.js')).then(({ createMetrics }) => {
+    metrics = createMetrics(sources);
+    for (const event of early.splice(0)) event(metrics);
+    return metrics;
+  });
+  return {
+    ready,
+    load: () => start(),
+    connectionOpened: () => record((m) => m.connectionOpened()),
+    connectionRefused: (reason) => record((m) => m.connectionRefused(reason)),
+    error: (code) => record((m) => m.error(code)),
+    frameSent: (seconds) => record((m) => m.frameSent(seconds)),
   };
 }

@@ -152,7 +152,13 @@ export class IndexStore implements SeriesSource {
 
   /** The absolute path of an entry; an entry naming a place outside the root makes its file untrusted. */
   private absolute(path: string): string {
-    const absolute = resolve(this.root, path);
+    // Entries are written '/'-separated and normalised: anything else (absolute, '..', empty
+    // parts) is not ours and could lead outside. Joined by hand: path.resolve costs ~5 µs an
+    // entry, a noticeable part of a restart on 100,000 files.
+    if (!path || path.startsWith('/') || /(^|\/)\.{1,2}(\/|$)|\/\/|\\/.test(path)) {
+      throw new IndexFileError(`entry ${JSON.stringify(path)} lies outside the served folder`);
+    }
+    const absolute = this.root + sep + (sep === '/' ? path : path.split('/').join(sep));
     if (!inside(this.root, absolute)) throw new IndexFileError(`entry ${JSON.stringify(path)} lies outside the served folder`);
     return absolute;
   }

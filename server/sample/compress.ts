@@ -1,7 +1,7 @@
 // Lossless encoders for the sample's compressed series: JPEG-LS (CharLS) and JPEG 2000
 // (OpenJPEG), from the same WASM packages the client decodes with, run in-process at first start.
-import CharLS from '@cornerstonejs/codec-charls/wasmjs';
-import OpenJPEG from '@cornerstonejs/codec-openjpeg/wasmjs';
+// Loaded only then: every other start of the server does without them.
+import type CharLS from '@cornerstonejs/codec-charls/wasmjs';
 
 export const JPEG_LS_LOSSLESS = '1.2.840.10008.1.2.4.80';
 export const JPEG_2000_LOSSLESS = '1.2.840.10008.1.2.4.90';
@@ -26,13 +26,15 @@ const quiet = () => ({ print: () => undefined, printErr: () => undefined });
 
 /** A JPEG-LS lossless encoder for 16-bit unsigned grey frames. */
 export async function jpegLsEncoder(): Promise<(frame: GreyFrame) => Uint8Array> {
-  const codec = await CharLS(quiet());
+  const { default: load } = await import('@cornerstonejs/codec-charls/wasmjs');
+  const codec = await load(quiet());
   return (frame) => encodeWith(new codec.JpegLSEncoder(), frame);
 }
 
 /** A JPEG 2000 lossless (reversible 5/3) encoder for 16-bit unsigned grey frames. */
 export async function jpeg2000Encoder(): Promise<(frame: GreyFrame) => Uint8Array> {
-  const codec = await OpenJPEG(quiet());
+  const { default: load } = await import('@cornerstonejs/codec-openjpeg/wasmjs');
+  const codec = await load(quiet());
   return (frame) => {
     const encoder = new codec.J2KEncoder();
     encoder.setQuality(true, 0);
