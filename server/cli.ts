@@ -8,11 +8,10 @@ import { scanFolder } from './index/scan.js';
 import { Catalogue } from './index/catalogue.js';
 import { DEFAULT_INDEX_DIR, IndexStore } from './index/index-store.js';
 import { DEFAULT_PARSE_WORKERS, ParsePool } from './index/parse-pool.js';
-import { refreshIndex, relativePath } from './index/refresh.js';
-import type { SkippedFile } from './index/scan.js';
+import { refreshIndex, summaryOf, type SkippedFile } from './index/refresh.js';
 import { createLogger, type LogLevel } from './log.js';
 import { progressReporter } from './progress.js';
-import { DEFAULT_CONNECTION_LIMITS, DEFAULT_LIMITS, SERVER_NAME, startServer, type IndexSummary } from './server.js';
+import { DEFAULT_CONNECTION_LIMITS, DEFAULT_LIMITS, SERVER_NAME, startServer } from './server.js';
 import { SAMPLE_VERSION, ensureSample } from './sample/make-sample.js';
 
 /** Where the built-in sample is written on first run: DICOMSTREAM_SAMPLE_DIR, else the user's cache. */
@@ -161,11 +160,7 @@ indexOptions(program.command('index'))
         onProgress: progressReporter(process.stderr, 'indexing'), batchFiles: 1000,
       });
       const catalogue = new Catalogue(result.index, store);
-      const summary: IndexSummary = {
-        files: result.files, parsed: result.parsed, reused: result.reused, removed: result.removed, ms: result.ms, indexDir: store.dir,
-        skipped: result.index.skipped.map((k) => ({ path: relativePath(root, k.file.path), code: k.code as SkippedFile['code'], reason: k.reason })),
-      };
-      printSummary(root, summary, catalogue, (line) => process.stdout.write(line + '\n'));
+      printSummary(root, summaryOf(root, result, store.dir), catalogue, (line) => process.stdout.write(line + '\n'));
       process.stdout.write(`index saved in ${store.dir}: ${result.parsed} parsed, ${result.reused} unchanged, ${result.removed} removed; ` +
         `${Math.round(result.parsed / Math.max(result.ms / 1000, 1e-3))} files/s parsed\n`);
     } finally {

@@ -13,8 +13,7 @@ import { Catalogue, type CatalogueCacheStats } from './index/catalogue.js';
 import type { IndexedFile } from './index/index-file.js';
 import { DEFAULT_INDEX_DIR, IndexStore, MemorySeriesSource } from './index/index-store.js';
 import { DEFAULT_PARSE_WORKERS, ParsePool } from './index/parse-pool.js';
-import { refreshIndex, relativePath, type RefreshProgress, type RefreshResult } from './index/refresh.js';
-import type { SkippedFile } from './index/scan.js';
+import { refreshIndex, relativePath, summaryOf, type IndexSummary, type RefreshProgress, type RefreshResult } from './index/refresh.js';
 import { watchFolder, type FolderWatcher } from './index/watch.js';
 import { FrameCache } from './files/frame-cache.js';
 import { FrameReader } from './files/frame-reader.js';
@@ -84,18 +83,7 @@ export interface ServerOptions {
   onIndexProgress?: (progress: RefreshProgress) => void;
 }
 
-/** What the last index refresh found. */
-export interface IndexSummary {
-  /** Files under the folder, and of them: parsed in that refresh, reused unchanged from the index. */
-  files: number;
-  parsed: number;
-  reused: number;
-  removed: number;
-  skipped: SkippedFile[];
-  ms: number;
-  /** Where the index is saved; undefined: in memory only. */
-  indexDir: string | undefined;
-}
+export type { IndexSummary };
 
 export interface RunningServer {
   /** ws://host:port/ (wss:// with TLS) */
@@ -177,10 +165,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const inMemory = new Map<string, IndexedFile>();
   const makeCatalogue = (index: CatalogueIndex): Catalogue => new Catalogue(index,
     store ?? new MemorySeriesSource(inMemory.values()), { cacheBytes: options.indexCacheBytes ?? 64 * 1024 * 1024 });
-  const summarize = (r: RefreshResult): IndexSummary => ({
-    files: r.files, parsed: r.parsed, reused: r.reused, removed: r.removed, ms: r.ms, indexDir,
-    skipped: r.index.skipped.map((k) => ({ path: relativePath(root, k.file.path), code: k.code as SkippedFile['code'], reason: k.reason })),
-  });
   const absorb = (r: RefreshResult): void => {
     if (store) return;
     const live = new Set(r.index.instances.map((i) => i.file.path));
@@ -197,7 +181,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   absorb(last);
   let catalogue = makeCatalogue(last.index);
-  let summary = summarize(last);
+  let summary = summaryOf(root, last, indexDir);
   const limits: SessionLimits = {
     chunkBytes: options.chunkBytes ?? DEFAULT_LIMITS.chunkBytes,
     maxBufferedBytes: options.maxBufferedBytes ?? DEFAULT_LIMITS.maxBufferedBytes,
@@ -246,7 +230,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       .finally(() => parser.idle());
     const before = catalogue;
     last = r;
-    summary = summarize(r);
+    summary = summaryOf(root, r, indexDir);
     if (r.parsed === 0 && r.removed === 0 && r.changedSeries.size === 0) return;
     absorb(r);
     const next = makeCatalogue(r.index);
@@ -425,10 +409,8 @@ function lateMetrics(sources: MetricSources): Pick<ServerMetrics, 'connectionOpe
 } {
   let metrics: ServerMetrics | undefined;
   const early: Array<(m: ServerMetrics) => void> = [];
-  const record = (event: (m: ServerMetrics) => void) => {
-    if (metrics) event(metrics);
-    else if (early.length < 100_000) early.push(event);
-  };
+  // Once loaded, events go straight through (no closure per frame sent).
+  const later = (event: (m: ServerMetrics) => void) => { if (early.length < 100_000) early.push(event); };
   let start!: () => void;
   const started = new Promise<void>((resolve) => { start = resolve; });
   const ready = started.then(() => import('./metrics.js')).then(({ createMetrics }) => {
@@ -439,9 +421,9 @@ function lateMetrics(sources: MetricSources): Pick<ServerMetrics, 'connectionOpe
   return {
     ready,
     load: () => start(),
-    connectionOpened: () => record((m) => m.connectionOpened()),
-    connectionRefused: (reason) => record((m) => m.connectionRefused(reason)),
-    error: (code) => record((m) => m.error(code)),
-    frameSent: (seconds) => record((m) => m.frameSent(seconds)),
+    connectionOpened: () => (metrics ? metrics.connectionOpened() : later((m) => m.connectionOpened())),
+    connectionRefused: (reason) => (metrics ? metrics.connectionRefused(reason) : later((m) => m.connectionRefused(reason))),
+    error: (code) => (metrics ? metrics.error(code) : later((m) => m.error(code))),
+    frameSent: (seconds) => (metrics ? metrics.frameSent(seconds) : later((m) => m.frameSent(seconds))),
   };
 }

@@ -116,14 +116,10 @@ export class IndexStore implements SeriesSource {
       this.onProblem(this.seriesPath(seriesInstanceUid), (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message);
     }
     this.rebuilt++;
-    const files: IndexedFile[] = [];
-    for (const r of records) {
-      try {
-        files.push(await this.parse(r.file.path));
-      } catch {
-        // Gone or broken since the catalogue was made: the next refresh drops it.
-      }
-    }
+    // In parallel (the parser bounds how many at once); a file gone or broken since the catalogue
+    // was made is left out, and the next refresh drops it.
+    const parsed = await Promise.allSettled(records.map((r) => this.parse(r.file.path)));
+    const files = parsed.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
     const bytes = await this.writeSeries(seriesInstanceUid, files).catch(() => 0);
     return { files, bytes };
   }

@@ -5,7 +5,7 @@ import { readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { CatalogueIndex, FileStamp, InstanceRecord, SkippedRecord } from '../../shared/index-format.js';
 import { catalogueIndexOf, recordOf } from './catalogue.js';
-import { IndexError } from './index-error.js';
+import { IndexError, type IndexErrorCode } from './index-error.js';
 import { inside } from './path-inside.js';
 import type { IndexedFile } from './index-file.js';
 import type { IndexStore } from './index-store.js';
@@ -178,15 +178,26 @@ export async function refreshIndex(
 
   /** Saves the series touched since the last save, then the catalogue. */
   const dirty = new Set<string>(changedSeries);
+  /** Entries of a series' unchanged files, from its current file (rebuilt if untrusted); read once a refresh. */
+  const keptCache = new Map<string, Promise<IndexedFile[]>>();
+  const keptEntries = (uid: string): Promise<IndexedFile[]> => {
+    let entries = keptCache.get(uid);
+    if (!entries) {
+      const records = keptBySeries.get(uid) ?? [];
+      entries = records.length && store
+        ? store.loadSeries(uid, records).then((l) => l.files.filter((f) => keptInstances.has(f.path)))
+        : Promise.resolve([]);
+      keptCache.set(uid, entries);
+    }
+    return entries;
+  };
   const save = async (): Promise<void> => {
     if (!store) return;
     // Results go on arriving while this writes: what arrives now is saved next time.
     const uids = [...dirty];
     dirty.clear();
     for (const uid of uids) {
-      // Entries of the series' unchanged files come from its current file (rebuilt if untrusted).
-      const keptRecords = keptBySeries.get(uid) ?? [];
-      const kept = keptRecords.length ? (await store.loadSeries(uid, keptRecords)).files.filter((f) => keptInstances.has(f.path)) : [];
+      const kept = await keptEntries(uid);
       const fresh = freshBySeries.get(uid) ?? [];
       await store.writeSeries(uid, [...kept, ...fresh]);
     }
@@ -250,6 +261,33 @@ export async function refreshIndex(
   return {
     index, files: stamps.length, parsed: parsedFiles.length, reused: keptInstances.size, removed, changedSeries, parsedFiles,
     ms: performance.now() - t0,
+  };
+}
+
+/** A file not served, for reports: its path relative to the root, and why. */
+export interface SkippedFile {
+  path: string;
+  code: IndexErrorCode;
+  reason: string;
+}
+
+/** What a refresh found, for reports (paths relative to the root). */
+export interface IndexSummary {
+  /** Files under the folder, and of them: parsed in that refresh, reused unchanged from the index. */
+  files: number;
+  parsed: number;
+  reused: number;
+  removed: number;
+  skipped: SkippedFile[];
+  ms: number;
+  /** Where the index is saved; undefined: in memory only. */
+  indexDir: string | undefined;
+}
+
+export function summaryOf(root: string, r: RefreshResult, indexDir: string | undefined): IndexSummary {
+  return {
+    files: r.files, parsed: r.parsed, reused: r.reused, removed: r.removed, ms: r.ms, indexDir,
+    skipped: r.index.skipped.map((k) => ({ path: relativePath(root, k.file.path), code: k.code as IndexErrorCode, reason: k.reason })),
   };
 }
 

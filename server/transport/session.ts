@@ -346,20 +346,59 @@ export class Session implements PumpTarget<QueuedFrame> {
   }
 
   /** Loads the series index of every instance asked for that is not in the cache, then queues the frames. */
+  /** A request refused before anything is looked up or loaded for it (its error is sent). */
+  private refused(r: RequestFrames): boolean {
+    const { requestId } = r;
+    const scheduler = this.ctx.scheduler;
+    if (requestId === 0) return this.refuse(ErrorCode.MALFORMED_MESSAGE, 'request_id must not be 0', 0);
+    if (scheduler.hasRequest(this.id, requestId) || this.tallies.has(requestId)) {
+      return this.refuse(ErrorCode.DUPLICATE_REQUEST_ID, `request ${requestId} is still open`, requestId);
+    }
+    if (scheduler.openRequests(this.id) >= this.ctx.limits.maxOpenRequests) {
+      return this.refuse(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxOpenRequests} open requests per connection`, requestId);
+    }
+    if (r.frames.length > this.ctx.limits.maxFramesPerRequest) {
+      return this.refuse(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxFramesPerRequest} frames per request`, requestId);
+    }
+    if (scheduler.queuedFrames(this.id) + r.frames.length > this.ctx.limits.maxQueuedFrames) {
+      return this.refuse(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxQueuedFrames} frames queued per connection: wait for some, or cancel`, requestId);
+    }
+    // A UID is at most 64 characters (PS3.5); far longer ones are refused before they are echoed back.
+    if (r.frames.some((f) => f.sopInstanceUid.length > MAX_UID_LENGTH)) {
+      return this.refuse(ErrorCode.MALFORMED_MESSAGE, `a SOP Instance UID longer than ${MAX_UID_LENGTH} characters: request refused`, requestId);
+    }
+    if (this.ctx.queuedFramesInAll() + r.frames.length > this.ctx.limits.maxQueuedFramesInAll) {
+      return this.refuse(ErrorCode.TOO_MANY_REQUESTS, 'the server has too many frames queued: try again shortly', requestId);
+    }
+    return false;
+  }
+
+  /** Sends a refusal; true, for `return this.refuse(…)` in refused(). */
+  private refuse(code: number, message: string, requestId: number): true {
+    this.sendError(code, message, requestId);
+    return true;
+  }
+
   private requestFrames(r: RequestFrames): Promise<void> | void {
+    if (this.refused(r)) return;
     const askedAt = performance.now();
     const catalogue = this.ctx.catalogue();
     const missing = new Set<string>();
     const studies = new Set<string>();
+    // Per-study checks only when the grant or a hook limits studies: the open case pays nothing per frame.
+    const everyStudy = this.access.allowsAll;
     for (const ref of r.frames) {
-      const study = catalogue.studyOfInstance(ref.sopInstanceUid);
-      if (study !== undefined && this.access.verdict(study) === undefined) studies.add(study);
+      if (!everyStudy) {
+        const study = catalogue.studyOfInstance(ref.sopInstanceUid);
+        if (study !== undefined && this.access.verdict(study) === undefined) studies.add(study);
+      }
       if (catalogue.loadedInstance(ref.sopInstanceUid)) continue;
       const record = catalogue.record(ref.sopInstanceUid);
       if (record) missing.add(record.seriesInstanceUid);
     }
     // An instance of a study this client may not see is answered exactly as an unknown one.
     const visible = (uid: string) => {
+      if (everyStudy) return true;
       const study = catalogue.studyOfInstance(uid);
       return study !== undefined && this.access.verdict(study) === true;
     };
@@ -378,26 +417,6 @@ export class Session implements PumpTarget<QueuedFrame> {
   private queueFrames(r: RequestFrames, instance: (sopInstanceUid: string) => IndexedFile | undefined, askedAt: number): void {
     const { requestId } = r;
     const scheduler = this.ctx.scheduler;
-    if (requestId === 0) return this.sendError(ErrorCode.MALFORMED_MESSAGE, 'request_id must not be 0', 0);
-    if (scheduler.hasRequest(this.id, requestId) || this.tallies.has(requestId)) {
-      return this.sendError(ErrorCode.DUPLICATE_REQUEST_ID, `request ${requestId} is still open`, requestId);
-    }
-    if (scheduler.openRequests(this.id) >= this.ctx.limits.maxOpenRequests) {
-      return this.sendError(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxOpenRequests} open requests per connection`, requestId);
-    }
-    if (r.frames.length > this.ctx.limits.maxFramesPerRequest) {
-      return this.sendError(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxFramesPerRequest} frames per request`, requestId);
-    }
-    if (scheduler.queuedFrames(this.id) + r.frames.length > this.ctx.limits.maxQueuedFrames) {
-      return this.sendError(ErrorCode.TOO_MANY_REQUESTS, `at most ${this.ctx.limits.maxQueuedFrames} frames queued per connection: wait for some, or cancel`, requestId);
-    }
-    // A UID is at most 64 characters (PS3.5); far longer ones are refused before they are echoed back.
-    if (r.frames.some((f) => f.sopInstanceUid.length > MAX_UID_LENGTH)) {
-      return this.sendError(ErrorCode.MALFORMED_MESSAGE, `a SOP Instance UID longer than ${MAX_UID_LENGTH} characters: request refused`, requestId);
-    }
-    if (this.ctx.queuedFramesInAll() + r.frames.length > this.ctx.limits.maxQueuedFramesInAll) {
-      return this.sendError(ErrorCode.TOO_MANY_REQUESTS, 'the server has too many frames queued: try again shortly', requestId);
-    }
     const work: Work<QueuedFrame>[] = [];
     const failures: Array<{ code: number; text: string; sopInstanceUid: string; frameNumber: number }> = [];
     r.frames.forEach((ref, index) => {
