@@ -45,7 +45,8 @@ const DECODED_KEEP = 64;
 
 async function start(): Promise<void> {
   prepareDecoders();
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/`;
+  // The stream is at the page's own path (the server's root, or the base path it is mounted on).
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${location.pathname.replace(/[^/]*$/, '')}`;
   // A server that asks for a token: from the page's #token=… (never sent in requests or logs), else asked for once.
   const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? sessionStorage.getItem('dicomstream-token') ?? undefined;
   try {

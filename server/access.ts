@@ -5,6 +5,7 @@
 import { createSecretKey, timingSafeEqual, createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { JWTPayload, createRemoteJWKSet, importSPKI } from 'jose';
+import { CodedError } from '../shared/coded-error.js';
 
 type VerifyKey = Awaited<ReturnType<typeof importSPKI>> | Uint8Array | ReturnType<typeof createSecretKey>;
 /** jose is loaded only by a server that checks signed tokens. */
@@ -50,7 +51,8 @@ export interface Grant {
   claims: JWTPayload | undefined;
 }
 
-export class AccessError extends Error {}
+/** A refused policy or token: NO_ACCESS_POLICY at start, INVALID_TOKEN at a handshake (sent as UNAUTHENTICATED). */
+export class AccessError extends CodedError<'NO_ACCESS_POLICY' | 'INVALID_TOKEN'> {}
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost', '::ffff:127.0.0.1']);
 
@@ -69,8 +71,8 @@ export class AccessControl {
   constructor(private readonly policy: AccessPolicy, host: string) {
     const hasPolicy = Boolean(policy.token || policy.jwt?.secret || policy.jwt?.publicKey || policy.jwt?.jwksUrl || policy.authorize);
     if (!hasPolicy && !isLoopback(host)) {
-      throw new AccessError(`refusing to listen on ${host} without an access policy: give a token (--token), JWT keys ` +
-        '(--jwt-secret, --jwt-public-key) or an authorize hook; open access is only for 127.0.0.1');
+      throw new AccessError('NO_ACCESS_POLICY', `refusing to listen on ${host} without an access policy: give a token (--token-file), JWT keys ` +
+        '(--jwt-secret-file, --jwt-public-key, --jwks-url) or an authorize hook; open access is only for 127.0.0.1');
     }
     this.open = !policy.token && !policy.jwt?.secret && !policy.jwt?.publicKey && !policy.jwt?.jwksUrl;
     this.tokenDigest = policy.token ? digest(policy.token) : undefined;
@@ -93,10 +95,10 @@ export class AccessControl {
   /** Checks a token (from Hello, Authenticate or an Authorization header). Throws AccessError with a reason. */
   async authenticate(token: string | undefined): Promise<Grant> {
     if (this.open) return OPEN;
-    if (!token) throw new AccessError('this server needs a token');
+    if (!token) throw new AccessError('INVALID_TOKEN', 'this server needs a token');
     if (this.tokenDigest && timingSafeEqual(digest(token), this.tokenDigest)) return OPEN;
     const key = await this.jwtKey;
-    if (!key || token.split('.').length !== 3) throw new AccessError('the token is not valid');
+    if (!key || token.split('.').length !== 3) throw new AccessError('INVALID_TOKEN', 'the token is not valid');
     try {
       const jwt = this.policy.jwt!;
       const options = { algorithms: jwt.secret ? ['HS256'] : ['RS256'], issuer: jwt.issuer, audience: jwt.audience };
@@ -110,7 +112,7 @@ export class AccessControl {
       return { studies, expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000, claims: payload };
     } catch (e) {
       const code = (e as { code?: string }).code;
-      throw new AccessError(code === 'ERR_JWT_EXPIRED' ? 'the token has expired' : 'the token is not valid');
+      throw new AccessError('INVALID_TOKEN', code === 'ERR_JWT_EXPIRED' ? 'the token has expired' : 'the token is not valid');
     }
   }
 

@@ -3,15 +3,17 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CodedError } from '../shared/coded-error.js';
 import { scanFolder } from './index/scan.js';
 import { Catalogue } from './index/catalogue.js';
 import { DEFAULT_INDEX_DIR, IndexStore } from './index/index-store.js';
-import { DEFAULT_PARSE_WORKERS, ParsePool } from './index/parse-pool.js';
+import { ParsePool } from './index/parse-pool.js';
 import { refreshIndex, summaryOf, type SkippedFile } from './index/refresh.js';
 import { createLogger, type LogLevel } from './log.js';
 import { progressReporter } from './progress.js';
-import { DEFAULT_CONNECTION_LIMITS, DEFAULT_LIMITS, SERVER_NAME, startServer } from './server.js';
+import { OPTIONS, apiName, defaultText, type OptionRow, type TableOptions } from './options.js';
+import { SERVER_NAME, startServer } from './server.js';
 import { SAMPLE_VERSION, ensureSample } from './sample/make-sample.js';
 
 /** Where the built-in sample is written on first run: DICOMSTREAM_SAMPLE_DIR, else the user's cache. */
@@ -25,12 +27,48 @@ const integer = (min: number) => (value: string): number => {
   if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number ≥ ${min}`);
   return n;
 };
-const bytes = (value: string): number => {
-  const m = /^(\d+)\s*(k|kib|m|mib)?$/i.exec(value.trim());
+const seconds = (min: number) => (value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min || value.trim() === '') throw new InvalidArgumentError(`expected a number of seconds ≥ ${min}`);
+  return n;
+};
+const bytes = (min: number) => (value: string): number => {
+  const m = /^(\d+)\s*(k|kib|m|mib|g|gib)?$/i.exec(value.trim());
   if (!m) throw new InvalidArgumentError('expected a size such as 262144, 256k or 4m');
   const unit = (m[2] ?? '').toLowerCase();
-  return Number(m[1]) * (unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1);
+  const n = Number(m[1]) * (unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1);
+  if (n < min) throw new InvalidArgumentError(`expected at least ${min} bytes`);
+  return n;
 };
+
+/** The table's options of one command, as commander options. */
+function addOptions(cmd: Command, command: 'serve' | 'index'): Command {
+  for (const row of OPTIONS as readonly OptionRow[]) {
+    if (!row.commands.includes(command)) continue;
+    const flags = `${row.short ? `${row.short}, ` : ''}${row.flag}${row.argument ? ` <${row.argument}>` : ''}`;
+    const option = new Option(flags, row.meaning);
+    const min = row.min ?? 0;
+    if (row.kind === 'integer') option.argParser(integer(min));
+    else if (row.kind === 'bytes') option.argParser(bytes(min));
+    else if (row.kind === 'seconds') option.argParser(seconds(min));
+    else if (row.kind === 'choice' && row.choices) option.choices(row.choices);
+    if (row.default !== undefined && row.kind !== 'boolean') option.default(row.default, defaultText(row));
+    else if (row.defaultText) option.description += ` (default: ${row.defaultText})`;
+    cmd.addOption(option);
+  }
+  return cmd;
+}
+
+/** The options that go to startServer as they are (the API name is the flag camel-cased). */
+function tableOptions(opts: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const row of OPTIONS as readonly OptionRow[]) {
+    if (row.cliOnly || !row.commands.includes('serve')) continue;
+    const name = apiName(row.flag);
+    if (opts[name] !== undefined) out[name] = opts[name];
+  }
+  return out;
+}
 
 interface Counted { files: number; parsed?: number; reused?: number; ms?: number; skipped: SkippedFile[] }
 
@@ -49,57 +87,20 @@ function printSummary(root: string, index: Counted, catalogue: Catalogue, write:
   }
 }
 
-const indexOptions = (cmd: Command): Command => cmd
-  .option('--index-dir <dir>', `where the parser index is saved (default: ${DEFAULT_INDEX_DIR}/ inside the folder)`)
-  .option('--parse-workers <n>', 'worker threads parsing files (0: the main thread)', integer(0), DEFAULT_PARSE_WORKERS);
-
 const program = new Command();
-program.name('dicomstream').description('Stream DICOM pixel data to browsers over WebSocket.').version(SERVER_NAME.split('/')[1]!);
+program.name('dicomstream').description('Stream DICOM pixel data to browsers over WebSocket.').version(SERVER_NAME.split('/')[1]!)
+  // Set before the commands are added, so they inherit it: errors reach the handler at the end.
+  .exitOverride();
 
-indexOptions(program.command('serve'))
+addOptions(program.command('serve'), 'serve')
   .description('index a folder of DICOM files and serve its frames over WebSocket')
   .argument('[dir]', 'folder of DICOM files, scanned recursively (default: the built-in sample)')
-  .option('-p, --port <n>', 'port to listen on (0: any free port)', integer(0), 8080)
-  .option('-H, --host <addr>', 'address to listen on', '127.0.0.1')
-  .option('--chunk-size <bytes>', 'largest frame chunk in one message', bytes, DEFAULT_LIMITS.chunkBytes)
-  .option('--max-buffered <bytes>', 'unsent bytes held per connection at most', bytes, DEFAULT_LIMITS.maxBufferedBytes)
-  .option('--max-open-files <n>', 'file handles kept open', integer(1), 512)
-  .option('--frame-cache <bytes>', 'frames kept in memory, shared by all clients and read ahead into', bytes, 64 * 1024 * 1024)
-  .option('--readahead <n>', 'frames read ahead for each frame group', integer(0), 4)
-  .option('--read-concurrency <n>', 'disk reads at once', integer(1), 4)
-  .option('--index-cache <bytes>', 'opened series\' index entries kept in memory', bytes, 64 * 1024 * 1024)
-  .option('--no-watch', 'do not pick up files added, replaced or deleted while serving')
-  .option('--rescan-interval <seconds>', 'also rescan the folder this often (0: never)', integer(0), 60)
-  .option('--token-file <file>', 'access: a static bearer token, read from this file (or $DICOMSTREAM_TOKEN)')
-  .option('--jwt-secret-file <file>', 'access: HS256 secret for signed tokens, read from this file (or $DICOMSTREAM_JWT_SECRET)')
-  .option('--jwt-public-key <file>', 'access: RS256 public key (PEM) for signed tokens')
-  .option('--jwks-url <url>', 'access: fetch RS256 keys from this JWKS URL')
-  .option('--jwt-issuer <iss>', 'access: signed tokens must have this issuer')
-  .option('--jwt-audience <aud>', 'access: signed tokens must have this audience')
-  .option('--allow-origin <origin...>', 'browser pages allowed to connect (Origin header), e.g. https://viewer.example.org')
-  .option('--tls-cert <file>', 'serve https:// and wss:// with this certificate (PEM)')
-  .option('--tls-key <file>', 'the certificate\'s private key (PEM)')
-  .option('--max-connections <n>', 'open connections at most', integer(1), DEFAULT_CONNECTION_LIMITS.maxConnections)
-  .option('--max-connections-per-address <n>', 'open connections at most from one address', integer(1), DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress)
-  .option('--max-message-size <bytes>', 'largest client message (larger: connection closed, 1009)', bytes, DEFAULT_LIMITS.maxMessageBytes)
-  .option('--max-open-requests <n>', 'frame requests open at once per connection', integer(1), DEFAULT_LIMITS.maxOpenRequests)
-  .option('--max-frames-per-request <n>', 'frames in one request at most', integer(1), DEFAULT_LIMITS.maxFramesPerRequest)
-  .option('--max-queued-frames <n>', 'frames queued at most per connection, over its open requests', integer(1), DEFAULT_LIMITS.maxQueuedFrames)
-  .option('--max-queued-frames-total <n>', 'frames queued at most over all connections', integer(1), DEFAULT_LIMITS.maxQueuedFramesInAll)
-  .option('--rate-limit <n>', 'client messages a second per connection (bursts of twice that; 0: none)', integer(0), DEFAULT_LIMITS.maxMessagesPerSecond)
-  .option('--heartbeat <seconds>', 'ping every connection this often; cut those that did not answer (0: never)', integer(0), DEFAULT_CONNECTION_LIMITS.heartbeatMs / 1000)
-  .option('--shutdown-timeout <seconds>', 'on SIGTERM/SIGINT, let frames in flight finish this long', integer(0), 10)
-  .option('--follow-symlinks', 'also serve files through symbolic links that lead outside the folder')
-  .option('--log-level <level>', 'debug, info, warn, error or silent', 'info')
-  .action(async (dir: string | undefined, opts: {
-    port: number; host: string; chunkSize: number; maxBuffered: number; maxOpenFiles: number; frameCache: number; readahead: number;
-    readConcurrency: number; logLevel: LogLevel; indexDir?: string; parseWorkers: number; indexCache: number; watch: boolean; rescanInterval: number;
-    tokenFile?: string; jwtSecretFile?: string; jwtPublicKey?: string; jwksUrl?: string; jwtIssuer?: string; jwtAudience?: string; allowOrigin?: string[];
-    tlsCert?: string; tlsKey?: string; maxConnections: number; maxConnectionsPerAddress: number; maxMessageSize: number; maxOpenRequests: number;
-    maxFramesPerRequest: number; maxQueuedFrames: number; maxQueuedFramesTotal: number; rateLimit: number; heartbeat: number; shutdownTimeout: number; followSymlinks?: boolean;
+  .action(async (dir: string | undefined, opts: Record<string, unknown> & {
+    logLevel: LogLevel; tokenFile?: string; jwtSecretFile?: string; jwtPublicKey?: string; jwksUrl?: string; jwtIssuer?: string;
+    jwtAudience?: string; allowOrigin?: string[]; tlsCert?: string; tlsKey?: string;
   }) => {
     const log = createLogger(opts.logLevel);
-    if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+    if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new CodedError('BAD_OPTION', '--tls-cert and --tls-key go together');
     // Secrets come from files or the environment, never from the command line (ps shows it).
     const secret = (file: string | undefined, env: string) => (file ? readFileSync(file, 'utf8').trim() : process.env[env] || undefined);
     const token = secret(opts.tokenFile, 'DICOMSTREAM_TOKEN');
@@ -117,22 +118,16 @@ indexOptions(program.command('serve'))
         { root, files: sample.files, ...(sample.created ? { ms: Date.now() - t0 } : {}) });
     }
     const server = await startServer({
-      root, host: opts.host, port: opts.port, chunkBytes: opts.chunkSize, maxBufferedBytes: opts.maxBuffered,
-      maxOpenFiles: opts.maxOpenFiles, frameCacheBytes: opts.frameCache, readahead: opts.readahead, readConcurrency: opts.readConcurrency, log,
-      indexDir: opts.indexDir, parseWorkers: opts.parseWorkers, indexCacheBytes: opts.indexCache, watch: opts.watch,
-      rescanMs: opts.rescanInterval * 1000,
+      ...(tableOptions(opts) as TableOptions), root, log,
       onIndexProgress: progressReporter(process.stderr, 'indexing'),
       access: { token, jwt, origins: opts.allowOrigin },
       tls: opts.tlsCert && opts.tlsKey ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined,
-      maxConnections: opts.maxConnections, maxConnectionsPerAddress: opts.maxConnectionsPerAddress, maxMessageBytes: opts.maxMessageSize,
-      maxOpenRequests: opts.maxOpenRequests, maxFramesPerRequest: opts.maxFramesPerRequest, maxQueuedFrames: opts.maxQueuedFrames, maxQueuedFramesInAll: opts.maxQueuedFramesTotal, maxMessagesPerSecond: opts.rateLimit,
-      heartbeatMs: opts.heartbeat * 1000, followSymlinksOutside: opts.followSymlinks ?? false,
     });
     printSummary(root, server.index, server.catalogue, (line) => process.stdout.write(line + '\n'));
     process.stdout.write(`listening on ${server.url}\n`);
     const stop = (signal: string) => {
       log.info('shutting down', { signal });
-      void server.close({ deadlineMs: opts.shutdownTimeout * 1000 }).then(() => process.exit(0), (e: unknown) => {
+      void server.close().then(() => process.exit(0), (e: unknown) => {
         log.error('shutdown failed', { error: (e as Error).message });
         process.exit(1);
       });
@@ -141,7 +136,7 @@ indexOptions(program.command('serve'))
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
 
-indexOptions(program.command('index'))
+addOptions(program.command('index'), 'index')
   .description('build or refresh the saved parser index of a folder (resumable: an interrupted run keeps what it finished)')
   .argument('<dir>', 'folder of DICOM files')
   .action(async (dir: string, opts: { indexDir?: string; parseWorkers: number }) => {
@@ -189,6 +184,9 @@ program.command('scan')
   });
 
 program.parseAsync().catch((e: unknown) => {
-  process.stderr.write(`dicomstream: ${(e as Error).message}\n`);
+  // Usage errors (commander has printed them) exit 2; --help and --version exit 0.
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
+  const code = e instanceof CodedError ? `${e.code}: ` : '';
+  process.stderr.write(`dicomstream: ${code}${(e as Error).message}\n`);
   process.exit(1);
 });

@@ -18,10 +18,10 @@ export function browserDir(): string | undefined {
   return [join(here, '..', 'browser'), join(here, '..', 'dist', 'browser')].find((d) => existsSync(join(d, 'index.html')));
 }
 
-export function staticFiles(dir = browserDir()): (req: IncomingMessage, res: ServerResponse) => boolean {
+/** Serves `path` (the request's, or one below a base path) when it is one of the files; else false. */
+export function staticFiles(dir = browserDir()): (req: IncomingMessage, res: ServerResponse, path?: string) => boolean {
   const names = new Set(dir ? (readdirSync(dir, { recursive: true }) as string[]).map((n) => n.split('\\').join('/')) : []);
-  return (req, res) => {
-    const path = (req.url ?? '/').split('?')[0]!;
+  return (req, res, path = (req.url ?? '/').split('?')[0]!) => {
     const name = path === '/' || path === '/index.html' ? 'index.html' : path.startsWith('/assets/') ? path.slice('/assets/'.length) : undefined;
     if (!dir || !name || !names.has(name) || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
     readFile(join(dir, name)).then((body) => {

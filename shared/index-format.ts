@@ -4,6 +4,7 @@
 import { crc32 } from 'node:zlib';
 import { dicomstream } from './generated/proto.js';
 import type { ImageAttributes } from './protocol.js';
+import { CodedError } from './coded-error.js';
 
 const ix = dicomstream.index.v1;
 
@@ -32,7 +33,11 @@ export interface FileEntry { file: FileStamp; image: ImageAttributes; frames: Fr
 export interface SeriesIndex { study: StudyFactsRecord; series: SeriesFactsRecord; files: FileEntry[] }
 
 /** Why an index file was not trusted. */
-export class IndexFileError extends Error {}
+export class IndexFileError extends CodedError<'INDEX_FILE_UNTRUSTED'> {
+  constructor(message: string) {
+    super('INDEX_FILE_UNTRUSTED', message);
+  }
+}
 
 const objectOptions = { defaults: true, arrays: true, longs: Number, enums: Number } as const;
 

@@ -2,6 +2,9 @@
 // pure encode/decode functions. The generated protobufjs code stays behind this module.
 import protobuf from 'protobufjs/minimal.js';
 import { CodedError } from './coded-error.js';
+
+export { CodedError };
+export { ERRORS, type ErrorCodeName, type ErrorInfo } from './errors.js';
 import { dicomstream } from './generated/proto.js';
 
 const v1 = dicomstream.v1;
@@ -22,7 +25,16 @@ export type FrameRef = { sopInstanceUid: string; frameNumber: number; position?:
 export type RequestFrames = Omit<Plain<dicomstream.v1.RequestFrames>, 'frames'> & { frames: FrameRef[] };
 export type Cancel = Plain<dicomstream.v1.Cancel>;
 /** Optional fields are absent (undefined) when not sent. */
-export type UpdateGroup = { groupId: number; priority?: number; focus?: number; weight?: number };
+/** How a frame group (what one viewport wants from one series) shares the connection. */
+export interface GroupSettings {
+  /** Higher goes first. */
+  priority?: number;
+  /** Share among groups of the same priority (weighted round-robin). */
+  weight?: number;
+  /** Stack position on screen: the group's queued frames go outward from it. */
+  focus?: number;
+}
+export type UpdateGroup = { groupId: number } & GroupSettings;
 export type CancelGroup = Plain<dicomstream.v1.CancelGroup>;
 export type WindowUpdate = Plain<dicomstream.v1.WindowUpdate>;
 export type Authenticate = Plain<dicomstream.v1.Authenticate>;

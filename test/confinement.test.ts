@@ -46,7 +46,7 @@ describe('confinement to the served folder', () => {
   });
 
   it('follows links out only when the operator allows it', async () => {
-    await withServer({ root, followSymlinksOutside: true }, async (server) => {
+    await withServer({ root, followSymlinks: true }, async (server) => {
       assert.equal(server.index.skipped.filter((s) => s.code === 'OUTSIDE_ROOT').length, 0);
       assert.equal(server.catalogue.instanceCount, 5);
       const c = await client(server);
@@ -101,7 +101,7 @@ describe('files changing under a stream', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('gives a clean error for the frames of a file truncated, replaced or deleted mid-stream; the rest arrive byte-exact', async () => {
-    await withServer({ root: dir, watch: false, chunkBytes: 4096, frameCacheBytes: 1024 * 1024 }, async (server) => {
+    await withServer({ root: dir, watch: false, chunkSize: 4096, frameCache: 1024 * 1024 }, async (server) => {
       const files = (await servedFiles(server.catalogue)).sort((a, b) => a.image.instanceNumber - b.image.instanceNumber);
       const expected = new Map(files.map((f) => {
         const [offset, length] = f.frames[0]!.segments as [number, number];

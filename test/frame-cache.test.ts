@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { indexFile, type FrameLocation, type IndexedFile } from '../server/index.js';
-import { FrameCache, type FrameSource } from '../server/files/frame-cache.js';
+import { FrameCache, type ByteReader } from '../server/files/frame-cache.js';
 import { FrameReader } from '../server/files/frame-reader.js';
 import { uint16Bytes, writeDicom, type DicomElement } from '../server/sample/dicom-writer.js';
 import { filesDir } from './helpers/corpus.js';
@@ -79,13 +79,13 @@ interface StartedRead {
  * Wraps a reader to count reads running at once and, when gated, to hold each read until the
  * test releases it: the test sees which reads started, in which order.
  */
-class WatchedSource implements FrameSource {
+class WatchedSource implements ByteReader {
   active = 0;
   maxActive = 0;
   readonly started: StartedRead[] = [];
   private wake: Array<() => void> = [];
 
-  constructor(private readonly inner: FrameSource, private readonly gated: boolean, private readonly onRead?: () => void) {}
+  constructor(private readonly inner: ByteReader, private readonly gated: boolean, private readonly onRead?: () => void) {}
 
   async read(file: IndexedFile, frame: FrameLocation, offset: number, length: number, into: Uint8Array, at: number): Promise<void> {
     this.active++;

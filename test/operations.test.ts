@@ -83,7 +83,7 @@ describe('operations', () => {
   });
 
   it('refuses messages over the rate with RATE_LIMITED, closes on an oversized message (1009), and the others carry on', async () => {
-    await withServer({ maxMessagesPerSecond: 20, maxMessageBytes: 64 * 1024 }, async (server) => {
+    await withServer({ rateLimit: 20, maxMessageSize: 64 * 1024 }, async (server) => {
       const other = await client(server);
       const raw = await new RawClient(server.url).open();
       for (let i = 1; i <= 100; i++) raw.send({ listStudies: { requestId: i } });
@@ -130,7 +130,7 @@ describe('operations', () => {
   });
 
   it('cuts a peer that stops answering pings', async () => {
-    await withServer({ heartbeatMs: 100 }, async (server) => {
+    await withServer({ heartbeat: 0.1 }, async (server) => {
       const dead = new WebSocket(server.url, { autoPong: false });
       const closed = new Promise<number>((r) => dead.once('close', (c) => r(c)));
       const alive = await client(server);
@@ -170,7 +170,7 @@ describe('operations', () => {
   });
 
   it('shuts down gracefully: refuses new connections, lets frames in flight finish, closes with 1001', async () => {
-    await withServer({ chunkBytes: 4096 }, async (server) => {
+    await withServer({ chunkSize: 4096 }, async (server) => {
       const c = await connect(server.url, { WebSocket, window: 8192 });
       const files = await servedFiles(server.catalogue);
       const frames = files.flatMap((f) => f.frames.map((_, k) => ({ sopInstanceUid: f.image.sopInstanceUid, frameNumber: k + 1 })));
@@ -191,7 +191,7 @@ describe('operations', () => {
   });
 
   it('cancels what is left when the shutdown deadline passes', async () => {
-    await withServer({ chunkBytes: 4096 }, async (server) => {
+    await withServer({ chunkSize: 4096 }, async (server) => {
       const raw = await new RawClient(server.url).open(false);
       raw.send({ hello: { protocolVersion: 1, initialWindow: 4096 } });
       await raw.next();

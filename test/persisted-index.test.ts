@@ -161,7 +161,7 @@ describe('live changes', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('picks up files added, replaced and deleted while serving, and tells clients with the series open', async () => {
-    const { server } = await serve(dir, { watch: true, rescanMs: 0 });
+    const { server } = await serve(dir, { watch: true, rescanInterval: 0 });
     const c = await connect(server.url, { WebSocket });
     try {
       const updates: SeriesUpdated[] = [];
@@ -274,7 +274,7 @@ describe('indexing a large folder', () => {
     const first = (await store.readCatalogue())!.series[0]!.seriesInstanceUid;
     const oneSeries = statSync(store.seriesPath(first)).size;
     const bound = oneSeries * 3 + 100;
-    const { server } = await serve(dir, { indexCacheBytes: bound });
+    const { server } = await serve(dir, { indexCache: bound });
     try {
       for (const study of server.catalogue.listStudies(0, 100).studies) {
         for (const s of study.series) {

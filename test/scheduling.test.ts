@@ -71,7 +71,7 @@ describe('scheduling over loopback', () => {
   });
 
   it('never sends more frame bytes than the client granted', async () => {
-    await withServer({ root: dir, chunkBytes: 4096 }, async (server) => {
+    await withServer({ root: dir, chunkSize: 4096 }, async (server) => {
       const raw = new RawClient(server.url);
       await raw.open(false);
       raw.send({ hello: { protocolVersion: 1, initialWindow: 10_000 } });
@@ -102,7 +102,7 @@ describe('scheduling over loopback', () => {
   });
 
   it('re-orders a group when its focus moves', async () => {
-    await withServer({ root: dir, chunkBytes: 65536, maxBufferedBytes: 65536 }, async (server) => {
+    await withServer({ root: dir, chunkSize: 65536, maxBuffered: 65536 }, async (server) => {
       // A small window keeps little in flight (the kernel's socket buffers would hold megabytes):
       // what the focus move can re-order is most of the series.
       const c = await connect(server.url, { WebSocket, window: 256 * 1024 });
@@ -130,7 +130,7 @@ describe('scheduling over loopback', () => {
 
   it('bounds what a client that never reads costs, while 20 others finish', async () => {
     const maxBufferedBytes = 1024 * 1024;
-    await withServer({ root: dir, maxBufferedBytes }, async (server) => {
+    await withServer({ root: dir, maxBuffered: maxBufferedBytes }, async (server) => {
       const stalled = await new RawClient(server.url).open();
       (stalled.ws as WebSocket & { _socket: { pause(): void } })._socket.pause();
       const everything = [huge, ...small].map((sopInstanceUid) => ({ sopInstanceUid, frameNumber: 1 }));

@@ -102,7 +102,7 @@ describe('access', () => {
   });
 
   it('refuses requests once a token expires, and takes a refreshed one in-band without dropping the stream', async () => {
-    await withServer({ access: { jwt: { secret: SECRET } }, chunkBytes: 4096 }, async (server) => {
+    await withServer({ access: { jwt: { secret: SECRET } }, chunkSize: 4096 }, async (server) => {
       const { a, seriesA } = await twoStudies(server);
       const soon = Math.floor(Date.now() / 1000) + 2;
       const c = await connect(server.url, { WebSocket, token: await hs256({ studies: [a.studyInstanceUid] }, soon), window: 16 * 1024 });

@@ -16,7 +16,7 @@ describe('series loader', () => {
 
   it('loads a multi-frame series outward from the focus, re-orders on a new focus, and reports progress', async () => {
     // Small chunks and a small send buffer keep most frames queued on the server while the focus moves.
-    await withServer({ chunkBytes: 1024, maxBufferedBytes: 2048 }, async (server) => {
+    await withServer({ chunkSize: 1024, maxBuffered: 2048 }, async (server) => {
       // A small flow-control window keeps few frames in flight (the kernel would buffer them all).
       const c = await connect(server.url, { WebSocket, window: 2048 });
       try {

@@ -70,7 +70,7 @@ describe('server over loopback', () => {
   });
 
   it('streams many frames to several clients at once, chunked small, byte-exact', async () => {
-    await withServer({ chunkBytes: 4096 }, async (server) => {
+    await withServer({ chunkSize: 4096 }, async (server) => {
       const clients = await Promise.all([0, 1, 2, 3].map(() => client(server)));
       try {
         const { wanted } = await allFrames(clients[0]!);
@@ -188,7 +188,7 @@ describe('server over loopback', () => {
   });
 
   it('sends a higher-priority request before a lower one already queued', async () => {
-    await withServer({ chunkBytes: 1024, maxBufferedBytes: 8192 }, async (server) => {
+    await withServer({ chunkSize: 1024, maxBuffered: 8192 }, async (server) => {
       const c = await client(server);
       try {
         const { wanted } = await allFrames(c);
@@ -210,7 +210,7 @@ describe('server over loopback', () => {
   });
 
   it('stops a cancelled request part-way, and sends nothing of it after RequestComplete', async () => {
-    await withServer({ chunkBytes: 1024, maxBufferedBytes: 4096 }, async (server) => {
+    await withServer({ chunkSize: 1024, maxBuffered: 4096 }, async (server) => {
       const raw = await new RawClient(server.url).open();
       try {
         const big = (await servedFiles(server.catalogue)).sort((a, b) => b.frames[0]!.length - a.frames[0]!.length)[0]!;
@@ -235,7 +235,7 @@ describe('server over loopback', () => {
 
   it('holds a bounded number of bytes for a client that stops reading, and serves others meanwhile', async () => {
     const maxBufferedBytes = 64 * 1024;
-    await withServer({ chunkBytes: 16 * 1024, maxBufferedBytes }, async (server) => {
+    await withServer({ chunkSize: 16 * 1024, maxBuffered: maxBufferedBytes }, async (server) => {
       const stalled = await new RawClient(server.url).open();
       const reader = await client(server);
       try {

@@ -4,7 +4,9 @@ import {
   ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeServerMessage, encodeClientMessage,
   type ClientMessage, type DecodedServerMessage, type ImageAttributes, type SeriesManifest, type SeriesUpdated, type StudyList,
   type StudySummary, type Welcome,
+  type GroupSettings,
 } from '../shared/protocol.js';
+export type { GroupSettings };
 import { CodedError } from '../shared/coded-error.js';
 import { FrameAssembler } from './frame-assembler.js';
 import { FrameStream, type Frame, type FrameCallback, type RequestSummary } from './frame-stream.js';
@@ -32,15 +34,6 @@ export interface ConnectOptions {
   backlog?: number;
 }
 
-/** How a frame group (what one viewport wants from one series) shares the connection. */
-export interface GroupSettings {
-  /** Higher goes first. */
-  priority?: number;
-  /** Share among groups of the same priority (weighted round-robin). */
-  weight?: number;
-  /** Stack position on screen: the group's queued frames go outward from it. */
-  focus?: number;
-}
 
 export interface FrameAddress {
   sopInstanceUid: string;

@@ -1,5 +1,6 @@
 // Puts frames back together from their chunks. A frame sent in one chunk is handed on as a view
 // of its message (no copy); a larger one is copied once, chunk by chunk, into its own buffer.
+import { CodedError } from '../shared/coded-error.js';
 import type { FrameChunkHeader, ImageAttributes } from '../shared/protocol.js';
 
 export interface AssembledFrame {
@@ -33,7 +34,7 @@ export class FrameAssembler {
       frame = { bytes: allocFrame(totalLength), received: 0, instance: header.instance };
       this.partial.set(key, frame);
     }
-    if (offset + payload.length > frame.bytes.length) throw new RangeError(`chunk past the end of frame ${frameNumber}`);
+    if (offset + payload.length > frame.bytes.length) throw new CodedError('PROTOCOL_VIOLATION', `chunk past the end of frame ${frameNumber}`);
     frame.bytes.set(payload, offset);
     frame.received += payload.length;
     if (frame.received < totalLength) return undefined;

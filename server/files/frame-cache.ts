@@ -7,16 +7,18 @@ import type { FrameLocation } from '../index/frame-table.js';
 import type { IndexedFile } from '../index/index-file.js';
 import type { FrameReader } from './frame-reader.js';
 import { ReadLimiter, type LimitedTask } from './read-limiter.js';
+import { DEFAULTS } from '../options.js';
+import { CodedError } from '../../shared/coded-error.js';
 
 /** What the cache needs of a FrameReader (tests wrap one to watch or hold its reads). */
-export type FrameSource = Pick<FrameReader, 'read'>;
+export type ByteReader = Pick<FrameReader, 'read'>;
 
 export interface FrameCacheOptions {
-  /** Bytes of frames kept at most. Default 256 MiB. */
+  /** Bytes of frames kept at most (default: `--frame-cache`'s). */
   maxBytes?: number;
   /** Disk reads running at once, across all callers. Default 4. */
   readConcurrency?: number;
-  reader: FrameSource;
+  reader: ByteReader;
 }
 
 export interface FrameCacheStats {
@@ -38,8 +40,6 @@ export interface FrameCacheStats {
   prefetchDropped: number;
 }
 
-export const DEFAULT_FRAME_CACHE_BYTES = 256 * 1024 * 1024;
-export const DEFAULT_READ_CONCURRENCY = 4;
 
 /** A frame being read (or waiting for its turn to be). */
 interface Loading {
@@ -57,7 +57,7 @@ export class FrameCache {
   readonly maxBytes: number;
   /** Frames above this are read but not kept: one frame must not flush the cache. */
   readonly maxFrameBytes: number;
-  private readonly reader: FrameSource;
+  private readonly reader: ByteReader;
   private readonly limiter: ReadLimiter;
   private readonly cache: LRUCache<string, Uint8Array>;
   private readonly loading = new Map<string, Loading>();
@@ -68,11 +68,11 @@ export class FrameCache {
   private readonly counters: Counters = { hits: 0, misses: 0, evictions: 0, reads: 0, coalesced: 0, prefetched: 0, prefetchDropped: 0 };
 
   constructor(options: FrameCacheOptions) {
-    this.maxBytes = options.maxBytes ?? DEFAULT_FRAME_CACHE_BYTES;
-    if (!Number.isSafeInteger(this.maxBytes) || this.maxBytes < 1) throw new RangeError(`maxBytes must be a positive integer, not ${this.maxBytes}`);
+    this.maxBytes = options.maxBytes ?? DEFAULTS.frameCache;
+    if (!Number.isSafeInteger(this.maxBytes) || this.maxBytes < 1) throw new CodedError('BAD_OPTION', `frame cache size must be a positive integer, not ${this.maxBytes}`);
     this.maxFrameBytes = Math.floor(this.maxBytes / 4);
     this.reader = options.reader;
-    this.limiter = new ReadLimiter(options.readConcurrency ?? DEFAULT_READ_CONCURRENCY);
+    this.limiter = new ReadLimiter(options.readConcurrency ?? DEFAULTS.readConcurrency);
     this.cache = new LRUCache<string, Uint8Array>({
       maxSize: this.maxBytes,
       // lru-cache wants sizes ≥ 1; an empty frame counts as one byte.

@@ -6,6 +6,7 @@ import type { FrameLocation } from '../index/frame-table.js';
 import type { IndexedFile } from '../index/index-file.js';
 import { readDataSet } from '../index/read-dataset.js';
 import { HandlePool } from './handle-pool.js';
+import { CodedError } from '../../shared/coded-error.js';
 
 export interface FrameReaderOptions {
   pool?: HandlePool;
@@ -35,10 +36,10 @@ export class FrameReader {
     const pieces = slices(frame, offset, length);
     if (file.source === 'inflated') {
       const bytes = await this.inflated.fetch(file.path);
-      if (!bytes) throw new Error('deflated file could not be read');
+      if (!bytes) throw new CodedError('FILE_CHANGED', 'deflated file could not be read');
       let to = at;
       for (const [start, n] of pieces) {
-        if (start + n > bytes.length) throw new Error('file is shorter than its index');
+        if (start + n > bytes.length) throw new CodedError('FILE_CHANGED', 'file is shorter than its index');
         into.set(bytes.subarray(start, start + n), to);
         to += n;
       }
@@ -54,7 +55,7 @@ export class FrameReader {
           let done = 0;
           while (done < n) {
             const { bytesRead } = await handle.read(into, to + done, n - done, start + done);
-            if (bytesRead === 0) throw new Error('file is shorter than its index (changed or truncated)');
+            if (bytesRead === 0) throw new CodedError('FILE_CHANGED', 'file is shorter than its index (changed or truncated)');
             done += bytesRead;
           }
           to += n;
@@ -63,7 +64,7 @@ export class FrameReader {
       });
       if (!stale) return;
       // The path names another file than the one indexed: its byte ranges would be wrong.
-      if (attempt > 0) throw new Error('the file changed since it was indexed');
+      if (attempt > 0) throw new CodedError('FILE_CHANGED', 'the file changed since it was indexed');
       this.pool.forget(file.path);
     }
   }

@@ -3,6 +3,7 @@
 // queued one after another, so a read never races a close.
 import { open, realpath, type FileHandle } from 'node:fs/promises';
 import { inside } from '../index/path-inside.js';
+import { CodedError } from '../../shared/coded-error.js';
 
 interface Entry {
   path: string;
@@ -58,7 +59,7 @@ export class HandlePool {
 
   /** Runs `use` with an open handle on `path`; the handle stays open for the next user. */
   async with<T>(path: string, use: (handle: FileHandle, opened: OpenedStamp) => Promise<T>): Promise<T> {
-    if (this.closed) throw new Error('handle pool is closed');
+    if (this.closed) throw new CodedError('FILES_CLOSED', 'handle pool is closed');
     let entry = this.entries.get(path);
     if (!entry) {
       let opening!: Entry;
@@ -99,7 +100,7 @@ export class HandlePool {
     const root = this.confineTo;
     if (root === undefined) return path;
     const real = await realpath(path);
-    if (!inside(root, real)) throw new Error('the file lies outside the served folder (a symbolic link leads out)');
+    if (!inside(root, real)) throw new CodedError('FILE_OUTSIDE_ROOT', 'the file lies outside the served folder (a symbolic link leads out)');
     return real;
   }
 

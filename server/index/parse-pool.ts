@@ -1,15 +1,12 @@
 // Parses DICOM files into index entries on worker threads (both cores for a cold index), or in
 // this thread when no workers are asked for. Each worker keeps a few files in flight, so its
 // disk waits overlap its parsing.
-import { cpus } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { IndexError, type IndexErrorCode } from './index-error.js';
 import { indexFile, type IndexedFile } from './index-file.js';
 
 export interface ParseReply { id: number; file?: IndexedFile; error?: { code: IndexErrorCode; message: string } }
 
-/** Worker threads to use by default: one per core. */
-export const DEFAULT_PARSE_WORKERS = Math.max(1, cpus().length);
 
 const IN_FLIGHT_PER_WORKER = 32;
 /** Files parsed at once in this thread (asynchronous reads overlap). */

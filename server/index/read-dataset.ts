@@ -26,16 +26,25 @@ export interface ParsedHead {
 
 // dicom-parser's explicit VR readers push warnings to `dataSet.warnings` (a sequence cut off by the
 // end of the data), but the data sets it makes for defined-length sequence items have no such
-// array: a file ending inside an item nested in one made that push a TypeError. Give every DataSet
-// its own array on first use.
+// array: a file ending inside an item nested in one made that push a TypeError. While one of our
+// parses runs (synchronously: nothing else runs meanwhile), every DataSet gets its own array on
+// first use; the prototype is restored after it, so other users of dicom-parser never see this.
 const dataSetPrototype = (dicomParser as unknown as { DataSet: { prototype: object } }).DataSet.prototype;
-if (!Object.getOwnPropertyDescriptor(dataSetPrototype, 'warnings')) {
-  const own = (target: object, value: unknown) => Object.defineProperty(target, 'warnings', { value, writable: true, configurable: true, enumerable: true });
-  Object.defineProperty(dataSetPrototype, 'warnings', {
-    configurable: true,
-    get(this: object) { const warnings: string[] = []; own(this, warnings); return warnings; },
-    set(this: object, value: unknown) { own(this, value); },
-  });
+const ownWarnings = (target: object, value: unknown) => Object.defineProperty(target, 'warnings', { value, writable: true, configurable: true, enumerable: true });
+const itemWarnings: PropertyDescriptor = {
+  configurable: true,
+  get(this: object) { const warnings: string[] = []; ownWarnings(this, warnings); return warnings; },
+  set(this: object, value: unknown) { ownWarnings(this, value); },
+};
+
+function withItemWarnings<T>(parse: () => T): T {
+  if (Object.getOwnPropertyDescriptor(dataSetPrototype, 'warnings')) return parse(); // a parse inside a parse
+  Object.defineProperty(dataSetPrototype, 'warnings', itemWarnings);
+  try {
+    return parse();
+  } finally {
+    delete (dataSetPrototype as { warnings?: unknown }).warnings;
+  }
 }
 
 /**
@@ -137,8 +146,10 @@ function parseBody(bytes: Uint8Array, position: number, readAs: string, whole: b
   }
   const stream = new (dicomParser as unknown as { ByteStream: new (p: unknown, b: Uint8Array, pos: number) => ByteStream }).ByteStream(parser, bytes, position);
   try {
-    if (readAs === IMPLICIT_VR_LITTLE_ENDIAN) dicomParser.parseDicomDataSetImplicit(dataSet, stream, bytes.length, { untilTag: PIXEL_DATA });
-    else dicomParser.parseDicomDataSetExplicit(dataSet, stream, bytes.length, { untilTag: PIXEL_DATA });
+    withItemWarnings(() => {
+      if (readAs === IMPLICIT_VR_LITTLE_ENDIAN) dicomParser.parseDicomDataSetImplicit(dataSet, stream, bytes.length, { untilTag: PIXEL_DATA });
+      else dicomParser.parseDicomDataSetExplicit(dataSet, stream, bytes.length, { untilTag: PIXEL_DATA });
+    });
   } catch (e) {
     if (!whole) throw new NeedMoreBytes();
     // Keep what was read before the damage: the pixel data may still be intact before it.

@@ -2,6 +2,7 @@
 // that then holds it for good. Two studies: the CT head phantom (newest, so listed first; its CT
 // series is series 1, the one the demo opens) with a cine multi-frame and an RGB test card, and
 // "DICOMSTREAM^LUTS" with one image per renderer path (palette colour, Modality LUT, VOI LUT).
+import { CodedError } from '../../shared/coded-error.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
@@ -312,7 +313,7 @@ export async function ensureSample(dir: string): Promise<SampleResult> {
 
   const entries = await readdir(dir).catch((): string[] => []);
   if (!existing && entries.length > 0) {
-    throw new Error(`${dir} is not empty and holds no dicomstream sample: not replacing it`);
+    throw new CodedError('SAMPLE_DIR_NOT_EMPTY', `${dir} is not empty and holds no dicomstream sample: not replacing it`);
   }
   await mkdir(dirname(dir), { recursive: true });
   await removeAbandoned(dir);

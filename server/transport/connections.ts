@@ -2,7 +2,7 @@
 // WebSocket exists — a browser Origin not allowed (403), too many connections in all (503) or
 // from one address (429), a server shutting down (503). Admitted sockets are pinged; a peer that
 // does not answer one ping before the next is cut (dead peers must not hold their resources).
-import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../log.js';
@@ -34,9 +34,8 @@ export class ConnectionFront {
   private readonly heartbeat: NodeJS.Timeout | undefined;
   private accepting = true;
 
-  constructor(http: HttpServer, private readonly options: ConnectionFrontOptions) {
+  constructor(private readonly options: ConnectionFrontOptions) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.limits.maxMessageBytes, perMessageDeflate: false });
-    http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(request, socket, head));
     const every = options.limits.heartbeatMs;
     if (every > 0) {
       this.heartbeat = setInterval(() => this.beat(), every);
@@ -64,7 +63,8 @@ export class ConnectionFront {
     await new Promise<void>((r) => this.wss.close(() => r()));
   }
 
-  private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /** Admits an HTTP upgrade (a WebSocket is made and handed to `onConnection`) or refuses it. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const address = request.socket.remoteAddress ?? '';
     const refuse = (status: number, text: string, reason: string) => {

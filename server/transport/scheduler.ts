@@ -8,12 +8,10 @@
 //      (p, p+1, p-1, p+2, …), else the oldest.
 // So a 30 MB frame in one group never holds up a 512 KB slice in another: they alternate chunks.
 
-export interface GroupSettings {
-  priority?: number;
-  weight?: number;
-  /** The stack position on screen: queued frames go outward from it. */
-  focus?: number;
-}
+import { CodedError } from '../../shared/coded-error.js';
+import type { GroupSettings } from '../../shared/protocol.js';
+
+export type { GroupSettings };
 
 /** One frame to send: opaque to the scheduler but for its length. */
 export interface Work<F> {
@@ -274,7 +272,7 @@ export class Scheduler<F> {
 
   private client(clientId: number): Client<F> {
     const client = this.clients.get(clientId);
-    if (!client) throw new Error(`unknown client ${clientId}`);
+    if (!client) throw new CodedError('INTERNAL', `unknown client ${clientId}`);
     return client;
   }
 

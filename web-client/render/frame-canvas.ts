@@ -1,6 +1,7 @@
 // Draws a frame into a canvas at the image's own resolution; zoom and pan are the page's CSS
 // transform of that canvas (the GPU scales it), so a window change redraws rows × columns pixels
 // and nothing more.
+import { CodedError } from '../../shared/coded-error.js';
 import { renderRgba, type Pixels, type RenderInstance, type RenderOptions } from './render-rgba.js';
 
 export class FrameCanvas {
@@ -46,7 +47,7 @@ export class FrameCanvas {
 
   private context(): CanvasRenderingContext2D {
     const ctx = this.canvas.getContext('2d', { willReadFrequently: false });
-    if (!ctx) throw new Error('no 2D canvas context');
+    if (!ctx) throw new CodedError('NO_CANVAS_CONTEXT', 'no 2D canvas context');
     return ctx;
   }
 }

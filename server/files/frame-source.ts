@@ -1,0 +1,73 @@
+// Where frame bytes come from: pooled file handles confined to the served folder, positional
+// reads, and the shared frame cache with its policy. Frames go through the cache (read once
+// however many clients want them, the next frames of each group read ahead) when they are in it,
+// being read, or fit without evicting anything; otherwise, and for frames over a quarter of it,
+// the chunk is read straight from the file, so a series larger than the cache streams without
+// churning it (scan resistance).
+import { realpathSync } from 'node:fs';
+import type { FrameLocation } from '../index/frame-table.js';
+import type { IndexedFile } from '../index/index-file.js';
+import { FrameCache, type FrameCacheStats } from './frame-cache.js';
+import { FrameReader } from './frame-reader.js';
+import { HandlePool, type HandlePoolStats } from './handle-pool.js';
+
+/** A frame to read: its file, where it lies, and its 0-based index in the file. */
+export interface FrameAt {
+  file: IndexedFile;
+  location: FrameLocation;
+  frameIndex: number;
+}
+
+export interface FrameSourceOptions {
+  /** The served folder: files are opened only inside its real path unless `followSymlinks`. */
+  root: string;
+  followSymlinks: boolean;
+  maxOpenFiles: number;
+  frameCacheBytes: number;
+  readConcurrency: number;
+  /** Frames read ahead per group, beyond the one being sent. */
+  readahead: number;
+}
+
+export class FrameSource {
+  private readonly pool: HandlePool;
+  private readonly reader: FrameReader;
+  private readonly cache: FrameCache;
+  /** Frames read ahead per group. */
+  readonly readahead: number;
+
+  constructor(options: FrameSourceOptions) {
+    this.pool = new HandlePool({ maxOpen: options.maxOpenFiles, confineTo: options.followSymlinks ? undefined : realpathSync(options.root) });
+    this.reader = new FrameReader({ pool: this.pool });
+    this.cache = new FrameCache({ reader: this.reader, maxBytes: options.frameCacheBytes, readConcurrency: options.readConcurrency });
+    this.readahead = options.readahead;
+  }
+
+  /** Open handles, and opens/closes so far. */
+  get files(): HandlePoolStats { return this.pool.stats; }
+  /** Frame cache counters: hits, misses, evictions, bytes, reads, coalesced, prefetched. */
+  get cacheStats(): FrameCacheStats { return this.cache.stats; }
+
+  /**
+   * Copies `length` bytes of `frame` from frame offset `offset` into `into` at `at`; `next` are the
+   * frames its group sends after it (read ahead when they fit the cache).
+   */
+  async readChunk(frame: FrameAt, offset: number, length: number, into: Uint8Array, at: number, next: readonly FrameAt[]): Promise<void> {
+    const cache = this.cache;
+    for (const n of next) if (n.location.length <= cache.maxFrameBytes) cache.prefetch(n.file, n.frameIndex);
+    const viaCache = frame.location.length <= cache.maxFrameBytes &&
+      (cache.has(frame.file, frame.frameIndex) || cache.isLoading(frame.file, frame.frameIndex) || cache.fits(frame.location.length));
+    if (!viaCache) return this.reader.read(frame.file, frame.location, offset, length, into, at);
+    const bytes = await cache.get(frame.file, frame.frameIndex);
+    into.set(bytes.subarray(offset, offset + length), at);
+  }
+
+  /** A file was replaced or deleted: its open handle (of the old file) must not serve reads. */
+  forget(path: string): void {
+    this.pool.forget(path);
+  }
+
+  close(): Promise<void> {
+    return this.reader.close();
+  }
+}

@@ -1,0 +1,174 @@
+// The index of a served folder, kept current: loads the saved index (or builds it), then follows
+// the folder (watcher and rescans), one refresh at a time, replacing the catalogue when files
+// changed. Tells its listener what changed; knows nothing of files opened or clients.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { CatalogueIndex } from '../../shared/index-format.js';
+import type { Logger } from '../log.js';
+import { Catalogue } from './catalogue.js';
+import type { IndexedFile } from './index-file.js';
+import { DEFAULT_INDEX_DIR, IndexStore, MemorySeriesSource } from './index-store.js';
+import { ParsePool } from './parse-pool.js';
+import { refreshIndex, relativePath, summaryOf, type IndexSummary, type RefreshProgress, type RefreshResult } from './refresh.js';
+import { watchFolder, type FolderWatcher } from './watch.js';
+
+export interface LiveIndexOptions {
+  root: string;
+  /** Where the index is saved (relative to root); false: in memory only. */
+  indexDir?: string | false;
+  indexCacheBytes: number;
+  parseWorkers: number;
+  followSymlinks: boolean;
+  /** Follow the folder's changes; with `rescanMs` also rescan at that interval (0: never). */
+  watch: boolean;
+  rescanMs: number;
+  log: Logger;
+  onProgress?: (progress: RefreshProgress) => void;
+}
+
+/** What one refresh changed. */
+export interface IndexChange {
+  catalogue: Catalogue;
+  /** Series whose files were added, replaced or removed; `removed` when the series is gone. */
+  series: Array<{ seriesInstanceUid: string; removed: boolean }>;
+  /** Files replaced or deleted: what was read of them before must not be served any more. */
+  staleFiles: string[];
+}
+
+export class LiveIndex {
+  private last!: RefreshResult;
+  private current!: Catalogue;
+  private summaryNow!: IndexSummary;
+  private refreshing: Promise<void> | undefined;
+  private again = false;
+  private watcher: FolderWatcher | undefined;
+  /** Without a saved index, parsed entries stay here. */
+  private readonly inMemory = new Map<string, IndexedFile>();
+  private readonly parser: ParsePool;
+  private store: IndexStore | undefined;
+  private indexDir: string | undefined;
+  /** Told after each refresh that changed something. */
+  onChange: (change: IndexChange) => void = () => {};
+
+  private constructor(private readonly options: LiveIndexOptions) {
+    this.parser = new ParsePool(options.parseWorkers);
+  }
+
+  /** Reads the saved index, brings it up to date with the folder, and starts following it. */
+  static async open(options: LiveIndexOptions): Promise<LiveIndex> {
+    const live = new LiveIndex(options);
+    await live.load();
+    return live;
+  }
+
+  get catalogue(): Catalogue { return this.current; }
+  get summary(): IndexSummary { return this.summaryNow; }
+  /** DICOM files parsed since start (a restart on an unchanged folder parses none). */
+  get parses(): number { return this.parser.parsed; }
+
+  /** Refreshes now (the watcher does it on its own); resolves when the catalogue is current. */
+  async refreshNow(): Promise<IndexSummary> {
+    // A refresh already running may have listed the folder before the caller's change.
+    this.again = this.again || this.refreshing !== undefined;
+    await this.refresh();
+    return this.summaryNow;
+  }
+
+  async close(): Promise<void> {
+    this.watcher?.close();
+    await this.refreshing;
+    await this.parser.close();
+  }
+
+  private async load(): Promise<void> {
+    const { root, log } = this.options;
+    this.indexDir = await writableIndexDir(root, this.options.indexDir, log);
+    if (this.indexDir) {
+      this.store = new IndexStore(root, this.indexDir, (path) => this.parser.parse(path, true), (file, reason) => {
+        log.warn('index file not trusted: rebuilt from the DICOM files', { file, reason });
+      });
+    }
+    try {
+      this.last = await refreshIndex(root, await this.store?.readCatalogue(), this.parser, this.store, {
+        onProgress: this.options.onProgress, followSymlinksOutside: this.options.followSymlinks,
+      });
+    } finally {
+      await this.parser.idle();
+    }
+    this.absorb(this.last);
+    this.current = this.catalogueOf(this.last.index);
+    this.summaryNow = summaryOf(root, this.last, this.indexDir);
+    if (this.options.watch) {
+      this.watcher = watchFolder(root, () => void this.refresh(), {
+        rescanMs: this.options.rescanMs, onError: (e) => log.warn('folder watch failed: rescanning periodically only', { error: e.message }),
+      });
+    }
+  }
+
+  private catalogueOf(index: CatalogueIndex): Catalogue {
+    return new Catalogue(index, this.store ?? new MemorySeriesSource(this.inMemory.values()), { cacheBytes: this.options.indexCacheBytes });
+  }
+
+  private absorb(r: RefreshResult): void {
+    if (this.store) return;
+    const live = new Set(r.index.instances.map((i) => i.file.path));
+    for (const path of this.inMemory.keys()) if (!live.has(path)) this.inMemory.delete(path);
+    for (const f of r.parsedFiles) this.inMemory.set(f.path, f);
+  }
+
+  /** One refresh at a time; a change seen during one runs another after it. */
+  private refresh(): Promise<void> {
+    if (this.refreshing) {
+      this.again = true;
+      return this.refreshing;
+    }
+    this.refreshing = (async () => {
+      do {
+        this.again = false;
+        await this.refreshOnce().catch((e: unknown) => this.options.log.error('index refresh failed', { error: (e as Error).message }));
+      } while (this.again);
+    })().finally(() => { this.refreshing = undefined; });
+    return this.refreshing;
+  }
+
+  private async refreshOnce(): Promise<void> {
+    const { root } = this.options;
+    const r = await refreshIndex(root, this.last.index, this.parser, this.store, { followSymlinksOutside: this.options.followSymlinks })
+      .finally(() => this.parser.idle());
+    const before = this.current;
+    this.last = r;
+    this.summaryNow = summaryOf(root, r, this.indexDir);
+    if (r.parsed === 0 && r.removed === 0 && r.changedSeries.size === 0) return;
+    this.absorb(r);
+    const next = this.catalogueOf(r.index);
+    const live = new Set(r.index.instances.map((i) => i.file.path));
+    const kept = new Set<string>();
+    for (const i of r.index.instances) kept.add(`${i.file.path}\0${i.file.size}\0${i.file.mtimeMs}`);
+    const staleFiles: string[] = [];
+    for (const old of before.allRecords()) {
+      if (!kept.has(`${old.file.path}\0${old.file.size}\0${old.file.mtimeMs}`)) staleFiles.push(old.file.path);
+      if (!live.has(old.file.path) && !next.record(old.sopInstanceUid)) next.markGone(old.sopInstanceUid, relativePath(root, old.file.path));
+    }
+    next.adopt(before, r.changedSeries);
+    this.current = next;
+    this.options.log.info('index refreshed', { parsed: r.parsed, removed: r.removed, series: r.changedSeries.size, ms: Math.round(r.ms) });
+    const series = [...r.changedSeries].map((seriesInstanceUid) => ({ seriesInstanceUid, removed: !next.hasSeries(seriesInstanceUid) }));
+    this.onChange({ catalogue: next, series, staleFiles });
+  }
+}
+
+/** The index folder when it can be written, else undefined (the index then lives in memory). */
+async function writableIndexDir(root: string, indexDir: string | false | undefined, log: Logger): Promise<string | undefined> {
+  if (indexDir === false) return undefined;
+  const dir = resolve(root, indexDir ?? DEFAULT_INDEX_DIR);
+  try {
+    await mkdir(dir, { recursive: true });
+    const probe = join(dir, `.probe-${process.pid}`);
+    await writeFile(probe, '');
+    await rm(probe, { force: true });
+    return dir;
+  } catch (e) {
+    log.warn('index folder cannot be written: the index is kept in memory only (use --index-dir)', { dir, error: (e as Error).message });
+    return undefined;
+  }
+}

@@ -1,0 +1,135 @@
+// Every tunable of the server, once: its CLI flag, its API name (the flag camel-cased, in the same
+// unit), its default and what it means. cli.ts builds its flags from this table, startServer reads
+// its defaults from it, and the README's options table is generated from it (test/options.test.ts
+// checks that they agree).
+import { cpus } from 'node:os';
+
+/** How a value is written on the command line, and its unit in the API. */
+export type OptionKind = 'integer' | 'bytes' | 'seconds' | 'string' | 'boolean' | 'choice';
+
+export interface OptionRow {
+  /** The long flag without its argument, e.g. `--chunk-size` (`--no-watch` for a default-on switch). */
+  flag: string;
+  /** A short flag, e.g. `-p`. */
+  short?: string;
+  /** The argument's name in `--help`, e.g. `bytes`. */
+  argument?: string;
+  kind: OptionKind;
+  /** Smallest value accepted (integer, bytes, seconds). */
+  min?: number;
+  choices?: readonly string[];
+  default?: number | string | boolean;
+  /** How the default reads in the docs, when not the value itself. */
+  defaultText?: string;
+  meaning: string;
+  /** What happens past a limit. */
+  past?: string;
+  /** The commands that take it. */
+  commands: ReadonlyArray<'serve' | 'index'>;
+  /** Only on the command line (its value reaches the API in another shape, named here). */
+  cliOnly?: string;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error', 'silent'] as const;
+/** Worker threads parsing files: one per core. */
+export const DEFAULT_PARSE_WORKERS = Math.max(1, cpus().length);
+
+const serve = ['serve'] as const;
+const both = ['serve', 'index'] as const;
+
+export const OPTIONS = [
+  { flag: '--port', short: '-p', argument: 'n', kind: 'integer', min: 0, default: 8080, meaning: 'port to listen on (0: any free port)', commands: serve },
+  { flag: '--host', short: '-H', argument: 'addr', kind: 'string', default: '127.0.0.1', meaning: 'address to listen on; any but loopback needs an access policy', commands: serve },
+  { flag: '--chunk-size', argument: 'bytes', kind: 'bytes', min: 1024, default: 256 * KiB, meaning: 'largest frame chunk in one message', commands: serve },
+  { flag: '--max-buffered', argument: 'bytes', kind: 'bytes', min: 1, default: 1 * MiB, meaning: 'unsent bytes held per connection at most', past: 'nothing more is read or sent for it until it drains; a client that sends and never reads is closed (1008)', commands: serve },
+  { flag: '--max-open-files', argument: 'n', kind: 'integer', min: 1, default: 512, meaning: 'file handles kept open', past: 'idle handles closed', commands: serve },
+  { flag: '--frame-cache', argument: 'bytes', kind: 'bytes', min: 1, default: 64 * MiB, meaning: 'frames kept in memory, shared by all clients and read ahead into', past: 'least recently used frames evicted', commands: serve },
+  { flag: '--readahead', argument: 'n', kind: 'integer', min: 0, default: 4, meaning: 'frames read ahead for each frame group', commands: serve },
+  { flag: '--read-concurrency', argument: 'n', kind: 'integer', min: 1, default: 4, meaning: 'disk reads at once, over all connections', commands: serve },
+  { flag: '--index-dir', argument: 'dir', kind: 'string', defaultText: '<dir>/.dicomstream', meaning: 'where the parser index is saved', commands: both },
+  { flag: '--index-cache', argument: 'bytes', kind: 'bytes', min: 1, default: 64 * MiB, meaning: 'opened series\' index entries kept in memory', past: 'least recently used series evicted', commands: serve },
+  { flag: '--parse-workers', argument: 'n', kind: 'integer', min: 0, default: DEFAULT_PARSE_WORKERS, defaultText: 'one per core', meaning: 'worker threads parsing files (0: the main thread)', commands: both },
+  { flag: '--no-watch', kind: 'boolean', default: true, meaning: 'do not pick up files added, replaced or deleted while serving', commands: serve },
+  { flag: '--rescan-interval', argument: 'seconds', kind: 'seconds', min: 0, default: 60, meaning: 'also rescan the folder this often, where watching is unreliable (0: never)', commands: serve },
+  { flag: '--max-connections', argument: 'n', kind: 'integer', min: 1, default: 1024, meaning: 'open connections at most', past: 'upgrade refused, HTTP 503', commands: serve },
+  { flag: '--max-connections-per-address', argument: 'n', kind: 'integer', min: 1, default: 256, meaning: 'open connections at most from one address', past: 'upgrade refused, HTTP 429', commands: serve },
+  { flag: '--max-message-size', argument: 'bytes', kind: 'bytes', min: 1024, default: 4 * MiB, meaning: 'largest client message', past: 'connection closed, code 1009', commands: serve },
+  { flag: '--rate-limit', argument: 'n', kind: 'integer', min: 0, default: 1000, meaning: 'client messages a second per connection, bursts of twice that (0: no limit)', past: '`RATE_LIMITED` for that message; the connection stays', commands: serve },
+  { flag: '--max-open-requests', argument: 'n', kind: 'integer', min: 1, default: 1024, meaning: 'frame requests open at once per connection', past: '`TOO_MANY_REQUESTS`', commands: serve },
+  { flag: '--max-frames-per-request', argument: 'n', kind: 'integer', min: 1, default: 100_000, meaning: 'frames in one request at most', past: '`TOO_MANY_REQUESTS`', commands: serve },
+  { flag: '--max-page-size', argument: 'n', kind: 'integer', min: 1, default: 500, meaning: 'studies in one page of a study list at most', past: 'the page is cut there (`next_offset` says where to go on)', commands: serve },
+  { flag: '--max-queued-frames', argument: 'n', kind: 'integer', min: 1, default: 100_000, meaning: 'frames queued at most per connection, over all its open requests', past: '`TOO_MANY_REQUESTS`', commands: serve },
+  { flag: '--max-queued-frames-total', argument: 'n', kind: 'integer', min: 1, default: 1_000_000, meaning: 'frames queued at most over all connections (about 0.5 KB of memory each)', past: '`TOO_MANY_REQUESTS`', commands: serve },
+  { flag: '--heartbeat', argument: 'seconds', kind: 'seconds', min: 0, default: 30, meaning: 'ping every connection this often (0: never)', past: 'a peer that did not answer the last ping is cut', commands: serve },
+  { flag: '--shutdown-timeout', argument: 'seconds', kind: 'seconds', min: 0, default: 10, meaning: 'on close (SIGTERM/SIGINT), let frames in flight finish this long', past: 'frames still in flight are cancelled', commands: serve },
+  { flag: '--follow-symlinks', kind: 'boolean', default: false, meaning: 'also serve files through symbolic links that lead outside the folder', commands: serve },
+  { flag: '--log-level', argument: 'level', kind: 'choice', choices: LOG_LEVELS, default: 'info', meaning: 'what is logged (JSON lines on stderr)', commands: serve, cliOnly: '`log: createLogger(level)`' },
+  { flag: '--token-file', argument: 'file', kind: 'string', defaultText: '$DICOMSTREAM_TOKEN', meaning: 'access: a static bearer token, read from this file', commands: serve, cliOnly: '`access.token`' },
+  { flag: '--jwt-secret-file', argument: 'file', kind: 'string', defaultText: '$DICOMSTREAM_JWT_SECRET', meaning: 'access: HS256 secret of signed tokens, read from this file', commands: serve, cliOnly: '`access.jwt.secret`' },
+  { flag: '--jwt-public-key', argument: 'file', kind: 'string', meaning: 'access: RS256 public key (PEM) of signed tokens', commands: serve, cliOnly: '`access.jwt.publicKey` (the PEM)' },
+  { flag: '--jwks-url', argument: 'url', kind: 'string', meaning: 'access: fetch RS256 keys from this JWKS URL', commands: serve, cliOnly: '`access.jwt.jwksUrl`' },
+  { flag: '--jwt-issuer', argument: 'iss', kind: 'string', meaning: 'access: signed tokens must have this issuer', commands: serve, cliOnly: '`access.jwt.issuer`' },
+  { flag: '--jwt-audience', argument: 'aud', kind: 'string', meaning: 'access: signed tokens must have this audience', commands: serve, cliOnly: '`access.jwt.audience`' },
+  { flag: '--allow-origin', argument: 'origin...', kind: 'string', meaning: 'browser pages allowed to connect (Origin header), e.g. https://viewer.example.org', past: 'upgrade refused, HTTP 403', commands: serve, cliOnly: '`access.origins`' },
+  { flag: '--tls-cert', argument: 'file', kind: 'string', meaning: 'serve https:// and wss:// with this certificate (PEM)', commands: serve, cliOnly: '`tls.cert` (the PEM)' },
+  { flag: '--tls-key', argument: 'file', kind: 'string', meaning: 'the certificate\'s private key (PEM)', commands: serve, cliOnly: '`tls.key` (the PEM)' },
+] as const satisfies readonly OptionRow[];
+
+type Row = (typeof OPTIONS)[number];
+
+/** `--max-open-files` → `maxOpenFiles`; `--no-watch` → `watch`. */
+export function apiName(flag: string): string {
+  return flag.replace(/^--(no-)?/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+type Camel<S extends string> = S extends `${infer A}-${infer B}` ? `${A}${Capitalize<Camel<B>>}` : S;
+type ApiNameOf<F extends string> = F extends `--no-${infer N}` ? Camel<N> : F extends `--${infer N}` ? Camel<N> : never;
+type ValueOf<R extends Row> = R['kind'] extends 'boolean' ? boolean : R['kind'] extends 'string' | 'choice' ? string : number;
+
+/** The options that have an API name: the flag camel-cased, in the same unit. */
+export type TableOptions = {
+  [R in Row as R extends { cliOnly: string } ? never : ApiNameOf<R['flag']>]?: ValueOf<R>;
+};
+
+/** Every API-named option that has a default, with it. */
+export type ResolvedOptions = Required<Omit<TableOptions, 'indexDir'>>;
+
+/** The table's defaults, by API name. */
+export const DEFAULTS = Object.fromEntries(
+  OPTIONS.filter((r: OptionRow) => !r.cliOnly && r.default !== undefined).map((r: OptionRow) => [apiName(r.flag), r.default]),
+) as ResolvedOptions;
+
+/** Options as given, each missing one replaced by its default. */
+export function withDefaults(options: Omit<TableOptions, 'indexDir'>): ResolvedOptions {
+  const out: Record<string, unknown> = { ...DEFAULTS };
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) out[k] = v;
+  return out as ResolvedOptions;
+}
+
+/** One row of the README's options table per option. */
+export function optionsTableMarkdown(): string {
+  const lines = ['| option | API (`startServer`) | default | what it is | past it |', '|---|---|---|---|---|'];
+  for (const r of OPTIONS as readonly OptionRow[]) {
+    const flag = `\`${r.short ? `${r.short}, ` : ''}${r.flag}${r.argument ? ` <${r.argument}>` : ''}\``;
+    const api = r.cliOnly ?? `\`${apiName(r.flag)}\``;
+    lines.push(`| ${flag} | ${api} | ${defaultText(r)} | ${r.meaning}${r.commands.length > 1 ? ' (also `index`)' : ''} | ${r.past ?? ''} |`);
+  }
+  return lines.join('\n');
+}
+
+/** The default as the docs and `--help` say it (`256 KiB`, `30 s`, `one per core`). */
+export function defaultText(r: OptionRow): string {
+  if (r.defaultText) return r.defaultText;
+  if (r.default === undefined) return '';
+  if (r.kind === 'bytes' && typeof r.default === 'number') {
+    const n = r.default;
+    return n % MiB === 0 ? `${n / MiB} MiB` : n % KiB === 0 ? `${n / KiB} KiB` : `${n}`;
+  }
+  if (r.kind === 'boolean') return r.flag.startsWith('--no-') ? 'on' : 'off';
+  if (r.kind === 'seconds') return `${r.default} s`;
+  if (typeof r.default === 'number' && r.default >= 10_000) return r.default.toLocaleString('en-US').replace(/,/g, ' ');
+  return `${r.default}`;
+}

@@ -1,0 +1,139 @@
+// The WebSocket side of the server, owning no port: admits upgrades (connections.ts), makes a
+// session per connection, and runs the one scheduler and pump all sessions share (weighted
+// round-robin between clients needs to see them all). Mount it on any HTTP server with
+// `handleUpgrade`, as `ws`'s `noServer` mode does.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+import { bearerToken, type AccessControl } from '../access.js';
+import type { Catalogue } from '../index/catalogue.js';
+import type { Logger } from '../log.js';
+import { ChunkBuffers } from './chunk-buffers.js';
+import { ConnectionFront, type ConnectionLimits } from './connections.js';
+import { Pump } from './pump.js';
+import { Scheduler } from './scheduler.js';
+import { SessionAccess } from './session-access.js';
+import { Session, type QueuedFrame, type ReadChunk, type SessionLimits } from './session.js';
+
+/** What the stream handler reports as it goes (metrics). */
+export interface StreamObserver {
+  connectionOpened(): void;
+  connectionRefused(reason: string): void;
+  error(code: number): void;
+  frameSent(seconds: number): void;
+}
+
+export interface StreamHandlerOptions {
+  catalogue: () => Catalogue;
+  readChunk: ReadChunk;
+  readahead: number;
+  readConcurrency: number;
+  limits: SessionLimits;
+  connectionLimits: ConnectionLimits;
+  access: AccessControl;
+  serverName: string;
+  transferSyntaxes: string[];
+  log: Logger;
+  observe: StreamObserver;
+}
+
+/** Counters; maxBufferedBytes is the most unsent data any one connection held. */
+export interface StreamStats { connections: number; framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number }
+
+export class StreamHandler {
+  readonly stats: StreamStats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0 };
+  private readonly sessions = new Map<number, Session>();
+  private readonly scheduler: Scheduler<QueuedFrame>;
+  private readonly pump: Pump<QueuedFrame>;
+  private readonly front: ConnectionFront;
+  private nextConnection = 1;
+
+  constructor(private readonly options: StreamHandlerOptions) {
+    const { limits, log } = options;
+    this.scheduler = new Scheduler<QueuedFrame>({ chunkBytes: limits.chunkBytes });
+    this.pump = new Pump<QueuedFrame>(this.scheduler, this.sessions, options.readConcurrency);
+    // Room for a chunk and its header; 16 kept for reuse (a few MB), more are allocated as needed.
+    const buffers = new ChunkBuffers(limits.chunkBytes + 16 * 1024, 16);
+    const context = {
+      catalogue: options.catalogue, scheduler: this.scheduler, kick: () => this.pump.kick(), readChunk: options.readChunk,
+      readahead: options.readahead, limits, serverName: options.serverName, transferSyntaxes: options.transferSyntaxes,
+      stats: this.stats, buffers, queuedFramesInAll: () => this.scheduler.queuedFramesInAll(),
+      observe: { error: (code: number) => options.observe.error(code), frameSent: (s: number) => options.observe.frameSent(s) },
+    };
+    this.front = new ConnectionFront({
+      limits: options.connectionLimits,
+      originAllowed: (origin) => options.access.originAllowed(origin),
+      log,
+      onRefused: (reason) => options.observe.connectionRefused(reason),
+      onConnection: (ws, req) => this.connected(ws, req, context),
+    });
+  }
+
+  /** Takes over an HTTP upgrade request: admits it as a dicomstream connection or refuses it. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.front.handleUpgrade(request, socket, head);
+  }
+
+  /** Frame requests still open over all connections. */
+  get openRequests(): number {
+    let n = 0;
+    for (const id of this.sessions.keys()) n += this.scheduler.openRequests(id);
+    return n;
+  }
+
+  /** Tells the clients that opened these series that they changed. */
+  seriesUpdated(series: ReadonlyArray<{ seriesInstanceUid: string; removed: boolean }>): void {
+    for (const { seriesInstanceUid, removed } of series) {
+      for (const session of this.sessions.values()) session.seriesUpdated(seriesInstanceUid, removed);
+    }
+  }
+
+  /** Refuses new connections (HTTP 503) from now on. */
+  stopAccepting(): void {
+    this.front.stopAccepting();
+  }
+
+  /**
+   * Lets frames in flight finish until `deadline` (a Date.now() time), then closes every
+   * connection with 1001. Resolves with the requests that were still open and got cancelled.
+   */
+  async drain(deadline: number): Promise<number> {
+    this.stopAccepting();
+    while (this.openRequests > 0 && Date.now() < deadline) await this.requestsSettled(deadline);
+    const cancelled = this.openRequests;
+    await this.front.closeAll(1001, 'server shutting down');
+    return cancelled;
+  }
+
+  /** Resolves when a request completes or a connection closes (or at the deadline). */
+  private requestsSettled(deadline: number): Promise<void> {
+    // The scheduler has no events; its state changes only as chunks go out, which the pump
+    // drives: polling it briefly during a shutdown costs nothing while serving.
+    return new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(20, deadline - Date.now()))));
+  }
+
+  private connected(ws: WebSocket, req: IncomingMessage, context: ConstructorParameters<typeof Session>[2]): void {
+    const { log, access } = this.options;
+    const id = this.nextConnection++;
+    const clog = log.child({ conn: id });
+    this.stats.connections++;
+    this.options.observe.connectionOpened();
+    const from = req.socket.remoteAddress ?? '';
+    clog.debug('connected', { from });
+    const sessionAccess = new SessionAccess(access, { remoteAddress: from, origin: req.headers.origin, headers: req.headers }, bearerToken(req.headers));
+    const session = new Session(id, ws, context, clog, sessionAccess);
+    this.sessions.set(id, session);
+    ws.on('message', (data, isBinary) => {
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : data instanceof ArrayBuffer ? new Uint8Array(data) : data;
+      session.onMessage(bytes, isBinary);
+    });
+    // A protocol violation (e.g. a message over maxPayload) closes the socket; ws reports it here.
+    ws.on('error', (e) => clog.warn('socket error', { error: e.message }));
+    ws.on('close', (code) => {
+      this.stats.connections--;
+      session.onClose();
+      this.sessions.delete(id);
+      clog.debug('closed', { code });
+    });
+  }
+}
