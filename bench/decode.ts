@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
 import { FrameReader } from '../server/files/frame-reader.js';
 import { createLogger, indexFile, startServer, type IndexedFile } from '../server/index.js';
-import { decodeFrame, transferSyntax } from '../web-client/index.js';
+import { decodeFrame, renderRgba, transferSyntax } from '../web-client/index.js';
 import { withBrowser } from '../test/helpers/browser.js';
 
 const PROJECT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -78,6 +78,23 @@ async function timeBrowser(page: Page, httpUrl: string, count: number): Promise<
   }, { count, rounds: ROUNDS });
 }
 
+/**
+ * A window drag redraws the frame with a new window each step: ms per 512×512 16-bit redraw, with
+ * a copy of the same RGBA buffer (the least any redraw costs) as the baseline.
+ */
+function timeRedraw(image: IndexedFile['image'], pixels: Uint16Array): { redrawMs: number; copyMs: number } {
+  const out = new Uint8ClampedArray(image.rows * image.columns * 4);
+  const copy = new Uint8ClampedArray(out.length);
+  const steps = 50;
+  renderRgba(pixels, image, { window: { center: 40, width: 400 } }, out);
+  let t0 = performance.now();
+  for (let i = 0; i < steps; i++) renderRgba(pixels, image, { window: { center: 40 + i, width: 400 + i } }, out);
+  const redrawMs = (performance.now() - t0) / steps;
+  t0 = performance.now();
+  for (let i = 0; i < steps; i++) copy.set(out);
+  return { redrawMs, copyMs: (performance.now() - t0) / steps };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { frames: { type: 'string', default: '60' }, 'no-browser': { type: 'boolean' } } });
   const count = Number(values.frames);
@@ -131,6 +148,14 @@ async function main(): Promise<void> {
         `${r.browserMs ? (r.decodedBytes / MB / (r.browserMs / 1000)).toFixed(0) : '–'} | ${base?.browserMs && r.browserMs ? (bf / rate(base, base.browserMs)).toFixed(3) : '–'} |`;
     }),
   ];
+  const first = results.length ? await loadFrames(join(SERIES, 'uncompressed'), 1) : [];
+  if (first[0]) {
+    const { file, bytes } = first[0];
+    const { pixels } = await decodeFrame(bytes, file.image);
+    const { redrawMs, copyMs } = timeRedraw(file.image, pixels as Uint16Array);
+    lines.push('', `Window drag (Node, renderRgba into the same buffer): ${redrawMs.toFixed(2)} ms per 512×512 16-bit redraw; ` +
+      `copying the RGBA buffer takes ${copyMs.toFixed(2)} ms (ratio ${(redrawMs / copyMs).toFixed(1)}).`);
+  }
   const table = lines.join('\n');
   console.log(`\n${table}\n`);
   mkdirSync(join(PROJECT, 'bench', 'out'), { recursive: true });

@@ -212,7 +212,7 @@ describe('demo viewer in Chromium', () => {
               try {
                 const frame = await client.getFrame(w.uid, n);
                 const { pixels } = await api.decodeFrame(frame.bytes, frame.instance!);
-                const digest = await crypto.subtle.digest('SHA-256', new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength));
+                const digest = await crypto.subtle.digest('SHA-256', new Uint8Array(pixels.buffer as ArrayBuffer, pixels.byteOffset, pixels.byteLength));
                 out.push({ file: w.file, frame: n, sha256: [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('') });
               } catch (e) {
                 out.push({ file: w.file, frame: n, sha256: '', error: (e as Error).message });

@@ -31,10 +31,15 @@ describe('handle pool', () => {
     assert.equal(pool.stats.open, 0);
   });
 
-  it('closes idle handles and reopens on the next read', async () => {
+  it('closes idle handles and reopens on the next read', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval', 'Date'] }); // the idle sweep runs on a clock the test moves
     const pool = new HandlePool({ idleMs: 100 });
     await readAt(pool, 0);
-    for (let i = 0; i < 100 && pool.stats.closes === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    t.mock.timers.tick(50);
+    await pool.settled();
+    assert.equal(pool.stats.closes, 0, 'not idle long enough yet');
+    t.mock.timers.tick(100);
+    await pool.settled();
     assert.equal(pool.stats.closes, 1, 'closed when idle');
     assert.equal(await readAt(pool, 2), '23');
     assert.equal(pool.stats.opens, 2);
@@ -58,8 +63,8 @@ describe('handle pool', () => {
     const many = Array.from({ length: 6 }, (_, i) => { const p = join(dir, `m${i}`); writeFileSync(p, 'x'); return p; });
     const pool = new HandlePool({ maxOpen: 2, idleMs: 60_000 });
     for (const p of many) await pool.with(p, async () => undefined);
-    await new Promise((r) => setTimeout(r, 50));
-    assert.ok(pool.stats.open <= 3, `${pool.stats.open} open`);
+    await pool.settled();
+    assert.deepEqual(pool.stats, { open: 2, opens: 6, closes: 4 });
     await pool.close();
     assert.equal(pool.stats.open, 0);
   });

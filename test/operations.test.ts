@@ -10,7 +10,9 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { connect, type ProtocolError } from '../web-client/index.js';
+import { ErrorCode, PROTOCOL_VERSION } from '../shared/protocol.js';
 import { RawClient, client, servedFiles, withServer } from './helpers/server.js';
+import { waitFor } from './helpers/wait-for.js';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'tls');
 const cert = readFileSync(join(fixtures, 'cert.pem'));
@@ -66,7 +68,7 @@ describe('operations', () => {
       assert.equal(c.status, 429, 'a third from the same address');
       a.ws.close();
       await new Promise((r) => a.ws.once('close', r));
-      await new Promise((r) => setTimeout(r, 50));
+      await waitFor(() => server.stats.connections === 1, 'the server to count the closed connection out');
       const d = await upgradeStatus(server.url);
       assert.equal(d.status, 101, 'room again after a close');
       b.ws.close();
@@ -92,14 +94,19 @@ describe('operations', () => {
       for (let i = 0; i < 100; i++) {
         const m = await raw.next();
         if (m.kind === 'studyList') answered++;
-        else if (m.kind === 'error' && m.error.code === 12) limited++;
+        else if (m.kind === 'error' && m.error.code === ErrorCode.RATE_LIMITED) limited++;
       }
       // A burst of twice the rate (40, less the Hello) gets through; the rest is refused, each with its request id.
       assert.ok(answered >= 35 && answered <= 42, `${answered} answered`);
       assert.equal(answered + limited, 100);
-      await new Promise((r) => setTimeout(r, 300));
-      raw.send({ listStudies: { requestId: 1000 } });
-      assert.equal((await raw.next()).kind, 'studyList', 'the bucket refills');
+      // The bucket refills at the rate (20/s): a request a little later is answered again.
+      let requestId = 1000;
+      await waitFor(async () => {
+        raw.send({ listStudies: { requestId: ++requestId } });
+        const m = await raw.next();
+        if (m.kind !== 'studyList') assert.ok(m.kind === 'error' && m.error.code === ErrorCode.RATE_LIMITED, JSON.stringify(m));
+        return m.kind === 'studyList';
+      }, 'the rate-limit bucket to refill', 2000);
 
       raw.sendRaw(new Uint8Array(65 * 1024));
       assert.equal(await raw.closed, 1009);
@@ -111,7 +118,7 @@ describe('operations', () => {
   it('bounds the frames queued per connection over all its requests', async () => {
     await withServer({ maxQueuedFrames: 100 }, async (server) => {
       const raw = await new RawClient(server.url).open(false);
-      raw.send({ hello: { protocolVersion: 1, initialWindow: 1 } }); // a window that keeps everything queued
+      raw.send({ hello: { protocolVersion: PROTOCOL_VERSION, initialWindow: 1 } }); // a window that keeps everything queued
       const welcome = await raw.next();
       assert.ok(welcome.kind === 'welcome' && welcome.welcome.limits.maxQueuedFrames === 100);
       const uid = (await servedFiles(server.catalogue))[0]!.image.sopInstanceUid;
@@ -119,7 +126,7 @@ describe('operations', () => {
       raw.send({ requestFrames: { requestId: 1, frames: frames(60) } });
       raw.send({ requestFrames: { requestId: 2, frames: frames(60) } });
       const refused = (await raw.until((m) => m.kind === 'error')).at(-1)!;
-      assert.ok(refused.kind === 'error' && refused.error.code === 9 && refused.error.requestId === 2, JSON.stringify(refused));
+      assert.ok(refused.kind === 'error' && refused.error.code === ErrorCode.TOO_MANY_REQUESTS && refused.error.requestId === 2, JSON.stringify(refused));
       raw.send({ cancel: { requestId: 1 } });
       raw.send({ requestFrames: { requestId: 3, frames: frames(60) } });
       raw.send({ listStudies: { requestId: 4 } });
@@ -136,7 +143,9 @@ describe('operations', () => {
       const alive = await client(server);
       const code = await closed;
       assert.equal(code, 1006, 'terminated, no closing handshake');
-      await new Promise((r) => setTimeout(r, 300));
+      // Three more heartbeats answered: the live peer was pinged, and kept.
+      const socket = (alive as unknown as { socket: WebSocket }).socket;
+      await new Promise<void>((resolve) => { let pings = 0; socket.on('ping', () => { if (++pings === 3) resolve(); }); });
       assert.ok((await alive.listStudies()).length > 0, 'a peer that answers stays');
       assert.equal(server.stats.connections, 1);
       alive.close();
@@ -161,7 +170,8 @@ describe('operations', () => {
       assert.ok(value('dicomstream_bytes_sent_total') > 0);
       assert.equal(value('dicomstream_connections'), 1);
       assert.match(body, /dicomstream_errors_total\{code="UNKNOWN_INSTANCE"\} 1/);
-      assert.ok(value('dicomstream_frame_cache_hits_total') + value('dicomstream_frame_cache_misses_total') >= 0);
+      // Five frames read once each (misses, now cached), then the first again (a hit).
+      assert.deepEqual([value('dicomstream_frame_cache_misses_total'), value('dicomstream_frame_cache_hits_total')], [5, 1]);
       assert.match(body, new RegExp(`dicomstream_index_entries\\{kind="instances"\\} ${server.catalogue.instanceCount}`));
       assert.ok(value('dicomstream_index_cache_misses_total') >= 1);
       assert.match(body, /dicomstream_process_resident_memory_bytes/);
@@ -175,11 +185,13 @@ describe('operations', () => {
       const files = await servedFiles(server.catalogue);
       const frames = files.flatMap((f) => f.frames.map((_, k) => ({ sopInstanceUid: f.image.sopInstanceUid, frameNumber: k + 1 })));
       let received = 0;
-      const stream = c.requestFrames(frames, { onFrame: () => { received++; } });
+      let firstFrame!: () => void;
+      const streaming = new Promise<void>((r) => { firstFrame = r; });
+      const stream = c.requestFrames(frames, { onFrame: () => { if (++received === 1) firstFrame(); } });
       const closedWith = new Promise<number>((resolve) => (c as unknown as { socket: WebSocket }).socket.addEventListener('close', (e) => resolve(e.code)));
-      await new Promise((r) => setTimeout(r, 20));
+      await streaming;
+      assert.ok(received < frames.length, 'still streaming when the close begins');
       const closing = server.close({ deadlineMs: 20_000 });
-      await new Promise((r) => setTimeout(r, 10));
       assert.equal((await fetchText(`${httpOf(server.url)}readyz`).catch(() => ({ status: 503 }))).status, 503, 'not ready while stopping');
       const summary = await stream.done;
       assert.equal(summary.cancelled, false);
@@ -193,7 +205,7 @@ describe('operations', () => {
   it('cancels what is left when the shutdown deadline passes', async () => {
     await withServer({ chunkSize: 4096 }, async (server) => {
       const raw = await new RawClient(server.url).open(false);
-      raw.send({ hello: { protocolVersion: 1, initialWindow: 4096 } });
+      raw.send({ hello: { protocolVersion: PROTOCOL_VERSION, initialWindow: 4096 } });
       await raw.next();
       const files = await servedFiles(server.catalogue);
       raw.send({ requestFrames: { requestId: 1, frames: files.map((f) => ({ sopInstanceUid: f.image.sopInstanceUid, frameNumber: 1 })) } });

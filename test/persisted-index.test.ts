@@ -14,6 +14,7 @@ import { refreshIndex, type Parser } from '../server/index/refresh.js';
 import { smallImage, writeTree } from '../server/sample/tree.js';
 import { connect, type SeriesUpdated } from '../web-client/index.js';
 import { expectation, filesDir, manifest, sha256 } from './helpers/corpus.js';
+import { waitFor } from './helpers/wait-for.js';
 
 const quiet = createLogger('silent');
 
@@ -28,14 +29,6 @@ async function serve(root: string, options: Partial<ServerOptions> = {}): Promis
   const lines: string[] = [];
   const server = await startServer({ root, host: '127.0.0.1', port: 0, log: createLogger('warn', (l) => lines.push(l)), watch: false, ...options });
   return { server, lines };
-}
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('persisted parser index', () => {
@@ -174,7 +167,7 @@ describe('live changes', () => {
 
       // Added: the watcher notices, the client is told, the new manifest has it.
       writeFileSync(join(folder, '5.dcm'), smallImage(0, 0, 5, { salt: 'live' }));
-      await until('the added file', () => updates.length >= 1);
+      await waitFor(() => updates.length >= 1, 'the added file', 10_000);
       assert.deepEqual(updates[0], { seriesInstanceUid: seriesUid, removed: false });
       const added = await c.openSeries(seriesUid);
       assert.equal(added.instances.length, 6);
@@ -185,13 +178,13 @@ describe('live changes', () => {
       const replacedUid = before.instances.find((i) => i.instanceNumber === 1)!.sopInstanceUid;
       assert.equal((await c.getFrame(replacedUid, 1)).bytes.length, 64 * 64 * 2);
       writeFileSync(join(folder, '0.dcm'), smallImage(0, 0, 0, { salt: 'live', size: 32 }));
-      await until('the replaced file', () => updates.length >= 2);
+      await waitFor(() => updates.length >= 2, 'the replaced file', 10_000);
       assert.equal((await c.getFrame(replacedUid, 1)).bytes.length, 32 * 32 * 2);
 
       // Deleted: a clear error for its frames.
       const deletedUid = before.instances.find((i) => i.instanceNumber === 2)!.sopInstanceUid;
       unlinkSync(join(folder, '1.dcm'));
-      await until('the deleted file', () => updates.length >= 3);
+      await waitFor(() => updates.length >= 3, 'the deleted file', 10_000);
       await assert.rejects(c.getFrame(deletedUid, 1), (e: Error & { code?: string }) => e.code === 'UNKNOWN_INSTANCE' && /deleted/.test(e.message));
       assert.equal((await c.openSeries(seriesUid)).instances.length, 5);
       // Only the series that changed was announced; the restart later needs no parse of the rest.
@@ -219,7 +212,7 @@ describe('live changes', () => {
       const summary = await server.refresh();
       assert.equal(summary.removed, 5);
       assert.equal(server.catalogue.hasSeries(second.seriesInstanceUid), false);
-      await until('the update', () => updates.length >= 1);
+      await waitFor(() => updates.length >= 1, 'the update', 10_000);
       assert.deepEqual(updates, [{ seriesInstanceUid: second.seriesInstanceUid, removed: true }]);
       await assert.rejects(c.openSeries(second.seriesInstanceUid), /no series/);
     } finally {
@@ -246,7 +239,7 @@ describe('indexing a large folder', () => {
       const stalling: Parser = { parse: (path, here) => (++handed <= 250 ? pool.parse(path, here) : new Promise(() => undefined)) };
       const store = new IndexStore(dir, indexDir, (p) => pool.parse(p));
       void refreshIndex(dir, undefined, stalling, store, { saveEveryMs: 0, batchFiles: 300 });
-      await until('250 files saved', async () => (await store.readCatalogue())?.instances.length === 250);
+      await waitFor(async () => (await store.readCatalogue())?.instances.length === 250, '250 files saved', 10_000);
 
       const resumed = new IndexStore(dir, indexDir, (p) => pool.parse(p));
       const result = await refreshIndex(dir, await resumed.readCatalogue(), pool, resumed);

@@ -8,10 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { DEFAULT_LIMITS } from '../server/index.js';
 import { writeDicom, uidFromName } from '../server/sample/dicom-writer.js';
 import type { DecodedServerMessage } from '../shared/protocol.js';
 import { connect } from '../web-client/index.js';
 import { RawClient, client, withServer } from './helpers/server.js';
+import { waitFor } from './helpers/wait-for.js';
 
 /** A native 16-bit image of rows × columns, pixels a simple ramp. */
 function image(name: string, series: string, rows: number, columns: number, instanceNumber: number): Uint8Array {
@@ -48,7 +50,7 @@ describe('scheduling over loopback', () => {
       try {
         const events: string[] = [];
         const hugeDone = a.getFrame(huge, 1).then((f) => { events.push('huge'); return f; });
-        const smalls = b.requestFrames(small.map((sopInstanceUid) => ({ sopInstanceUid, frameNumber: 1 })), { onFrame: () => events.push('small') });
+        const smalls = b.requestFrames(small.map((sopInstanceUid) => ({ sopInstanceUid, frameNumber: 1 })), { onFrame: () => { events.push('small'); } });
         await smalls.done;
         events.push('smalls done');
         const mammogram = await hugeDone;
@@ -59,8 +61,8 @@ describe('scheduling over loopback', () => {
         const order: string[] = [];
         const g1 = a.newGroup();
         const g2 = a.newGroup();
-        const big = a.requestFrames([{ sopInstanceUid: huge, frameNumber: 1 }], { group: g1, onFrame: () => order.push('huge') });
-        const few = a.requestFrames(small.slice(0, 4).map((sopInstanceUid) => ({ sopInstanceUid, frameNumber: 1 })), { group: g2, onFrame: () => order.push('small') });
+        const big = a.requestFrames([{ sopInstanceUid: huge, frameNumber: 1 }], { group: g1, onFrame: () => { order.push('huge'); } });
+        const few = a.requestFrames(small.slice(0, 4).map((sopInstanceUid) => ({ sopInstanceUid, frameNumber: 1 })), { group: g2, onFrame: () => { order.push('small'); } });
         await Promise.all([big.done, few.done]);
         assert.deepEqual(order, ['small', 'small', 'small', 'small', 'huge']);
       } finally {
@@ -145,7 +147,7 @@ describe('scheduling over loopback', () => {
         }));
         for (const bytes of results) assert.equal(bytes, 10 * 512 * 512 * 2);
         // The stalled client got at most its bound queued in this process (plus one chunk).
-        assert.ok(server.stats.maxBufferedBytes <= maxBufferedBytes + 256 * 1024 + 16 * 1024,
+        assert.ok(server.stats.maxBufferedBytes <= maxBufferedBytes + DEFAULT_LIMITS.chunkBytes + 16 * 1024,
           `at most ${server.stats.maxBufferedBytes} bytes held for one connection`);
         const stalledFramesAsked = 20 * everything.length;
         assert.ok(server.stats.framesSent < 20 * 10 + stalledFramesAsked / 2, 'the stalled client was not sent what it asked');
@@ -174,7 +176,7 @@ describe('flow control from the client', () => {
           const stream = c.requestFrames(uids.map((sopInstanceUid) => ({ sopInstanceUid, frameNumber: 1 })));
           // Nobody iterates: grants stop once a backlog of frames is waiting, and the server stops
           // a window later (3 frames of 512 KiB), not after all 12.
-          while (server.stats.bytesSent < window + backlog) await c.listStudies();
+          await waitFor(() => server.stats.bytesSent >= window + backlog, 'the server to send the backlog budget plus the window');
           for (let i = 0; i < 5; i++) await c.listStudies();
           assert.equal(server.stats.bytesSent, window + backlog, 'the backlog budget plus the window, no more');
           // Taking the frames grants the window back; all twelve arrive.
@@ -189,7 +191,7 @@ describe('flow control from the client', () => {
           const decoded = c.requestFrames(uids.map((sopInstanceUid) => ({ sopInstanceUid, frameNumber: 1 })), {
             onFrame: () => new Promise<void>((resolve) => decodes.push(resolve)),
           });
-          while (server.stats.bytesSent - before < window + backlog) await c.listStudies();
+          await waitFor(() => server.stats.bytesSent - before >= window + backlog, 'the server to send a window and a backlog of frames held by their callbacks');
           for (let i = 0; i < 5; i++) await c.listStudies();
           assert.equal(server.stats.bytesSent - before, window + backlog, 'pending decodes hold the server back');
           // Decodes finish as frames come: the rest streams in.

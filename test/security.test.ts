@@ -11,6 +11,7 @@ import { SignJWT, importPKCS8 } from 'jose';
 import WebSocket from 'ws';
 import { createLogger, startServer, type AccessPolicy, type RunningServer } from '../server/index.js';
 import { connect, type DicomStreamClient, type ProtocolError } from '../web-client/index.js';
+import { ErrorCode, PROTOCOL_VERSION } from '../shared/protocol.js';
 import { filesDir } from './helpers/corpus.js';
 import { RawClient, withServer } from './helpers/server.js';
 
@@ -46,9 +47,9 @@ describe('access', () => {
       await raw.open(false);
       raw.send({ listStudies: { requestId: 1 } });
       assert.equal((await raw.next()).kind === 'error', true, 'nothing before a handshake');
-      raw.send({ hello: { protocolVersion: 1, token: 'wrong' } });
+      raw.send({ hello: { protocolVersion: PROTOCOL_VERSION, token: 'wrong' } });
       const refused = await raw.next();
-      assert.ok(refused.kind === 'error' && refused.error.code === 11);
+      assert.ok(refused.kind === 'error' && refused.error.code === ErrorCode.UNAUTHENTICATED);
       assert.equal(await raw.closed, 1008);
 
       const c = await connect(server.url, { WebSocket, token: 'sesame' });
@@ -101,7 +102,7 @@ describe('access', () => {
     });
   });
 
-  it('refuses requests once a token expires, and takes a refreshed one in-band without dropping the stream', async () => {
+  it('refuses requests once a token expires, and takes a refreshed one in-band without dropping the stream', async (t) => {
     await withServer({ access: { jwt: { secret: SECRET } }, chunkSize: 4096 }, async (server) => {
       const { a, seriesA } = await twoStudies(server);
       const soon = Math.floor(Date.now() / 1000) + 2;
@@ -124,12 +125,14 @@ describe('access', () => {
       // Expiry mid-connection: requests refused with UNAUTHENTICATED until a new token comes.
       const d = await connect(server.url, { WebSocket, token: await hs256({ studies: [a.studyInstanceUid] }, Math.floor(Date.now() / 1000) + 1) });
       try {
-        await new Promise((r) => setTimeout(r, 1100 - (Date.now() % 1000) + 1000));
+        // The clock moves two seconds on (timers stay real): the token is past its expiry.
+        t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 2000 });
         await assert.rejects(d.listStudies(), (e) => code(e) === 'UNAUTHENTICATED' && /expired/.test((e as Error).message));
         await assert.rejects(d.openSeries(seriesA.seriesInstanceUid), (e) => code(e) === 'UNAUTHENTICATED');
         await d.authenticate(await hs256({ studies: [a.studyInstanceUid] }));
         assert.equal((await d.listStudies()).length, 1);
       } finally {
+        t.mock.timers.reset();
         d.close();
       }
     });

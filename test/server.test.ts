@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { ErrorCode, ProtocolError, type DicomStreamClient, type Frame } from '../web-client/index.js';
 import { expectation, manifest, sha256 } from './helpers/corpus.js';
 import { RawClient, client, servedFiles, withServer } from './helpers/server.js';
+import { waitFor } from './helpers/wait-for.js';
 
 /** Every (instance, frame) the server offers, with the hashes any copy of that instance may match. */
 async function allFrames(c: DicomStreamClient) {
@@ -194,8 +195,8 @@ describe('server over loopback', () => {
         const { wanted } = await allFrames(c);
         const refs = wanted.map(({ sopInstanceUid, frameNumber }) => ({ sopInstanceUid, frameNumber }));
         const order: string[] = [];
-        const low = c.requestFrames([...refs, ...refs, ...refs], { priority: 0, onFrame: () => order.push('low') });
-        const high = c.requestFrames(refs.slice(0, 3), { priority: 10, onFrame: () => order.push('high') });
+        const low = c.requestFrames([...refs, ...refs, ...refs], { priority: 0, onFrame: () => { order.push('low'); } });
+        const high = c.requestFrames(refs.slice(0, 3), { priority: 10, onFrame: () => { order.push('high'); } });
         await high.done;
         const lowBefore = order.indexOf('high');
         assert.equal(order.filter((o) => o === 'high').length, 3);
@@ -249,10 +250,12 @@ describe('server over loopback', () => {
         let n = 0;
         for await (const f of stream) { assert.ok(wanted[n]!.hashes.has(sha256(f.bytes))); n++; }
         assert.equal(n, refs.length);
-        // Let the server fill what it may for the stalled client.
-        await new Promise((r) => setTimeout(r, 300));
-        const totalRequested = 20 * wanted.length;
-        assert.ok(server.stats.framesSent < totalRequested, 'the stalled client did not get everything pushed at it');
+        // The server fills the stalled client's socket up to the bound, then sends it nothing more.
+        await waitFor(() => server.stats.maxBufferedBytes >= maxBufferedBytes, 'the stalled connection to reach its buffer bound');
+        const sentAtBound = server.stats.framesSent;
+        for (let i = 0; i < 5; i++) await reader.listStudies();
+        assert.equal(server.stats.framesSent, sentAtBound, 'nothing more for the stalled client while it does not read');
+        assert.ok(sentAtBound < 20 * wanted.length, 'the stalled client did not get everything pushed at it');
         assert.ok(server.stats.maxBufferedBytes <= maxBufferedBytes + 16 * 1024 + 4096,
           `server held at most ${server.stats.maxBufferedBytes} bytes for a connection (bound ${maxBufferedBytes} + one chunk)`);
       } finally {

@@ -114,7 +114,12 @@ export class HandlePool {
     this.closed = true;
     clearInterval(this.sweeper);
     for (const entry of [...this.entries.values()]) this.retire(entry);
-    await Promise.allSettled([...this.pending.values()]);
+    await this.settled();
+  }
+
+  /** Resolves once every open and close queued so far has finished (closes wait for their users). */
+  async settled(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending.values()]);
   }
 
   private closeIdle(usedBefore: number, atMost = Infinity): void {
