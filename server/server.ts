@@ -2,22 +2,22 @@
 // (files/), the stream handler (transport/) and the HTTP routes (health, readiness, metrics,
 // viewer). It listens on a port of its own, or mounts on an embedder's HTTP server under a path
 // (as `ws` does with `server` + `path`), or only hands out `handleUpgrade` (`noServer`).
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CodedError } from '../shared/coded-error.js';
 import { indexedTransferSyntaxes } from '../shared/transfer-syntax.js';
-import { AccessControl, isLoopback, type AccessPolicy } from './access.js';
+import { AccessControl, type AccessPolicy } from './access.js';
 import type { Catalogue, CatalogueCacheStats } from './index/catalogue.js';
 import { LiveIndex } from './index/live-index.js';
 import type { IndexSummary, RefreshProgress } from './index/refresh.js';
 import { FrameSource } from './files/frame-source.js';
 import type { FrameCacheStats } from './files/frame-cache.js';
 import type { HandlePoolStats } from './files/handle-pool.js';
-import { httpRoutes, type RequestHandler } from './http-routes.js';
+import { attach, listeningHost, mountPath, type AttachTo, type UpgradeHandler } from './http-attachment.js';
+import { httpRoutes } from './http-routes.js';
 import { lateMetrics } from './late-metrics.js';
 import { createLogger, type Logger } from './log.js';
 import { withDefaults, type ResolvedOptions, type TableOptions } from './options.js';
@@ -117,10 +117,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const log = options.log ?? createLogger('info');
   const root = resolve(options.root);
   const mounted = options.server;
-  const base = normalisePath(options.path);
+  const base = mountPath(options.path);
   // Before anything else: a server on a public address without a policy does not start.
-  const host = mounted ? listeningHost(mounted) ?? '127.0.0.1' : o.host;
-  const access = new AccessControl(options.access ?? {}, host);
+  const access = new AccessControl(options.access ?? {}, mounted ? listeningHost(mounted) ?? '127.0.0.1' : o.host);
   if (!existsSync(root)) throw new CodedError('NO_SUCH_FOLDER', `no such folder: ${root}`);
   if (!(o.chunkSize >= 1024)) throw new CodedError('BAD_OPTION', 'chunk size must be at least 1024 bytes');
 
@@ -137,10 +136,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     stats: () => stream.stats,
     frameCache: () => frames.cacheStats,
     indexCache: () => index.catalogue.cacheStats,
-    index: () => {
-      const c = index.catalogue;
-      return { studies: c.studyCount, series: c.seriesCount, instances: c.instanceCount, frames: c.frameCount, files: index.summary.files, skipped: index.summary.skipped.length };
-    },
+    index: () => index.counts(),
   });
   const stream = new StreamHandler({
     catalogue: () => index.catalogue,
@@ -155,54 +151,31 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   let ready = false;
-  const routes: RequestHandler = httpRoutes({ base, serverName: SERVER_NAME, ready: () => ready, metrics, viewer: !mounted && !options.noServer });
-  let http: HttpServer | undefined;
-  let detach = () => {};
-  if (mounted) {
-    detach = mount(mounted, base, (req, socket, head) => stream.handleUpgrade(req, socket, head), options.access ?? {}, log);
-  } else if (!options.noServer) {
-    const notFound = (req: IncomingMessage, res: ServerResponse) => {
-      if (routes(req, res)) return;
-      res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
-      res.end('not found\n');
-    };
-    http = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, notFound) : createHttpServer(notFound);
-    http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => stream.handleUpgrade(req, socket, head));
-    const server = http;
-    await new Promise<void>((resolveListen, reject) => {
-      server.once('error', reject);
-      server.listen(o.port, o.host, () => { server.off('error', reject); resolveListen(); });
-    });
-  }
+  const routes = httpRoutes({ base, serverName: SERVER_NAME, ready: () => ready, metrics, viewer: !mounted && !options.noServer });
+  const upgrade: UpgradeHandler = (req, socket, head) => stream.handleUpgrade(req, socket, head);
+  const to: AttachTo = mounted ? { kind: 'mount', server: mounted, base, policy: options.access ?? {} }
+    : options.noServer ? { kind: 'none' } : { kind: 'port', port: o.port, host: o.host, tls: options.tls, base };
+  const attachment = await attach(to, upgrade, routes, log);
   ready = true;
   // prom-client loads on the first scrape or a few seconds after start, not while the first
   // clients connect.
   setTimeout(() => metrics.load(), 3000).unref();
 
-  const addressed = http ?? mounted;
-  const secure = Boolean(options.tls) || (mounted !== undefined && 'setSecureContext' in mounted);
-  const urlOf = (): { url: string; port: number } => {
-    const address = addressed?.address() as AddressInfo | null | undefined;
-    if (!address || typeof address !== 'object') return { url: '', port: 0 };
-    const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return { url: `${secure ? 'wss' : 'ws'}://${urlHost}:${address.port}${base}/`, port: address.port };
-  };
   let closing: Promise<void> | undefined;
   const close = async (deadlineMs: number): Promise<void> => {
     ready = false;
-    detach();
-    const stopped = http ? new Promise<void>((r) => http!.close(() => r())) : Promise.resolve();
+    const listening = attachment.stopListening();
     // Frames in flight finish, up to the deadline; what is left is cancelled by the close.
     const cancelled = await stream.drain(Date.now() + deadlineMs);
     if (cancelled) log.warn('shutdown deadline reached: open requests cancelled', { requests: cancelled });
-    http?.closeAllConnections?.();
-    await stopped;
+    listening.dropConnections();
+    await listening.closed;
     await index.close();
     await frames.close();
   };
   return {
-    get url() { return urlOf().url; },
-    get port() { return urlOf().port; },
+    get url() { return attachment.address().url; },
+    get port() { return attachment.address().port; },
     get catalogue() { return index.catalogue; },
     get index() { return index.summary; },
     get parses() { return index.parses; },
@@ -212,62 +185,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     cache: () => frames.cacheStats,
     indexCache: () => index.catalogue.cacheStats,
     metrics: () => metrics.text().then((m) => m.text),
-    handleUpgrade: (req, socket, head) => stream.handleUpgrade(req, socket, head),
+    handleUpgrade: upgrade,
     handleRequest: routes,
     close: (c = {}) => (closing ??= close(c.deadlineMs ?? o.shutdownTimeout * 1000)),
-  };
-}
-
-/** '' for the root, else '/a/b' (no trailing slash). */
-function normalisePath(path: string | undefined): string {
-  const p = (path ?? '').replace(/\/+$/, '');
-  if (p && !p.startsWith('/')) throw new CodedError('BAD_OPTION', `path must start with '/': ${path}`);
-  return p;
-}
-
-function listeningHost(server: HttpServer | HttpsServer): string | undefined {
-  const address = server.address();
-  return address && typeof address === 'object' ? address.address : undefined;
-}
-
-/**
- * Takes the upgrades to `base` (and `base/`) on an embedder's server. Other upgrades are left to
- * the server's other 'upgrade' listeners; with none, they get 404 rather than hanging. When the
- * server starts listening on a public address without an access policy, every upgrade is refused.
- */
-function mount(
-  server: HttpServer | HttpsServer, base: string, upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
-  policy: AccessPolicy, log: Logger,
-): () => void {
-  let publicWithoutPolicy = false;
-  const onListening = () => {
-    const host = listeningHost(server);
-    if (host === undefined || isLoopback(host)) return;
-    try {
-      new AccessControl(policy, host);
-    } catch (e) {
-      publicWithoutPolicy = true;
-      log.error('the server listens on a public address without an access policy: dicomstream refuses every connection', { host, error: (e as Error).message });
-    }
-  };
-  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (req.url ?? '/').split('?')[0]!;
-    const ours = path === (base || '/') || path === `${base}/`;
-    if (!ours) {
-      if (server.listenerCount('upgrade') === 1) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    if (publicWithoutPolicy) {
-      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    upgrade(req, socket, head);
-  };
-  if (server.listening) onListening();
-  else server.once('listening', onListening);
-  server.on('upgrade', onUpgrade);
-  return () => {
-    server.off('upgrade', onUpgrade);
-    server.off('listening', onListening);
   };
 }

@@ -2,10 +2,11 @@
 // pure encode/decode functions. The generated protobufjs code stays behind this module.
 import protobuf from 'protobufjs/minimal.js';
 import { CodedError } from './coded-error.js';
-
-export { CodedError };
-export { ERRORS, type ErrorCodeName, type ErrorInfo } from './errors.js';
+import { ERRORS, type ErrorCodeName } from './errors.js';
 import { dicomstream } from './generated/proto.js';
+
+export { CodedError, ERRORS, type ErrorCodeName };
+export type { ErrorInfo } from './errors.js';
 
 const v1 = dicomstream.v1;
 
@@ -68,9 +69,18 @@ export type ImageAttributesInit = Shape<Plain<dicomstream.v1.ImageAttributes>>;
 
 export const ErrorCode = v1.ErrorCode;
 export type ErrorCode = dicomstream.v1.ErrorCode;
-/** The stable name of an error code, e.g. 'UNKNOWN_INSTANCE'. */
+/** The stable name of an error code, e.g. 'UNKNOWN_INSTANCE' (`ERROR_n` for a number this version does not know). */
 export function errorCodeName(code: number): string {
   return v1.ErrorCode[code] ?? `ERROR_${code}`;
+}
+
+/** The error table's names of the wire codes. */
+export type WireErrorCodeName = Extract<ErrorCodeName, keyof typeof dicomstream.v1.ErrorCode>;
+
+/** The error table's code of a wire error; a code from a newer server that this one lacks is INTERNAL. */
+function wireErrorCode(code: number): WireErrorCodeName {
+  const name = v1.ErrorCode[code];
+  return name !== undefined && name in ERRORS && ERRORS[name as ErrorCodeName].surface === 'wire' ? name as WireErrorCodeName : 'INTERNAL';
 }
 
 const objectOptions = { defaults: true, arrays: true, longs: Number, enums: Number } as const;
@@ -174,14 +184,14 @@ export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
 // ------------------------------------------------------------------ errors
 
 /** An Error with the protocol's stable code: `code` is the name ('UNKNOWN_INSTANCE'), `errorCode` the number. */
-export class ProtocolError extends CodedError {
+export class ProtocolError extends CodedError<WireErrorCodeName> {
   readonly errorCode: number;
   readonly requestId: number;
   /** The frame an error is about, for frame errors. */
   sopInstanceUid?: string;
   frameNumber?: number;
   constructor(errorCode: number, message: string, requestId = 0) {
-    super(errorCodeName(errorCode), message);
+    super(wireErrorCode(errorCode), message);
     this.errorCode = errorCode;
     this.requestId = requestId;
   }

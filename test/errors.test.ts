@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { ERRORS, errorsTableMarkdown } from '../shared/errors.js';
-import { ErrorCode } from '../shared/protocol.js';
+import { ErrorCode, ProtocolError } from '../shared/protocol.js';
 import { generatedBlock, README } from '../scripts/docs-tables.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -51,5 +51,12 @@ describe('errors table', () => {
       .filter(({ line }) => /throw new Error\(/.test(line))
       .map(({ f, i }) => `${f.slice(root.length + 1)}:${i + 1}`);
     assert.deepEqual(bare, []);
+  });
+
+  it('a wire error keeps its table code; one a newer server sends that this version lacks is INTERNAL, its number kept', () => {
+    const known = new ProtocolError(ErrorCode.FRAME_UNREADABLE, 'gone', 7);
+    assert.deepEqual([known.code, known.errorCode, known.requestId, known.name], ['FRAME_UNREADABLE', ErrorCode.FRAME_UNREADABLE, 7, 'ProtocolError']);
+    const future = new ProtocolError(999, 'something new');
+    assert.deepEqual([future.code, future.errorCode], ['INTERNAL', 999]);
   });
 });

@@ -65,6 +65,11 @@ export class LiveIndex {
   get summary(): IndexSummary { return this.summaryNow; }
   /** DICOM files parsed since start (a restart on an unchanged folder parses none). */
   get parses(): number { return this.parser.parsed; }
+  /** What the index holds, for metrics. */
+  counts(): { studies: number; series: number; instances: number; frames: number; files: number; skipped: number } {
+    const c = this.current;
+    return { studies: c.studyCount, series: c.seriesCount, instances: c.instanceCount, frames: c.frameCount, files: this.summaryNow.files, skipped: this.summaryNow.skipped.length };
+  }
 
   /** Refreshes now (the watcher does it on its own); resolves when the catalogue is current. */
   async refreshNow(): Promise<IndexSummary> {
