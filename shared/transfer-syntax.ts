@@ -11,7 +11,12 @@ export interface TransferSyntax {
   /** The data set after the file meta is raw-deflated. */
   deflated: boolean;
   lossy: boolean;
+  /** The client codec that decodes its frames (web-client/decode/decoders.ts loads it); absent: none. */
+  decoder?: DecoderName;
 }
+
+/** The client's codecs, one per codestream family: the registry maps each to its lazily loaded module. */
+export type DecoderName = 'rle' | 'jpeg' | 'jpeg-ls' | 'jpeg2000' | 'htj2k';
 
 const table: TransferSyntax[] = [];
 function add(uid: string, name: string, flags: Partial<Omit<TransferSyntax, 'uid' | 'name'>> = {}): void {
@@ -19,25 +24,29 @@ function add(uid: string, name: string, flags: Partial<Omit<TransferSyntax, 'uid
 }
 const enc = { encapsulated: true };
 const lossy = { encapsulated: true, lossy: true };
+const jpeg = { decoder: 'jpeg' } as const;
+const jpegLs = { decoder: 'jpeg-ls' } as const;
+const j2k = { decoder: 'jpeg2000' } as const;
+const htj2k = { decoder: 'htj2k' } as const;
 add('1.2.840.10008.1.2', 'Implicit VR Little Endian', { implicitVr: true });
 add('1.2.840.10008.1.2.1', 'Explicit VR Little Endian');
 add('1.2.840.10008.1.2.1.99', 'Deflated Explicit VR Little Endian', { deflated: true });
 add('1.2.840.10008.1.2.2', 'Explicit VR Big Endian', { bigEndian: true });
-add('1.2.840.10008.1.2.4.50', 'JPEG Baseline (Process 1)', lossy);
-add('1.2.840.10008.1.2.4.51', 'JPEG Extended (Process 2 & 4)', lossy);
-add('1.2.840.10008.1.2.4.57', 'JPEG Lossless, Non-Hierarchical (Process 14)', enc);
-add('1.2.840.10008.1.2.4.70', 'JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, SV1)', enc);
-add('1.2.840.10008.1.2.4.80', 'JPEG-LS Lossless', enc);
-add('1.2.840.10008.1.2.4.81', 'JPEG-LS Near-Lossless', lossy);
-add('1.2.840.10008.1.2.4.90', 'JPEG 2000 (Lossless Only)', enc);
-add('1.2.840.10008.1.2.4.91', 'JPEG 2000', lossy);
-add('1.2.840.10008.1.2.4.201', 'High-Throughput JPEG 2000 (Lossless Only)', enc);
-add('1.2.840.10008.1.2.4.202', 'High-Throughput JPEG 2000 with RPCL Options (Lossless Only)', enc);
-add('1.2.840.10008.1.2.4.203', 'High-Throughput JPEG 2000', lossy);
+add('1.2.840.10008.1.2.4.50', 'JPEG Baseline (Process 1)', { ...lossy, ...jpeg });
+add('1.2.840.10008.1.2.4.51', 'JPEG Extended (Process 2 & 4)', { ...lossy, ...jpeg });
+add('1.2.840.10008.1.2.4.57', 'JPEG Lossless, Non-Hierarchical (Process 14)', { ...enc, ...jpeg });
+add('1.2.840.10008.1.2.4.70', 'JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14, SV1)', { ...enc, ...jpeg });
+add('1.2.840.10008.1.2.4.80', 'JPEG-LS Lossless', { ...enc, ...jpegLs });
+add('1.2.840.10008.1.2.4.81', 'JPEG-LS Near-Lossless', { ...lossy, ...jpegLs });
+add('1.2.840.10008.1.2.4.90', 'JPEG 2000 (Lossless Only)', { ...enc, ...j2k });
+add('1.2.840.10008.1.2.4.91', 'JPEG 2000', { ...lossy, ...j2k });
+add('1.2.840.10008.1.2.4.201', 'High-Throughput JPEG 2000 (Lossless Only)', { ...enc, ...htj2k });
+add('1.2.840.10008.1.2.4.202', 'High-Throughput JPEG 2000 with RPCL Options (Lossless Only)', { ...enc, ...htj2k });
+add('1.2.840.10008.1.2.4.203', 'High-Throughput JPEG 2000', { ...lossy, ...htj2k });
 add('1.2.840.10008.1.2.4.110', 'JPEG XL Lossless', enc);
 add('1.2.840.10008.1.2.4.111', 'JPEG XL JPEG Recompression', enc);
 add('1.2.840.10008.1.2.4.112', 'JPEG XL', lossy);
-add('1.2.840.10008.1.2.5', 'RLE Lossless', enc);
+add('1.2.840.10008.1.2.5', 'RLE Lossless', { ...enc, decoder: 'rle' });
 add('1.2.840.10008.1.2.4.100', 'MPEG2 Main Profile / Main Level', lossy);
 add('1.2.840.10008.1.2.4.101', 'MPEG2 Main Profile / High Level', lossy);
 add('1.2.840.10008.1.2.4.102', 'MPEG-4 AVC/H.264 High Profile', lossy);
@@ -60,6 +69,11 @@ export const DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1.99';
 
 export function transferSyntax(uid: string): TransferSyntax | undefined {
   return byUid.get(uid);
+}
+
+/** Every transfer syntax in the table. */
+export function transferSyntaxes(): readonly TransferSyntax[] {
+  return table;
 }
 
 /** Every transfer syntax the index knows how to slice into frames. */

@@ -14,8 +14,8 @@ import libjpegTurbo from '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs';
 import { FrameReader } from '../server/files/frame-reader.js';
 import { indexFile, type IndexedFile } from '../server/index.js';
 import { transferSyntax } from '../shared/transfer-syntax.js';
-import { decodeJpegBaseline } from '../web-client/decode/codecs/jpeg-baseline.js';
-import { decodeDct, decodeJpegExtended } from '../web-client/decode/codecs/jpeg-extended.js';
+import { decodeJpeg } from '../web-client/decode/codecs/jpeg.js';
+import { decodeDct } from '../web-client/decode/codecs/jpeg-extended.js';
 import { readJpegHeader } from '../web-client/decode/codecs/jpeg-stream.js';
 import { startCodec } from '../web-client/decode/codecs/wasm-module.js';
 import { frameLayout, frameSyntax, type FrameLayout } from '../web-client/decode/frame-layout.js';
@@ -100,9 +100,9 @@ describe('JPEG frames of the corpus', () => {
         const decoding = decodeFrame(bytes, file.image);
         const reference = references[n];
         if (!reference) {
-          // No tool decoded it: a clear error or pixels, never a crash.
-          await decoding.catch((e: unknown) => assert.ok(e instanceof DecodeError, `a DecodeError, not ${String(e)}`));
-          t.diagnostic(`frame ${n + 1} has no reference`);
+          // No tool decoded it (the manifest has no decoded hash): a clear CORRUPT_FRAME, not pixels.
+          await assert.rejects(decoding, isDecodeError('CORRUPT_FRAME'), `frame ${n + 1} has no reference (no tool decodes it), yet it decoded`);
+          t.diagnostic(`frame ${n + 1} has no reference: rejected as corrupt`);
           continue;
         }
         const { pixels, colourSpace } = await decoding;
@@ -148,8 +148,7 @@ describe('JPEG frames of the corpus', () => {
     const file = await indexFile(join(filesDir, f.file));
     const bytes = await frameBytes(reader, file, 0);
     const layout = { ...frameLayout(file.image, frameSyntax(file.image)), photometricInterpretation } as FrameLayout;
-    const decode = syntaxOf(f) === EXTENDED ? decodeJpegExtended : decodeJpegBaseline;
-    const out = await decode(bytes, layout);
+    const out = await decodeJpeg(bytes, layout);
     return ArrayBuffer.isView(out) ? { pixels: out, colourSpace: undefined } : out;
   }
 

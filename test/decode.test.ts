@@ -8,8 +8,7 @@ import { after, describe, it } from 'node:test';
 import { indexFile } from '../server/index.js';
 import { FrameReader } from '../server/files/frame-reader.js';
 import { indexedTransferSyntaxes, transferSyntax, VIDEO_TRANSFER_SYNTAXES } from '../shared/transfer-syntax.js';
-import { hasDecoder } from '../web-client/decode/registry.js';
-import { DecodeError, decodeFrame, pixelBytes, type DecodeInstance, type PixelArray } from '../web-client/decode/index.js';
+import { DecodeError, decodeFrame, hasDecoder, pixelBytes, type DecodeInstance, type PixelArray } from '../web-client/decode/index.js';
 import { corpusDir, expectation, filesDir, manifest, sha256, type ManifestFile } from './helpers/corpus.js';
 import { frameBytes } from './helpers/frames.js';
 
@@ -58,9 +57,9 @@ describe('decodeFrame on the corpus', () => {
         const bytes = await frameBytes(reader, file, n);
         const decoding = decodeFrame(bytes, file.image, { bitOffset: file.frames[n]!.bitOffset });
         if (!references[n]) {
-          // No tool decoded it (the manifest's reference.tool is null): a clear error or pixels, never a crash.
-          await decoding.catch((e: unknown) => assert.ok(e instanceof DecodeError, `a DecodeError, not ${String(e)}`));
-          t.diagnostic(`frame ${n + 1} has no reference`);
+          // No tool decoded it (the manifest has no decoded hash): a clear CORRUPT_FRAME, not pixels.
+          await assert.rejects(decoding, isDecodeError('CORRUPT_FRAME'), `frame ${n + 1} has no reference (no tool decodes it), yet it decoded`);
+          t.diagnostic(`frame ${n + 1} has no reference: rejected as corrupt`);
           continue;
         }
         const { pixels } = await decoding;

@@ -189,6 +189,43 @@ describe('demo viewer in Chromium', () => {
     });
   });
 
+  it('a decode pool closes: its pending and later decodes reject with POOL_TERMINATED, and closeDecoders() lets the next decodeFrame start anew', async () => {
+    const sop = server.catalogue.listStudies(0, 1).studies[0]!.series[0]!;
+    const first = (await server.catalogue.series(sop.seriesInstanceUid))!.instances[0]!.sopInstanceUid;
+    await withBrowser(async (context) => {
+      const page = await context.newPage();
+      await page.goto(`${server.url.replace('ws://', 'http://')}assets/decode-worker.js`); // a same-origin page running nothing
+      const got = await page.evaluate(async (uid) => {
+        const bundle = '/assets/dicomstream-client.js';
+        const api = await import(bundle) as typeof import('../web-client/browser.js');
+        // No named functions in here: the test runner's transform would wrap them in a helper the page lacks.
+        const client = await api.connect(`ws://${location.host}/`);
+        const frame = await client.getFrame(uid, 1);
+        client.close();
+        const pool = api.createDecodePool(2);
+        const decoded = (await pool.decode(frame.bytes, frame.instance!)).pixels.length;
+        const runningBefore = pool.running;
+        const pending = pool.decode(frame.bytes, frame.instance!).then(() => 'decoded', (e: { code?: string }) => e.code ?? String(e));
+        pool.close();
+        const later = pool.decode(frame.bytes, frame.instance!).then(() => 'decoded', (e: { code?: string }) => e.code ?? String(e));
+        // The default pool: closed with closeDecoders(), a later decodeFrame starts a new one.
+        const defaultPending = api.decodeFrame(frame.bytes, frame.instance!).then(() => 'decoded', (e: { code?: string }) => e.code ?? String(e));
+        api.closeDecoders();
+        const afterClose = (await api.decodeFrame(frame.bytes, frame.instance!)).pixels.length;
+        api.closeDecoders();
+        return { decoded, runningBefore, runningAfter: pool.running, pending: await pending, later: await later, defaultPending: await defaultPending, afterClose };
+      }, first);
+      const { rows, columns } = (await server.catalogue.series(sop.seriesInstanceUid))!.instances[0]!;
+      assert.equal(got.decoded, rows * columns, 'the pool decodes');
+      assert.equal(got.runningBefore, 1, 'one worker started for one decode');
+      assert.equal(got.pending, 'POOL_TERMINATED', 'a decode pending at close rejects');
+      assert.equal(got.later, 'POOL_TERMINATED', 'a decode after close rejects');
+      assert.equal(got.runningAfter, 0, 'no worker left running');
+      assert.equal(got.defaultPending, 'POOL_TERMINATED', 'closeDecoders() rejects what the default pool had pending');
+      assert.equal(got.afterClose, rows * columns, 'decodeFrame after closeDecoders() starts a new pool');
+    });
+  });
+
   it('decodes every compressed corpus frame in Chromium\'s workers to the reference pixels', async () => {
     const corpusServer = await startServer({ root: filesDir, host: '127.0.0.1', port: 0, log: createLogger('silent'), indexDir: false });
     try {

@@ -22,7 +22,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate as tick, setTimeout as sleep } from 'node:timers/promises';
 import protobuf from 'protobufjs/minimal.js';
 import { DEFAULT_LIMITS, createLogger, type RunningServer } from '../server/index.js';
-import { MAX_FRAME_ERRORS, MAX_UID_LENGTH } from '../server/transport/session.js';
+import {
+  NO_LOAD, badFramesRefusal, helloRefusal, messageRefusal, requestFramesRefusal, requestIdOf,
+} from '../server/transport/refusals.js';
 import {
   ErrorCode, PROTOCOL_VERSION, decodeClientMessage, decodeServerMessage, encodeClientMessage, errorCodeName,
   type DecodedClientMessage,
@@ -528,17 +530,6 @@ interface Totals {
 const POLICY_CLOSES = new Set([1008, 1013]);
 const frameErrorCodes = new Set<number>([ErrorCode.UNKNOWN_INSTANCE, ErrorCode.FRAME_OUT_OF_RANGE, ErrorCode.FRAME_UNREADABLE]);
 
-function requestIdOf(m: DecodedClientMessage): number {
-  switch (m.kind) {
-    case 'listStudies': return m.listStudies.requestId;
-    case 'openSeries': return m.openSeries.requestId;
-    case 'requestFrames': return m.requestFrames.requestId;
-    case 'cancel': return m.cancel.requestId;
-    case 'authenticate': return m.authenticate.requestId;
-    default: return 0;
-  }
-}
-
 type Decoded = { ok: true; m: DecodedClientMessage } | { ok: false };
 function decodeLocally(h: Hostile): Decoded {
   if (h.text || typeof h.data === 'string') return { ok: false };
@@ -555,26 +546,29 @@ function predict(c: Conn, d: Decoded, corpus: Corpus, limits: typeof DEFAULT_LIM
   const err = (id: number, code: number) => { c.expErrors.inc(`${id}:${code}`); c.expImmediate++; };
   if (!d.ok) return err(0, ErrorCode.MALFORMED_MESSAGE);
   const m = d.m;
+  // The refusal rules are the server's own (server/transport/refusals.ts), taken at no load: what
+  // they refuse is refused whatever else is queued; load-dependent refusals are counted as answers.
   if (m.kind === 'hello') {
-    if (m.hello.protocolVersion !== PROTOCOL_VERSION) { err(0, ErrorCode.UNSUPPORTED_VERSION); c.expectClose = 1002; return; }
+    if (helloRefusal(m.hello.protocolVersion, PROTOCOL_VERSION)) { err(0, ErrorCode.UNSUPPORTED_VERSION); c.expectClose = 1002; return; }
     c.handshaken = true;
     c.expWelcomes++;
     c.expImmediate++;
     return;
   }
   const id = requestIdOf(m);
-  if (!c.handshaken) return err(id, ErrorCode.HANDSHAKE_REQUIRED);
+  const refused = messageRefusal(m, { handshaken: c.handshaken, expired: false });
+  if (refused) return err(id, ErrorCode[refused.code]);
   switch (m.kind) {
     case 'listStudies': c.expStudies.inc(id); c.expImmediate++; return;
     case 'openSeries':
       if (corpus.series.has(m.openSeries.seriesInstanceUid)) { c.expManifests.inc(id); c.expImmediate++; } else err(id, ErrorCode.UNKNOWN_SERIES);
       return;
     case 'requestFrames': {
-      if (id === 0) return err(0, ErrorCode.MALFORMED_MESSAGE);
+      const whole = requestFramesRefusal(m.requestFrames, NO_LOAD, limits);
+      if (id === 0) return err(0, ErrorCode[whole!.code]);
       const f = c.frameRequests.get(id) ?? { sent: 0, overMax: 0, bad: [] };
       f.sent++;
       const frames = m.requestFrames.frames;
-      if (frames.length > limits.maxFramesPerRequest) f.overMax++;
       let bad = 0;
       const asked = c.asked.get(id) ?? new Set<string>();
       const badHere = new Counter<string>();
@@ -583,23 +577,19 @@ function predict(c: Conn, d: Decoded, corpus: Corpus, limits: typeof DEFAULT_LIM
         const code = n === undefined ? ErrorCode.UNKNOWN_INSTANCE : ref.frameNumber >= 1 && ref.frameNumber <= n ? 0 : ErrorCode.FRAME_OUT_OF_RANGE;
         if (code) { bad++; badHere.inc(`${id}\0${code}\0${ref.sopInstanceUid}\0${ref.frameNumber}`); } else asked.add(ref.sopInstanceUid);
       }
-      // More bad frames than MAX_FRAME_ERRORS: refused whole with one MALFORMED_MESSAGE (no flood of errors).
-      const refusedWhole = frames.length <= limits.maxFramesPerRequest &&
-        (bad > MAX_FRAME_ERRORS || frames.some((ref) => ref.sopInstanceUid.length > MAX_UID_LENGTH));
+      // Refused whole (too many frames, a UID too long, more bad frames than MAX_FRAME_ERRORS): it never completes.
+      const refusedWhole = whole ?? badFramesRefusal(bad, frames.length);
       if (refusedWhole) f.overMax++;
-      if (frames.length <= limits.maxFramesPerRequest && !refusedWhole) for (const [k, v] of badHere) c.badFrames.inc(k, v);
-      f.bad.push(frames.length > limits.maxFramesPerRequest || refusedWhole ? 0 : bad);
+      else for (const [k, v] of badHere) c.badFrames.inc(k, v);
+      f.bad.push(refusedWhole ? 0 : bad);
       c.asked.set(id, asked);
       c.frameRequests.set(id, f);
       return;
     }
-    case 'updateGroup':
-      if (m.updateGroup.groupId === 0) err(0, ErrorCode.MALFORMED_MESSAGE);
-      return;
     case 'authenticate': // an open server takes any token
       c.expAuth.inc(id); c.expImmediate++;
       return;
-    case 'cancel': case 'cancelGroup': case 'windowUpdate':
+    case 'cancel': case 'cancelGroup': case 'windowUpdate': case 'updateGroup':
       return; // no answer (a Cancel of an open request: its RequestComplete, counted with the request)
     default:
       c.unpredictable++;

@@ -1,25 +1,45 @@
 // dicomstream/client in browsers: the same API, with frames decoded in a pool of Web Workers.
-import type { DecodedFrame, DecodeInstance, DecodeOptions } from './decode/index.js';
-import { DecodePool } from './worker/decode-pool.js';
+// decodeFrame uses a default pool, started on first use; a viewer that wants its own (a size of
+// its choosing, closed with the viewer) makes one with createDecodePool().
+import type { DecodedFrame, DecodeInstance } from './decode/index.js';
+import { DecodePool, type PoolDecodeOptions } from './worker/decode-pool.js';
 
 export * from './index.js';
+export { DecodePool, type PoolDecodeOptions } from './worker/decode-pool.js';
 
 let pool: DecodePool | undefined;
+
+/** The decode worker beside this bundle (dist/browser/decode-worker.js). */
+const workerUrl = (): URL => new URL('./decode-worker.js', import.meta.url);
 
 /**
  * Decodes a frame in a worker. With `transfer: true` the frame's buffer is handed to the worker
  * (no copy; `bytes` is unusable afterwards); by default it is copied.
  */
-export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions & { transfer?: boolean } = {}): Promise<DecodedFrame> {
-  return decodePool().decode(bytes, instance, options);
+export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions = {}): Promise<DecodedFrame> {
+  return defaultPool().decode(bytes, instance, options);
 }
 
 /** Starts the decode workers ahead of the first frame (a page calls it while it connects). */
 export function prepareDecoders(): void {
-  decodePool().warm();
+  defaultPool().warm();
 }
 
-function decodePool(): DecodePool {
-  pool ??= new DecodePool(new URL('./decode-worker.js', import.meta.url));
+/**
+ * Stops the default pool's workers; its pending decodes reject with POOL_TERMINATED. A later
+ * decodeFrame starts a new pool.
+ */
+export function closeDecoders(): void {
+  pool?.close();
+  pool = undefined;
+}
+
+/** A decode pool of its own: `size` workers at most (default: cores - 1, 1..4). Close it with close(). */
+export function createDecodePool(size?: number): DecodePool {
+  return new DecodePool(workerUrl(), size);
+}
+
+function defaultPool(): DecodePool {
+  pool ??= createDecodePool();
   return pool;
 }

@@ -8,7 +8,10 @@ export {
   type FrameAttributes, type Welcome, type Limits, type SeriesUpdated,
 } from '../shared/protocol.js';
 export { transferSyntax, type TransferSyntax } from '../shared/transfer-syntax.js';
-export { decodeFrame, DecodeError, type DecodedFrame, type DecodeOptions, type DecodeInstance, type PixelArray } from './decode/index.js';
+export {
+  decodeFrame, DecodeError, Decoders, registerDecoder, hasDecoder,
+  type DecodedFrame, type DecodeOptions, type DecodeInstance, type PixelArray, type FrameDecoder, type DecoderLoader, type CodecOutput,
+} from './decode/index.js';
 export { renderRgba, initialWindow, isGrey, type RenderOptions, type RenderInstance, type Pixels } from './render/render-rgba.js';
 export { greyFunction, windowFunction, modalityTransform, type Window, type GreyOptions } from './render/grey-lut.js';
 export { FrameCanvas } from './render/frame-canvas.js';
@@ -16,3 +19,6 @@ export { SeriesLoader, outwardOrder, type StackFrame, type SeriesLoaderOptions }
 
 /** Starts decoders ahead of the first frame. In Node they run in-process: nothing to start. */
 export function prepareDecoders(): void {}
+
+/** Stops the decode workers (browsers). In Node decoders run in-process: nothing to stop. */
+export function closeDecoders(): void {}

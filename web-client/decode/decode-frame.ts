@@ -4,7 +4,7 @@ import { DecodeError } from './errors.js';
 import { frameLayout, frameSyntax, type DecodeInstance } from './frame-layout.js';
 import { decodeNative } from './native.js';
 import type { PixelArray } from './pixels.js';
-import { loadDecoder } from './registry.js';
+import { defaultDecoders, type Decoders } from './decoders.js';
 
 export { DecodeError, type DecodeErrorCode } from './errors.js';
 export type { DecodeInstance } from './frame-layout.js';
@@ -27,6 +27,8 @@ export interface DecodedFrame {
 export interface DecodeOptions {
   /** Bits Allocated 1: the bit of the first byte where the frame starts (the server's bitOffset). */
   bitOffset?: number;
+  /** The decoders of compressed frames to use (default: the module's own, which registerDecoder changes). */
+  decoders?: Decoders;
 }
 
 /** Decodes one frame's bytes as the server sent them. */
@@ -38,7 +40,7 @@ export async function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, o
   if (syntax.encapsulated === false) {
     return { pixels: decodeNative(bytes, frameLayout(instance, syntax), bitOffset) };
   }
-  const loading = syntax.encapsulated ? loadDecoder(syntax.uid) : undefined;
+  const loading = syntax.encapsulated ? (options.decoders ?? defaultDecoders).load(syntax.uid) : undefined;
   if (!loading) {
     throw new DecodeError('UNSUPPORTED_TRANSFER_SYNTAX', `cannot decode ${syntax.name} (${syntax.uid || 'no UID'}) frames: no decoder for this transfer syntax`);
   }

@@ -4,4 +4,4 @@ export { decodeFrame, type DecodedFrame, type DecodeOptions } from './decode-fra
 export { DecodeError, type DecodeErrorCode } from './errors.js';
 export type { DecodeInstance, FrameLayout } from './frame-layout.js';
 export { pixelBytes, type PixelArray } from './pixels.js';
-export { registerDecoder, hasDecoder, type FrameDecoder, type DecoderLoader } from './registry.js';
+export { Decoders, registerDecoder, hasDecoder, type FrameDecoder, type DecoderLoader, type CodecOutput } from './decoders.js';

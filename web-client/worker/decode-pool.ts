@@ -1,8 +1,13 @@
 // A small pool of decode workers. Each decode goes to the least busy worker; the frame's bytes
 // are transferred when the caller allows it (they are then unusable here), the pixels always.
-import type { DecodedFrame, DecodeInstance, DecodeOptions } from '../decode/decode-frame.js';
-import { DecodeError, type DecodeErrorCode } from '../decode/errors.js';
-import type { DecodeRequest, DecodeResponse } from './messages.js';
+// A pool is closed with close(): its workers stop, and pending and later decodes reject with
+// POOL_TERMINATED, so a page that drops a viewer leaves no threads or promises behind.
+import type { DecodedFrame, DecodeInstance } from '../decode/decode-frame.js';
+import { DecodeError } from '../decode/errors.js';
+import type { DecodeRequest, DecodeResponse, WorkerDecodeOptions } from './messages.js';
+
+/** decodeFrame's options in a pool; `transfer: true` hands the frame's buffer to the worker (no copy). */
+export type PoolDecodeOptions = WorkerDecodeOptions & { transfer?: boolean };
 
 interface Pending {
   resolve: (frame: DecodedFrame) => void;
@@ -18,14 +23,17 @@ export class DecodePool {
   private readonly workers: PooledWorker[] = [];
   private readonly pending = new Map<number, Pending & { worker: PooledWorker }>();
   private nextId = 1;
+  private closed = false;
 
+  /** `workerUrl`: the decode worker script (dist/browser/decode-worker.js); `size`: workers at most. */
   constructor(private readonly workerUrl: URL, readonly size = defaultSize()) {}
 
-  decode(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions & { transfer?: boolean } = {}): Promise<DecodedFrame> {
+  decode(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions = {}): Promise<DecodedFrame> {
+    if (this.closed) return Promise.reject(terminated());
     const pooled = this.pick();
     const id = this.nextId++;
-    const { transfer, ...decodeOptions } = options;
-    const request: DecodeRequest = { id, bytes, instance: plainInstance(instance), options: decodeOptions };
+    const request: DecodeRequest = { id, bytes, instance: plainInstance(instance), options: options.bitOffset === undefined ? {} : { bitOffset: options.bitOffset } };
+    const transfer = options.transfer === true;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, worker: pooled });
       pooled.busy++;
@@ -35,14 +43,27 @@ export class DecodePool {
 
   /** Starts the workers now, so the first decode does not wait for them to load. */
   warm(): void {
+    if (this.closed) return;
     while (this.workers.length < this.size) this.pick();
   }
 
-  terminate(): void {
+  /** Workers running now (started on demand, up to `size`). */
+  get running(): number {
+    return this.workers.length;
+  }
+
+  /** Stops the workers; pending decodes and any later one reject with POOL_TERMINATED. */
+  close(): void {
+    this.closed = true;
     for (const w of this.workers) w.worker.terminate();
     this.workers.length = 0;
-    for (const p of this.pending.values()) p.reject(new DecodeError('POOL_TERMINATED', 'decode pool terminated'));
+    for (const p of this.pending.values()) p.reject(terminated());
     this.pending.clear();
+  }
+
+  /** The same as close() (the Worker API's name). */
+  terminate(): void {
+    this.close();
   }
 
   private pick(): PooledWorker {
@@ -64,7 +85,7 @@ export class DecodePool {
     if (!p) return;
     this.pending.delete(response.id);
     p.worker.busy--;
-    if (response.error) p.reject(new DecodeError(response.error.code as DecodeErrorCode, response.error.message));
+    if (response.error) p.reject(new DecodeError(response.error.code, response.error.message));
     else p.resolve(response.colourSpace ? { pixels: response.pixels!, colourSpace: response.colourSpace } : { pixels: response.pixels! });
   }
 
@@ -77,6 +98,8 @@ export class DecodePool {
     pooled.busy = 0;
   }
 }
+
+const terminated = () => new DecodeError('POOL_TERMINATED', 'the decode pool was closed');
 
 function defaultSize(): number {
   const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 2;

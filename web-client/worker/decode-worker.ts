@@ -1,6 +1,6 @@
 // The Web Worker that decodes frames off the main thread. Frame bytes arrive transferred or
 // copied; the decoded pixels go back transferred (no copy).
-import { decodeFrame } from '../decode/decode-frame.js';
+import { DecodeError, decodeFrame } from '../decode/decode-frame.js';
 import type { DecodeRequest, DecodeResponse } from './messages.js';
 
 interface WorkerScope {
@@ -14,8 +14,9 @@ scope.onmessage = (event) => {
   decodeFrame(bytes, instance, options).then(
     ({ pixels, colourSpace }) => scope.postMessage(colourSpace ? { id, pixels, colourSpace } : { id, pixels }, [pixels.buffer as ArrayBuffer]),
     (error: unknown) => {
-      const e = error as { message?: string; code?: string };
-      scope.postMessage({ id, error: { message: e.message ?? String(error), code: e.code ?? 'DECODE_FAILED' } });
+      // Decoders throw DecodeError; anything else here is a codec module that failed to load.
+      const code = error instanceof DecodeError ? error.code : 'WORKER_FAILED';
+      scope.postMessage({ id, error: { message: error instanceof Error ? error.message : String(error), code } });
     },
   );
 };

@@ -1,13 +1,16 @@
 // What the page and the decode workers say to each other.
-import type { DecodeInstance, DecodeOptions, PixelArray } from '../decode/decode-frame.js';
+import type { DecodeError, DecodeInstance, DecodeOptions, PixelArray } from '../decode/decode-frame.js';
+
+/** The options that cross to a worker (a Decoders table holds functions: it stays on each side). */
+export type WorkerDecodeOptions = Omit<DecodeOptions, 'decoders'>;
 
 export interface DecodeRequest {
   id: number;
   bytes: Uint8Array;
   instance: DecodeInstance;
-  options?: DecodeOptions;
+  options?: WorkerDecodeOptions;
 }
 
 export type DecodeResponse =
   | { id: number; pixels: PixelArray; colourSpace?: string; error?: undefined }
-  | { id: number; pixels?: undefined; error: { message: string; code: string } };
+  | { id: number; pixels?: undefined; error: { message: string; code: DecodeError['code'] } };

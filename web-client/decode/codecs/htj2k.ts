@@ -11,7 +11,7 @@ import OpenJPH from '@cornerstonejs/codec-openjph/wasmjs';
 import type { FrameLayout } from '../frame-layout.js';
 import { DecodeError } from '../errors.js';
 import type { PixelArray } from '../pixels.js';
-import type { CodecOutput } from '../registry.js';
+import type { CodecOutput } from '../decoders.js';
 import { asOutput, checkJ2kHeader, decodeWithOpenJpeg, errorText, fitSamples, ownedBytes, readJ2kHeader, type J2kHeader } from './jpeg2000.js';
 import { startCodec } from './wasm-module.js';
 

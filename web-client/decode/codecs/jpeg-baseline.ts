@@ -1,6 +1,5 @@
-// JPEG Baseline (Process 1) frames, and every 8-bit DCT frame (JPEG Extended sends its 8-bit
-// frames here): libjpeg-turbo's 8-bit WASM build (@cornerstonejs/codec-libjpeg-turbo-8bit).
-// 12-bit frames go to our own decoder (jpeg-extended.ts), lossless ones to jpeg-lossless.ts.
+// 8-bit sequential DCT frames (JPEG Baseline, and 8-bit frames under JPEG Extended), as jpeg.ts
+// routes them: libjpeg-turbo's 8-bit WASM build (@cornerstonejs/codec-libjpeg-turbo-8bit).
 //
 // The codec has no output colour space option: it always decodes as libjpeg does by default,
 // converting three components to RGB when it takes them to be YCbCr. When the image's colour
@@ -11,24 +10,14 @@ import libjpegTurbo from '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs';
 import { DecodeError } from '../errors.js';
 import type { FrameLayout } from '../frame-layout.js';
 import type { PixelArray } from '../pixels.js';
-import type { CodecOutput } from '../registry.js';
+import type { CodecOutput } from '../decoders.js';
 import { checkFrame, chooseColour, codecOutput, framePixels } from './jpeg-output.js';
-import {
-  SOF0, SOF1, SOF3, corruptJpeg, libjpegSeesYcbcr, processName, readJpegHeader, type JpegFrameHeader, type JpegHeader,
-} from './jpeg-stream.js';
+import { corruptJpeg, libjpegSeesYcbcr, type JpegHeader } from './jpeg-stream.js';
 import { startCodec } from './wasm-module.js';
 
-const LABEL = 'JPEG Baseline frame';
-
-export async function decodeJpegBaseline(bytes: Uint8Array, layout: FrameLayout): Promise<PixelArray | CodecOutput> {
-  const header = readJpegHeader(bytes, LABEL);
-  const { marker, precision } = header.frame;
-  if (marker === SOF3) return (await import('./jpeg-lossless.js')).decodeJpegLossless(bytes, layout);
-  if (marker !== SOF0 && marker !== SOF1) throw corruptJpeg(LABEL, `${processName(marker)} is not a process this decoder supports`);
-  if (precision !== 8 || !decodesLikeReferences(header.frame)) {
-    return (await import('./jpeg-extended.js')).decodeDctFrame(bytes, layout, header, LABEL);
-  }
-  checkFrame(header.frame, layout, LABEL);
+/** An 8-bit sequential DCT frame whose sampling libjpeg-turbo decodes as the references (jpeg.ts decides). */
+export async function decodeBaselineFrame(bytes: Uint8Array, layout: FrameLayout, header: JpegHeader, label: string): Promise<PixelArray | CodecOutput> {
+  checkFrame(header.frame, layout, label);
   const colour = chooseColour(header, layout);
   const stream = !colour.convert && libjpegSeesYcbcr(header) ? withoutColourTransform(bytes, header) : bytes;
 
@@ -40,34 +29,18 @@ export async function decodeJpegBaseline(bytes: Uint8Array, layout: FrameLayout)
     decoder.decode();
     const info = decoder.getFrameInfo();
     if (info.width !== layout.columns || info.height !== layout.rows || info.componentCount !== layout.samplesPerPixel) {
-      throw corruptJpeg(LABEL, `libjpeg-turbo decoded ${info.width} × ${info.height} × ${info.componentCount}, the image is ${layout.columns} × ${layout.rows} × ${layout.samplesPerPixel}`);
+      throw corruptJpeg(label, `libjpeg-turbo decoded ${info.width} × ${info.height} × ${info.componentCount}, the image is ${layout.columns} × ${layout.rows} × ${layout.samplesPerPixel}`);
     }
     samples = decoder.getDecodedBuffer(); // a copy, out of the WASM memory
   } catch (e) {
     if (e instanceof DecodeError) throw e;
     // libjpeg's errors reach JavaScript as a bare number (a C++ exception pointer).
-    throw corruptJpeg(LABEL, `libjpeg-turbo could not decode it (${e instanceof Error ? e.message : `error ${String(e)}`})`);
+    throw corruptJpeg(label, `libjpeg-turbo could not decode it (${e instanceof Error ? e.message : `error ${String(e)}`})`);
   } finally {
     decoder.delete();
   }
-  const pixels = framePixels(new Uint8Array(samples.buffer, samples.byteOffset, samples.length), layout, LABEL);
+  const pixels = framePixels(new Uint8Array(samples.buffer, samples.byteOffset, samples.length), layout, label);
   return codecOutput(pixels, colour);
-}
-
-/**
- * Whether libjpeg-turbo decodes this sampling layout as IJG libjpeg 6b, which made the references:
- * full-size components, 2:1 across (4:2:2), 2:1 both ways (4:2:0) and 4:1 across (4:1:1). It
- * interpolates 1:2 vertical chroma (4:4:0) where 6b replicates it, and this build rejects some
- * layouts (4×2 or 2×4 luminance factors); our decoder takes those.
- */
-function decodesLikeReferences(frame: JpegFrameHeader): boolean {
-  const hMax = Math.max(...frame.components.map((c) => c.h));
-  const vMax = Math.max(...frame.components.map((c) => c.v));
-  return frame.components.every(({ h, v }) => {
-    const across = hMax / h;
-    const down = vMax / v;
-    return (down === 1 && (across === 1 || across === 2 || across === 4)) || (down === 2 && across === 2);
-  });
 }
 
 /** The Adobe APP14 segment with transform 0: the three components are not colour-transformed. */

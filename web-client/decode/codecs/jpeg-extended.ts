@@ -1,30 +1,19 @@
-// JPEG Extended (Process 2 & 4) frames, and any 12-bit DCT frame: a sequential Huffman DCT
-// decoder of our own, since the WASM libjpeg-turbo build decodes 8-bit samples only (8-bit
-// frames go to it, jpeg-baseline.ts). It follows IJG libjpeg 6b, which made the references
+// 12-bit sequential DCT frames (JPEG Extended), and 8-bit ones in sampling layouts libjpeg-turbo
+// decodes otherwise, as jpeg.ts routes them: a sequential Huffman DCT decoder of our own, since
+// the WASM libjpeg-turbo build decodes 8-bit samples only. It follows IJG libjpeg 6b, which made the references
 // (dcmtk): the accurate integer IDCT (jidctint.c "islow"), "fancy" triangle upsampling of 2:1
 // chroma (jdsample.c) and the integer YCbCr → RGB tables (jdcolor.c), so results match within ±1.
 // Not supported: progressive, arithmetic-coded and hierarchical processes (not in DICOM's JPEG
 // syntaxes), and the DNL marker.
 import type { FrameLayout } from '../frame-layout.js';
-import type { PixelArray } from '../pixels.js';
-import type { CodecOutput } from '../registry.js';
+import type { CodecOutput } from '../decoders.js';
 import { checkFrame, chooseColour, codecOutput, framePixels } from './jpeg-output.js';
 import {
-  BitReader, JpegReader, SOF0, SOF1, SOF3, ZIGZAG, corruptJpeg, processName, readJpegHeader, type HuffmanTable,
+  BitReader, JpegReader, SOF0, SOF1, ZIGZAG, corruptJpeg, processName, type HuffmanTable,
   type JpegFrameHeader, type JpegHeader, type ScanHeader,
 } from './jpeg-stream.js';
 
-const LABEL = 'JPEG Extended frame';
-
-export async function decodeJpegExtended(bytes: Uint8Array, layout: FrameLayout): Promise<PixelArray | CodecOutput> {
-  const header = readJpegHeader(bytes, LABEL);
-  const { marker, precision } = header.frame;
-  if (marker === SOF3) return (await import('./jpeg-lossless.js')).decodeJpegLossless(bytes, layout);
-  if (precision === 8 && (marker === SOF0 || marker === SOF1)) return (await import('./jpeg-baseline.js')).decodeJpegBaseline(bytes, layout);
-  return decodeDctFrame(bytes, layout, header, LABEL);
-}
-
-/** A DCT frame through our decoder, whatever its precision (no hand-over to libjpeg-turbo). */
+/** A sequential DCT frame through our decoder, whatever its precision (jpeg.ts decides). */
 export function decodeDctFrame(bytes: Uint8Array, layout: FrameLayout, header: JpegHeader, label: string): CodecOutput {
   checkFrame(header.frame, layout, label);
   const colour = chooseColour(header, layout);

@@ -8,25 +8,15 @@
 // and 12/16-bit colour, and restarts colour scans without resetting the prediction.
 import type { FrameLayout } from '../frame-layout.js';
 import type { PixelArray } from '../pixels.js';
-import type { CodecOutput } from '../registry.js';
 import { checkFrame, framePixels } from './jpeg-output.js';
 import {
-  BitReader, JpegReader, SOF0, SOF1, SOF3, corruptJpeg, processName, readJpegHeader, type JpegFrameHeader, type ScanHeader,
+  BitReader, JpegReader, SOF3, corruptJpeg, processName, type JpegFrameHeader, type JpegHeader, type ScanHeader,
 } from './jpeg-stream.js';
 
-const LABEL = 'JPEG Lossless frame';
-
-export async function decodeJpegLossless(bytes: Uint8Array, layout: FrameLayout): Promise<PixelArray | CodecOutput> {
-  const header = readJpegHeader(bytes, LABEL);
-  const { marker } = header.frame;
-  // A DCT codestream in a lossless syntax: decode what is there.
-  if (marker === SOF0 || marker === SOF1) {
-    return header.frame.precision === 8
-      ? (await import('./jpeg-baseline.js')).decodeJpegBaseline(bytes, layout)
-      : (await import('./jpeg-extended.js')).decodeJpegExtended(bytes, layout);
-  }
-  checkFrame(header.frame, layout, LABEL);
-  return framePixels(decodeLossless(bytes, LABEL).samples, layout, LABEL);
+/** A lossless Huffman frame (SOF3), whatever syntax it came under (jpeg.ts decides). */
+export function decodeLosslessFrame(bytes: Uint8Array, layout: FrameLayout, header: JpegHeader, label: string): PixelArray {
+  checkFrame(header.frame, layout, label);
+  return framePixels(decodeLossless(bytes, label).samples, layout, label);
 }
 
 export interface LosslessImage {

@@ -4,7 +4,7 @@
 import { DecodeError } from '../errors.js';
 import type { FrameLayout } from '../frame-layout.js';
 import { normaliseBits, pixelView, type PixelArray } from '../pixels.js';
-import type { CodecOutput } from '../registry.js';
+import type { CodecOutput } from '../decoders.js';
 import { corruptJpeg, libjpegSeesYcbcr, type JpegFrameHeader, type JpegHeader } from './jpeg-stream.js';
 
 /** The codestream's size and component count must be the image's. */

@@ -10,7 +10,7 @@ import type { OpenJpegModule } from '@cornerstonejs/codec-openjpeg/decodewasmjs'
 import { DecodeError } from '../errors.js';
 import type { FrameLayout } from '../frame-layout.js';
 import { normaliseBits, pixelView, type PixelArray } from '../pixels.js';
-import type { CodecOutput } from '../registry.js';
+import type { CodecOutput } from '../decoders.js';
 import { startCodec } from './wasm-module.js';
 
 export interface J2kComponent { precision: number; signed: boolean; dx: number; dy: number }
