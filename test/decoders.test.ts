@@ -8,6 +8,7 @@ import { jpegRoute } from '../web-client/decode/codecs/jpeg.js';
 import { SOF0, SOF1, SOF3, type JpegFrameHeader } from '../web-client/decode/codecs/jpeg-stream.js';
 import { CODEC_LOADERS } from '../web-client/decode/decoders.js';
 import { DecodeError, Decoders, decodeFrame, hasDecoder, type DecodeInstance } from '../web-client/decode/index.js';
+import { closeDecoders, createDecodePool } from '../web-client/index.js';
 
 function header(marker: number, precision: number, sampling: Array<[number, number]>): JpegFrameHeader {
   return { marker, precision, rows: 16, columns: 16, components: sampling.map(([h, v], i) => ({ id: i + 1, h, v, quantTable: 0 })) };
@@ -86,5 +87,19 @@ describe('decoder table', () => {
     assert.equal(a, b);
     await own.load(uid);
     assert.equal(loads, 2, 'one failed load, then one that is kept');
+  });
+});
+
+describe('decode pool in Node', () => {
+  it('decodes in-process with the browser pool\'s calls; closed, it rejects with POOL_TERMINATED', async () => {
+    const pool = createDecodePool(2);
+    pool.warm();
+    assert.equal(pool.running, 0, 'no workers in Node');
+    const { pixels } = await pool.decode(Uint8Array.of(3, 250), grey('1.2.840.10008.1.2.1'));
+    assert.deepEqual(Array.from(pixels), [3, 250]);
+    pool.close();
+    await assert.rejects(pool.decode(Uint8Array.of(3, 250), grey('1.2.840.10008.1.2.1')), (e: unknown) => e instanceof DecodeError && e.code === 'POOL_TERMINATED');
+    closeDecoders(); // nothing to stop in Node, and the default decodeFrame goes on
+    assert.equal((await decodeFrame(Uint8Array.of(1, 2), grey('1.2.840.10008.1.2.1'))).pixels.length, 2);
   });
 });

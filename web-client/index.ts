@@ -1,4 +1,6 @@
 // dicomstream/client: connect to a dicomstream server, browse, and receive frames as stored.
+import { InProcessDecodePool, type FrameDecodePool } from './decode-pool-api.js';
+
 export { connect, DicomStreamClient, ConnectionError, type ConnectOptions, type FrameAddress, type RequestOptions, type GroupSettings } from './client.js';
 export { FrameStream, type Frame, type FrameCallback, type RequestSummary } from './frame-stream.js';
 export type { WebSocketLike, WebSocketConstructor } from './socket.js';
@@ -22,3 +24,11 @@ export function prepareDecoders(): void {}
 
 /** Stops the decode workers (browsers). In Node decoders run in-process: nothing to stop. */
 export function closeDecoders(): void {}
+
+export type { FrameDecodePool } from './decode-pool-api.js';
+
+/** A decode pool of its own (browsers: up to `size` Web Workers); in Node it decodes in-process. */
+export function createDecodePool(size?: number): FrameDecodePool {
+  void size;
+  return new InProcessDecodePool();
+}

@@ -4,6 +4,7 @@
 // POOL_TERMINATED, so a page that drops a viewer leaves no threads or promises behind.
 import type { DecodedFrame, DecodeInstance } from '../decode/decode-frame.js';
 import { DecodeError } from '../decode/errors.js';
+import type { FrameDecodePool } from '../decode-pool-api.js';
 import type { DecodeRequest, DecodeResponse, WorkerDecodeOptions } from './messages.js';
 
 /** decodeFrame's options in a pool; `transfer: true` hands the frame's buffer to the worker (no copy). */
@@ -19,7 +20,7 @@ interface PooledWorker {
   busy: number;
 }
 
-export class DecodePool {
+export class DecodePool implements FrameDecodePool {
   private readonly workers: PooledWorker[] = [];
   private readonly pending = new Map<number, Pending & { worker: PooledWorker }>();
   private nextId = 1;

@@ -1,0 +1,31 @@
+// What a decode pool offers, in browsers (Web Workers, worker/decode-pool.ts) and in Node (decodes
+// in-process, here): the same calls, so code that makes and closes a pool runs in both.
+import { decodeFrame, DecodeError, type DecodedFrame, type DecodeInstance } from './decode/index.js';
+
+export interface FrameDecodePool {
+  /** `transfer: true` hands the frame's buffer to a worker (no copy; `bytes` is unusable afterwards). */
+  decode(bytes: Uint8Array, instance: DecodeInstance, options?: { bitOffset?: number; transfer?: boolean }): Promise<DecodedFrame>;
+  /** Starts the workers now, so the first decode does not wait for them. */
+  warm(): void;
+  /** Stops the workers; pending decodes and any later one reject with POOL_TERMINATED. */
+  close(): void;
+  /** Workers running now. */
+  readonly running: number;
+}
+
+/** Node's pool: no workers, decodes in this thread; closed, it refuses as a browser pool does. */
+export class InProcessDecodePool implements FrameDecodePool {
+  private closed = false;
+  readonly running = 0;
+
+  decode(bytes: Uint8Array, instance: DecodeInstance, options: { bitOffset?: number } = {}): Promise<DecodedFrame> {
+    if (this.closed) return Promise.reject(new DecodeError('POOL_TERMINATED', 'the decode pool was closed'));
+    return decodeFrame(bytes, instance, options.bitOffset === undefined ? {} : { bitOffset: options.bitOffset });
+  }
+
+  warm(): void {}
+
+  close(): void {
+    this.closed = true;
+  }
+}
