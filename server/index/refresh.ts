@@ -4,7 +4,8 @@
 import { readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import type { CatalogueIndex, FileStamp, InstanceRecord, SkippedRecord } from '../../shared/index-format.js';
-import { catalogueIndexOf, recordOf } from './catalogue.js';
+import { recordOf } from './catalogue.js';
+import { IndexDraft } from './index-draft.js';
 import { IndexError, type IndexErrorCode } from './index-error.js';
 import { inside } from './path-inside.js';
 import type { IndexedFile } from './index-file.js';
@@ -118,8 +119,6 @@ export async function statFiles(root: string, exclude?: string, followOutside = 
   return { stamps: out, refused };
 }
 
-const same = (a: FileStamp, b: FileStamp) => a.size === b.size && a.mtimeMs === b.mtimeMs;
-
 /**
  * Refreshes `previous` (the saved catalogue, absolute paths) against the folder and saves the
  * result through `store` (or keeps it in memory when `store` is undefined).
@@ -129,139 +128,57 @@ export async function refreshIndex(
 ): Promise<RefreshResult> {
   const t0 = performance.now();
   const { stamps, refused } = await statFiles(root, store?.dir, options.followSymlinksOutside);
-  const before = new Map<string, InstanceRecord | SkippedRecord>();
-  for (const r of previous?.instances ?? []) before.set(r.file.path, r);
-  for (const r of previous?.skipped ?? []) if (r.code !== 'OUTSIDE_ROOT') before.set(r.file.path, r);
+  const draft = new IndexDraft(stamps, previous, refused, store);
+  const { toParse } = draft;
 
-  const keptInstances = new Map<string, InstanceRecord>();
-  const keptSkipped = new Map<string, SkippedRecord>();
-  const toParse: FileStamp[] = [];
-  for (const s of stamps) {
-    const old = before.get(s.path);
-    if (old && same(old.file, s)) {
-      if ('sopInstanceUid' in old) keptInstances.set(s.path, old);
-      else keptSkipped.set(s.path, old);
-    } else {
-      toParse.push(s);
-    }
-  }
-  const changedSeries = new Set<string>();
-  for (const r of previous?.instances ?? []) if (!keptInstances.has(r.file.path)) changedSeries.add(r.seriesInstanceUid);
-  const present = new Set(stamps.map((s) => s.path));
-  const removed = [...before.keys()].filter((p) => !present.has(p)).length;
-  const keptBySeries = new Map<string, InstanceRecord[]>();
-  for (const r of keptInstances.values()) {
-    const list = keptBySeries.get(r.seriesInstanceUid);
-    if (list) list.push(r);
-    else keptBySeries.set(r.seriesInstanceUid, [r]);
-  }
-
-  // Facts of studies and series from the previous index; parsed files add theirs.
-  const studies = new Map((previous?.studies ?? []).map((s) => [s.studyInstanceUid, s]));
-  const series = new Map((previous?.series ?? []).map((s) => [s.seriesInstanceUid, s]));
-  const parsedFiles: IndexedFile[] = [];
-  const current = (): CatalogueIndex => {
-    const fresh = catalogueIndexOf(parsedFiles);
-    for (const s of fresh.studies) studies.set(s.studyInstanceUid, s);
-    for (const s of fresh.series) series.set(s.seriesInstanceUid, s);
-    const instances = [...keptInstances.values(), ...fresh.instances];
-    const live = new Set(instances.map((r) => r.seriesInstanceUid));
-    const liveSeries = [...series.values()].filter((s) => live.has(s.seriesInstanceUid));
-    const liveStudies = new Set(liveSeries.map((s) => s.studyInstanceUid));
-    return {
-      studies: [...studies.values()].filter((s) => liveStudies.has(s.studyInstanceUid)),
-      series: liveSeries,
-      instances,
-      skipped: [...keptSkipped.values(), ...refused].sort((a, b) => (a.file.path < b.file.path ? -1 : a.file.path > b.file.path ? 1 : 0)),
-    };
-  };
-
-  /** Saves the series touched since the last save, then the catalogue. */
-  const dirty = new Set<string>(changedSeries);
-  /** Entries of a series' unchanged files, from its current file (rebuilt if untrusted); read once a refresh. */
-  const keptCache = new Map<string, Promise<IndexedFile[]>>();
-  const keptEntries = (uid: string): Promise<IndexedFile[]> => {
-    let entries = keptCache.get(uid);
-    if (!entries) {
-      const records = keptBySeries.get(uid) ?? [];
-      entries = records.length && store
-        ? store.loadSeries(uid, records).then((l) => l.files.filter((f) => keptInstances.has(f.path)))
-        : Promise.resolve([]);
-      keptCache.set(uid, entries);
-    }
-    return entries;
-  };
-  const save = async (): Promise<void> => {
-    if (!store) return;
-    // Results go on arriving while this writes: what arrives now is saved next time.
-    const uids = [...dirty];
-    dirty.clear();
-    for (const uid of uids) {
-      const kept = await keptEntries(uid);
-      const fresh = freshBySeries.get(uid) ?? [];
-      await store.writeSeries(uid, [...kept, ...fresh]);
-    }
-    await store.writeCatalogue(current());
-  };
-  const freshBySeries = new Map<string, IndexedFile[]>();
-  const addFresh = (file: IndexedFile): void => {
-    const list = freshBySeries.get(file.series.seriesInstanceUid);
-    if (list) list.push(file);
-    else freshBySeries.set(file.series.seriesInstanceUid, [file]);
-  };
-
-  // A steady stream of files to the parser (at most `window` waiting), the index saved every
-  // `saveEveryMs` while the parsing goes on, and once at the end.
-  const window = Math.max(1, options.batchFiles ?? 1024);
+  // A steady stream of files to the parser, the index saved every `saveEveryMs` while the
+  // parsing goes on, and once at the end.
   const saveEveryMs = options.saveEveryMs ?? 2000;
   let lastSave = performance.now();
   let saving: Promise<void> | undefined;
   let done = stamps.length - toParse.length;
-  let outstanding = 0;
-  let wake: (() => void) | undefined;
-  options.onProgress?.({ done, total: stamps.length, parsed: 0, toParse: toParse.length });
-  const here = toParse.length < 64; // a few files are not worth starting threads for
-  const one = async (s: FileStamp): Promise<void> => {
-    try {
-      const file = await parser.parse(s.path, here);
-      parsedFiles.push(file);
-      addFresh(file);
-      dirty.add(file.series.seriesInstanceUid);
-      changedSeries.add(file.series.seriesInstanceUid);
-    } catch (e) {
-      const error = e instanceof IndexError ? e : new IndexError('CORRUPT', String((e as Error)?.message ?? e));
-      keptSkipped.set(s.path, { file: s, code: error.code, reason: error.message });
-    }
-    done++;
-    options.onProgress?.({ done, total: stamps.length, parsed: parsedFiles.length, toParse: toParse.length });
-    checkpoint();
-  };
+  const progress = () => options.onProgress?.({ done, total: stamps.length, parsed: draft.parsedFiles.length, toParse: toParse.length });
   /** Saves when it is time, and again after a save if results arrived meanwhile and it is time again. */
   const checkpoint = (): void => {
     if (saving || performance.now() - lastSave < saveEveryMs) return;
-    saving = save().finally(() => {
+    saving = draft.save().finally(() => {
       saving = undefined;
       lastSave = performance.now();
-      if (dirty.size) checkpoint();
+      if (draft.unsaved) checkpoint();
     });
   };
+  progress();
+  const here = toParse.length < 64; // a few files are not worth starting threads for
+  await forEachBounded(toParse, Math.max(1, options.batchFiles ?? 1024), async (s) => {
+    try {
+      draft.addParsed(await parser.parse(s.path, here));
+    } catch (e) {
+      draft.addSkipped(s, e instanceof IndexError ? e : new IndexError('CORRUPT', String((e as Error)?.message ?? e)));
+    }
+    done++;
+    progress();
+    checkpoint();
+  });
+  await saving;
+  draft.sortParsed();
+  if (toParse.length || draft.unsaved || !previous || draft.removed) await draft.save();
+  return {
+    index: draft.current(), files: stamps.length, parsed: draft.parsedFiles.length, reused: draft.keptInstances.size, removed: draft.removed,
+    changedSeries: draft.changedSeries, parsedFiles: draft.parsedFiles, ms: performance.now() - t0,
+  };
+}
+
+/** Runs `each` on every item, at most `window` at a time, in order of the list. */
+async function forEachBounded<T>(items: T[], window: number, each: (item: T) => Promise<void>): Promise<void> {
+  let outstanding = 0;
+  let wake: (() => void) | undefined;
   const running: Promise<void>[] = [];
-  for (const s of toParse) {
+  for (const item of items) {
     if (outstanding >= window) await new Promise<void>((r) => { wake = r; });
     outstanding++;
-    running.push(one(s).finally(() => { outstanding--; const w = wake; wake = undefined; w?.(); }));
+    running.push(each(item).finally(() => { outstanding--; const w = wake; wake = undefined; w?.(); }));
   }
   await Promise.all(running);
-  await saving;
-  // Keep results in path order whatever order the parses finished in.
-  parsedFiles.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  if (toParse.length) await save();
-  if (toParse.length === 0 && (dirty.size || !previous || removed)) await save();
-  const index = current();
-  return {
-    index, files: stamps.length, parsed: parsedFiles.length, reused: keptInstances.size, removed, changedSeries, parsedFiles,
-    ms: performance.now() - t0,
-  };
 }
 
 /** A file not served, for reports: its path relative to the root, and why. */
