@@ -40,7 +40,7 @@ export const ERRORS = {
   CORRUPT_FRAME: { surface: 'decode', meaning: 'the codestream does not decode, or decodes to a size the attributes do not match', action: 'report the file; other frames are unaffected' },
   BAD_ATTRIBUTES: { surface: 'decode', meaning: 'the image attributes cannot describe a frame (rows, columns, bits)', action: 'fix the attributes passed to decodeFrame' },
   WORKER_FAILED: { surface: 'decode', meaning: 'a decode worker failed to start or died (a blocked script, a codec that does not load)', action: 'check that the worker and /assets/codecs/ are served; the next decode starts a new worker' },
-  POOL_TERMINATED: { surface: 'decode', meaning: 'the decoders were closed while this decode was pending', action: 'expected after closeDecoders()/terminate(): ignore' },
+  POOL_TERMINATED: { surface: 'decode', meaning: 'the decoders were closed while this decode was pending', action: 'expected after pool.close() or closeDecoders(): ignore' },
 
   // The server API and CLI start-up.
   NO_ACCESS_POLICY: { surface: 'server', meaning: 'listening on a non-loopback address without an access policy', action: 'give --token-file, --jwt-secret-file, --jwt-public-key or --jwks-url (or an authorize hook), or listen on 127.0.0.1' },
