@@ -8,7 +8,8 @@ import { CodedError } from './coded-error.js';
 
 const ix = dicomstream.index.v1;
 
-export const INDEX_FORMAT_VERSION = 1;
+/** 2: text attributes decoded by Specific Character Set (version 1 kept one code point a byte: rebuilt). */
+export const INDEX_FORMAT_VERSION = 2;
 const MAGIC = 0x58495344; // "DSIX" read as a little-endian uint32
 const HEADER_BYTES = 20;
 

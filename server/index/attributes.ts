@@ -2,6 +2,7 @@
 // image attributes of proto ImageAttributes.
 import type { DataSet, Element } from 'dicom-parser';
 import type { ImageAttributes, LookupTable, FrameAttributes } from '../../shared/protocol.js';
+import { characterSetOf, decodedText } from './character-set.js';
 
 export interface StudyFacts {
   studyInstanceUid: string;
@@ -48,14 +49,15 @@ function integerString(ds: DataSet, tag: string): number | undefined {
 }
 
 export function studyFacts(ds: DataSet): StudyFacts {
+  const cs = characterSetOf(ds);
   return {
     studyInstanceUid: text(ds, 'x0020000d'),
-    patientName: text(ds, 'x00100010'),
-    patientId: text(ds, 'x00100020'),
+    patientName: decodedText(ds, 'x00100010', 'PN', cs),
+    patientId: decodedText(ds, 'x00100020', 'LO', cs),
     studyDate: text(ds, 'x00080020'),
     studyTime: text(ds, 'x00080030'),
-    studyDescription: text(ds, 'x00081030'),
-    accessionNumber: text(ds, 'x00080050'),
+    studyDescription: decodedText(ds, 'x00081030', 'LO', cs),
+    accessionNumber: decodedText(ds, 'x00080050', 'SH', cs),
   };
 }
 
@@ -63,7 +65,7 @@ export function seriesFacts(ds: DataSet): SeriesFacts {
   return {
     seriesInstanceUid: text(ds, 'x0020000e'),
     modality: text(ds, 'x00080060'),
-    seriesDescription: text(ds, 'x0008103e'),
+    seriesDescription: decodedText(ds, 'x0008103e', 'LO', characterSetOf(ds)),
     seriesNumber: integerString(ds, 'x00200011') ?? 0,
   };
 }
