@@ -36,6 +36,8 @@ const state = {
   renderMs: 0,
   token: 0,
   prefetching: false,
+  /** The message shown instead of an image that cannot be shown. */
+  message: undefined as string | undefined,
 };
 /** Decoded frames of the open series, most recent last (a small LRU: scrolling back is instant). */
 const decodedCache = new Map<number, Decoded>();
@@ -193,11 +195,9 @@ async function show(index: number): Promise<void> {
     d = await decoded(index);
   } catch (e) {
     if (token !== state.token) return;
-    const ref = state.loader?.frames[index];
     const text = `Cannot show this image: ${(e as Error).message}`;
-    // At least 512 wide, so the text is legible however small the image.
-    const scale = Math.max(1, 512 / (ref?.instance.columns || 512));
-    canvas.message(text, Math.round((ref?.instance.columns || 512) * scale), Math.round((ref?.instance.rows || 512) * scale));
+    state.message = text;
+    drawMessage();
     document.body.dataset.message = text;
     startPrefetch();
     state.shown = index;
@@ -207,6 +207,7 @@ async function show(index: number): Promise<void> {
   }
   if (token !== state.token || index !== state.index) return; // a newer frame was asked for meanwhile
   if (!d) { overlay(); return; }
+  state.message = undefined;
   draw(d);
   delete document.body.dataset.message;
   if (state.shown < 0) performance.mark('dicomstream:first-image');
@@ -289,6 +290,16 @@ function overlay(): void {
   $('br').textContent = ref ? `${loading}${ref.instance.columns}×${ref.instance.rows}  ${transferSyntax(ref.instance.transferSyntaxUid)?.name ?? ref.instance.transferSyntaxUid}\nrender ${state.renderMs.toFixed(1)} ms` : '';
 }
 
+/**
+ * The message on a canvas the size of the viewport, its text at 16 px on screen whatever the
+ * image's shape (a tall, narrow image leaves no room within its own outline) and the zoom.
+ */
+function drawMessage(): void {
+  if (state.message === undefined) return;
+  const r = stage.getBoundingClientRect();
+  canvas.message(state.message, Math.max(256, Math.round(r.width)), Math.max(256, Math.round(r.height)), 16 / state.zoom);
+}
+
 function fitScale(): number {
   const r = stage.getBoundingClientRect();
   return Math.min(r.width / canvasEl.width, r.height / canvasEl.height) || 1;
@@ -312,6 +323,7 @@ stage.addEventListener('wheel', (e) => {
 
 function zoomBy(f: number): void {
   state.zoom = Math.max(0.1, Math.min(20, state.zoom * f));
+  drawMessage();
   layout();
   overlay();
 }
@@ -359,6 +371,7 @@ stage.addEventListener('pointerdown', (e) => {
 
 function reset(): void {
   state.zoom = 1; state.panX = 0; state.panY = 0; state.invert = false;
+  drawMessage();
   state.window = undefined;
   presetSelect.value = '';
   const d = decodedCache.get(state.shown);
@@ -383,7 +396,7 @@ function stopCine(): void {
 }
 playButton.onclick = toggleCine;
 fpsSelect.onchange = () => { if (state.cine) { stopCine(); toggleCine(); } };
-window.addEventListener('resize', () => { layout(); overlay(); });
+window.addEventListener('resize', () => { drawMessage(); layout(); overlay(); });
 
 // ---------------------------------------------------------------- helpers
 

@@ -141,7 +141,8 @@ describe('demo viewer in Chromium', () => {
       { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' }, { tag: 0x00080018, vr: 'UI', value: uid('sop') },
       { tag: 0x0020000d, vr: 'UI', value: uid('study') }, { tag: 0x0020000e, vr: 'UI', value: uid('series') },
       { tag: 0x00280002, vr: 'US', value: 1 }, { tag: 0x00280004, vr: 'CS', value: 'MONOCHROME2' },
-      { tag: 0x00280010, vr: 'US', value: 64 }, { tag: 0x00280011, vr: 'US', value: 64 },
+      // Tall and narrow (64 × 1024): the message must still read at screen size, not shrink with the image.
+      { tag: 0x00280010, vr: 'US', value: 1024 }, { tag: 0x00280011, vr: 'US', value: 64 },
       { tag: 0x00280100, vr: 'US', value: 8 }, { tag: 0x00280101, vr: 'US', value: 8 }, { tag: 0x00280102, vr: 'US', value: 7 },
       { tag: 0x00280103, vr: 'US', value: 0 },
       { tag: 0x7fe00010, vr: 'OB', value: { frames: [new Uint8Array([0xff, 0x0a, 1, 2, 3, 4])] } },
@@ -162,6 +163,26 @@ describe('demo viewer in Chromium', () => {
           return n;
         });
         assert.ok(inked > 20, 'the message is drawn on the canvas');
+        // The text's line height on screen (its tallest band of inked rows, in canvas pixels × the CSS scale), and how wide it runs.
+        const inkOnScreen = () => page.evaluate(() => {
+          const c = document.getElementById('image') as HTMLCanvasElement;
+          const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+          let band = 0, tallest = 0, left = Infinity, right = -1;
+          for (let y = 0; y < c.height; y++) {
+            let inked = false;
+            for (let x = 0; x < c.width; x++) if (d[(y * c.width + x) * 4]! > 100) { inked = true; left = Math.min(left, x); right = Math.max(right, x); }
+            band = inked ? band + 1 : 0;
+            tallest = Math.max(tallest, band);
+          }
+          const scale = c.getBoundingClientRect().height / c.height;
+          return { line: tallest * scale, width: (right - left + 1) * scale, scale };
+        });
+        const fitted = await inkOnScreen();
+        assert.ok(fitted.line >= 10 && fitted.line <= 30 && fitted.width >= 200, `the message reads at screen size: lines ${fitted.line.toFixed(1)} px high, ${fitted.width.toFixed(0)} px wide`);
+        for (let i = 0; i < 3; i++) await page.keyboard.press('-');
+        const zoomedOut = await inkOnScreen();
+        assert.ok(zoomedOut.scale < fitted.scale * 0.7, `zoomed out (${fitted.scale} → ${zoomedOut.scale})`);
+        assert.ok(Math.abs(zoomedOut.line - fitted.line) <= 0.25 * fitted.line, `lines as high zoomed out: ${fitted.line.toFixed(1)} → ${zoomedOut.line.toFixed(1)} px`);
       });
     } finally {
       await xlServer.close();

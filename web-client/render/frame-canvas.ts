@@ -25,23 +25,27 @@ export class FrameCanvas {
   }
 
   /** A message instead of an image (e.g. a transfer syntax not decoded yet), never a blank. */
-  message(text: string, width = 512, height = 512): void {
+  /**
+   * Shows a message instead of an image, on a canvas of `width` × `height`, in `fontPx` canvas
+   * pixels (a page that scales the canvas passes 16 / its scale, so the text reads at 16 px).
+   */
+  message(text: string, width = 512, height = 512, fontPx = 16): void {
     this.canvas.width = width;
     this.canvas.height = height;
     const ctx = this.context();
     ctx.fillStyle = '#000';
     ctx.fillRect(0, 0, width, height);
     ctx.fillStyle = '#f5c542';
-    ctx.font = '16px sans-serif';
+    ctx.font = `${fontPx}px sans-serif`;
     ctx.textAlign = 'center';
     const words = text.split(' ');
     const lines: string[] = [];
     for (const w of words) {
       const last = lines.at(-1);
-      if (last !== undefined && ctx.measureText(`${last} ${w}`).width < width - 40) lines[lines.length - 1] = `${last} ${w}`;
+      if (last !== undefined && ctx.measureText(`${last} ${w}`).width < width - 2.5 * fontPx) lines[lines.length - 1] = `${last} ${w}`;
       else lines.push(w);
     }
-    lines.forEach((l, i) => ctx.fillText(l, width / 2, height / 2 + (i - (lines.length - 1) / 2) * 22));
+    lines.forEach((l, i) => ctx.fillText(l, width / 2, height / 2 + (i - (lines.length - 1) / 2) * fontPx * 1.375));
     this.image = undefined;
   }
 
