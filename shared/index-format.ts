@@ -24,13 +24,15 @@ export interface SeriesFactsRecord { seriesInstanceUid: string; modality: string
 export interface InstanceRecord {
   file: FileStamp; sopInstanceUid: string; seriesInstanceUid: string; numberOfFrames: number;
   transferSyntaxUid: string; lossyImageCompression: boolean;
+  /** The first frame's codestream declares another size than the attributes (damaged): another copy is preferred. */
+  codestreamMismatch: boolean;
 }
 export interface SkippedRecord { file: FileStamp; code: string; reason: string }
 export interface CatalogueIndex {
   studies: StudyFactsRecord[]; series: SeriesFactsRecord[]; instances: InstanceRecord[]; skipped: SkippedRecord[];
 }
 export interface FrameRange { segments: number[]; length: number; bitOffset: number }
-export interface FileEntry { file: FileStamp; image: ImageAttributes; frames: FrameRange[]; inflated: boolean; warnings: string[] }
+export interface FileEntry { file: FileStamp; image: ImageAttributes; frames: FrameRange[]; inflated: boolean; warnings: string[]; codestreamMismatch: boolean }
 export interface SeriesIndex { study: StudyFactsRecord; series: SeriesFactsRecord; files: FileEntry[] }
 
 /** Why an index file was not trusted. */

@@ -38,10 +38,13 @@ interface StudyEntry {
 }
 
 /**
- * Which copy of an instance to serve: one in a lossless transfer syntax before a lossy one, then
+ * Which copy of an instance to serve: a sound one before one whose codestream contradicts its
+ * attributes (damaged pixel data), then one in a lossless transfer syntax before a lossy one, then
  * one never lossy-compressed, then the one with more frames, then the first by path. Deterministic, so restarts and replicas serve the same bytes.
  */
 function preferred(a: InstanceRecord, b: InstanceRecord): number {
+  const damaged = Number(a.codestreamMismatch) - Number(b.codestreamMismatch);
+  if (damaged) return damaged;
   const lossySyntax = (r: InstanceRecord) => Number(transferSyntax(r.transferSyntaxUid)?.lossy ?? false);
   const lossyHistory = (r: InstanceRecord) => Number(r.lossyImageCompression);
   return lossySyntax(a) - lossySyntax(b) || lossyHistory(a) - lossyHistory(b) || b.numberOfFrames - a.numberOfFrames ||
@@ -54,6 +57,7 @@ export function recordOf(f: IndexedFile): InstanceRecord {
     file: { path: f.path, size: f.size, mtimeMs: f.mtimeMs }, sopInstanceUid: f.image.sopInstanceUid,
     seriesInstanceUid: f.series.seriesInstanceUid, numberOfFrames: f.frames.length,
     transferSyntaxUid: f.image.transferSyntaxUid, lossyImageCompression: f.image.lossyImageCompression,
+    codestreamMismatch: f.codestreamMismatch === true,
   };
 }
 

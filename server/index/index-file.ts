@@ -5,6 +5,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { ImageAttributes } from '../../shared/protocol.js';
 import { transferSyntax, VIDEO_TRANSFER_SYNTAXES } from '../../shared/transfer-syntax.js';
 import { imageFacts, seriesFacts, studyFacts, text, type SeriesFacts, type StudyFacts } from './attributes.js';
+import { codestreamSize } from './codestream-size.js';
 import { encapsulatedFrames, nativeFrames, type ByteSource, type FrameLocation } from './frame-table.js';
 import { IndexError } from './index-error.js';
 import { NeedMoreBytes, readDataSet, type ParsedHead } from './read-dataset.js';
@@ -20,6 +21,8 @@ export interface IndexedFile {
   /** Frames are ranges of the file, or of its inflated data set (deflated files). */
   source: 'file' | 'inflated';
   warnings: string[];
+  /** The first frame's codestream header declares another image size: a damaged encapsulation (a copy without it is served). */
+  codestreamMismatch?: boolean;
 }
 
 const FIRST_READ = 256 * 1024;
@@ -152,10 +155,23 @@ async function describeFile(path: string, size: number, mtimeMs: number, head: P
     frames = nativeFrames(image, pixelData.dataOffset, pixelData.length, source.size, warnings);
   }
   for (const f of frames) if (f.length > 0xffffffff) throw new IndexError('UNSUPPORTED', 'a frame over 4 GiB');
+  const codestreamMismatch = encapsulated && await firstFrameMismatch(source, frames[0], image, warnings);
   const study = studyFacts(ds);
   const series = seriesFacts(ds);
   if (!study.studyInstanceUid || !series.seriesInstanceUid) warnings.push('no Study or Series Instance UID: grouped under an empty UID');
-  return { path, size, mtimeMs, study, series, image, frames, source: head.inflated ? 'inflated' : 'file', warnings };
+  const described: IndexedFile = { path, size, mtimeMs, study, series, image, frames, source: head.inflated ? 'inflated' : 'file', warnings };
+  if (codestreamMismatch) described.codestreamMismatch = true;
+  return described;
+}
+
+/** Whether the first frame's codestream declares another size than Rows × Columns (said in a warning). */
+async function firstFrameMismatch(source: ByteSource, first: FrameLocation | undefined, image: ImageAttributes, warnings: string[]): Promise<boolean> {
+  if (!first || first.segments.length < 2) return false;
+  const size = codestreamSize(await source.read(first.segments[0]!, Math.min(first.segments[1]!, 1024)));
+  // 0 rows: the height comes later (a DNL marker); nothing to compare.
+  if (!size || size.rows === 0 || (size.columns === image.columns && size.rows === image.rows)) return false;
+  warnings.push(`the first frame's codestream says ${size.columns} × ${size.rows}, the image is ${image.columns} × ${image.rows}: damaged pixel data`);
+  return true;
 }
 
 /** Extended Offset Table (7FE0,0001), 64-bit item offsets, if present and readable. */

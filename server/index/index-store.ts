@@ -131,15 +131,18 @@ export class IndexStore implements SeriesSource {
       frames: f.frames,
       inflated: f.source === 'inflated',
       warnings: f.warnings,
+      codestreamMismatch: f.codestreamMismatch === true,
     };
   }
 
   fromEntry(e: FileEntry, index: SeriesIndex): IndexedFile {
     const { studyInstanceUid: _study, ...series } = index.series;
-    return {
+    const file: IndexedFile = {
       path: this.absolute(e.file.path), size: e.file.size, mtimeMs: e.file.mtimeMs,
       study: index.study, series, image: e.image, frames: e.frames, source: e.inflated ? 'inflated' : 'file', warnings: e.warnings,
     };
+    if (e.codestreamMismatch) file.codestreamMismatch = true;
+    return file;
   }
 
   private relative(path: string): string {
