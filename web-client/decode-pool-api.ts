@@ -2,6 +2,9 @@
 // in-process, here): the same calls, so code that makes and closes a pool runs in both.
 import { decodeFrame, DecodeError, type DecodedFrame, type DecodeInstance } from './decode/index.js';
 
+/** What a closed pool's pending and later decodes reject with. */
+export const poolClosed = (): DecodeError => new DecodeError('POOL_TERMINATED', 'the decode pool was closed');
+
 export interface FrameDecodePool {
   /** `transfer: true` hands the frame's buffer to a worker (no copy; `bytes` is unusable afterwards). */
   decode(bytes: Uint8Array, instance: DecodeInstance, options?: { bitOffset?: number; transfer?: boolean }): Promise<DecodedFrame>;
@@ -19,7 +22,7 @@ export class InProcessDecodePool implements FrameDecodePool {
   readonly running = 0;
 
   decode(bytes: Uint8Array, instance: DecodeInstance, options: { bitOffset?: number } = {}): Promise<DecodedFrame> {
-    if (this.closed) return Promise.reject(new DecodeError('POOL_TERMINATED', 'the decode pool was closed'));
+    if (this.closed) return Promise.reject(poolClosed());
     return decodeFrame(bytes, instance, options.bitOffset === undefined ? {} : { bitOffset: options.bitOffset });
   }
 

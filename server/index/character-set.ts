@@ -19,6 +19,9 @@ function plainAscii(bytes: Uint8Array): boolean {
   return true;
 }
 
+/** Latin-1, as dicom-parser's string() reads (without spreading the bytes: a hostile value may be long). */
+const oneCodePointAByte = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+
 /**
  * A text value (PN, LO, SH, ST, LT, UT, UC) decoded by `characterSet`, trailing padding removed.
  * A character set the library does not know falls back to one code point a byte, as before.
@@ -28,12 +31,12 @@ export function decodedText(ds: DataSet, tag: string, vr: string, characterSet: 
   if (!e || !e.length) return '';
   const bytes = ds.byteArray.subarray(e.dataOffset, e.dataOffset + e.length);
   let value: string;
-  if (plainAscii(bytes)) value = String.fromCharCode(...bytes);
+  if (plainAscii(bytes)) value = oneCodePointAByte(bytes);
   else {
     try {
       value = convertBytes(characterSet || 'ISO_IR 6', bytes, { vr });
     } catch {
-      value = String.fromCharCode(...bytes);
+      value = oneCodePointAByte(bytes);
     }
   }
   return value.replace(/[\0 ]+$/, '').trim();

@@ -155,7 +155,7 @@ async function describeFile(path: string, size: number, mtimeMs: number, head: P
     frames = nativeFrames(image, pixelData.dataOffset, pixelData.length, source.size, warnings);
   }
   for (const f of frames) if (f.length > 0xffffffff) throw new IndexError('UNSUPPORTED', 'a frame over 4 GiB');
-  const codestreamMismatch = encapsulated && await firstFrameMismatch(source, frames[0], image, warnings);
+  const codestreamMismatch = encapsulated && await firstFrameMismatch(head.bytes, source, frames[0], image, warnings);
   const study = studyFacts(ds);
   const series = seriesFacts(ds);
   if (!study.studyInstanceUid || !series.seriesInstanceUid) warnings.push('no Study or Series Instance UID: grouped under an empty UID');
@@ -165,9 +165,14 @@ async function describeFile(path: string, size: number, mtimeMs: number, head: P
 }
 
 /** Whether the first frame's codestream declares another size than Rows × Columns (said in a warning). */
-async function firstFrameMismatch(source: ByteSource, first: FrameLocation | undefined, image: ImageAttributes, warnings: string[]): Promise<boolean> {
+async function firstFrameMismatch(
+  headBytes: Uint8Array, source: ByteSource, first: FrameLocation | undefined, image: ImageAttributes, warnings: string[],
+): Promise<boolean> {
   if (!first || first.segments.length < 2) return false;
-  const size = codestreamSize(await source.read(first.segments[0]!, Math.min(first.segments[1]!, 1024)));
+  const [offset, length] = [first.segments[0]!, Math.min(first.segments[1]!, 1024)];
+  // The head read at the start usually holds the first fragment already: no second read then.
+  const start = offset + length <= headBytes.length ? headBytes.subarray(offset, offset + length) : await source.read(offset, length);
+  const size = codestreamSize(start);
   // 0 rows: the height comes later (a DNL marker); nothing to compare.
   if (!size || size.rows === 0 || (size.columns === image.columns && size.rows === image.rows)) return false;
   warnings.push(`the first frame's codestream says ${size.columns} × ${size.rows}, the image is ${image.columns} × ${image.rows}: damaged pixel data`);

@@ -4,7 +4,7 @@
 // POOL_TERMINATED, so a page that drops a viewer leaves no threads or promises behind.
 import type { DecodedFrame, DecodeInstance } from '../decode/decode-frame.js';
 import { DecodeError } from '../decode/errors.js';
-import type { FrameDecodePool } from '../decode-pool-api.js';
+import { poolClosed, type FrameDecodePool } from '../decode-pool-api.js';
 import type { DecodeRequest, DecodeResponse, WorkerDecodeOptions } from './messages.js';
 
 /** decodeFrame's options in a pool; `transfer: true` hands the frame's buffer to the worker (no copy). */
@@ -30,7 +30,7 @@ export class DecodePool implements FrameDecodePool {
   constructor(private readonly workerUrl: URL, readonly size = defaultSize()) {}
 
   decode(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions = {}): Promise<DecodedFrame> {
-    if (this.closed) return Promise.reject(terminated());
+    if (this.closed) return Promise.reject(poolClosed());
     const pooled = this.pick();
     const id = this.nextId++;
     const request: DecodeRequest = { id, bytes, instance: plainInstance(instance), options: options.bitOffset === undefined ? {} : { bitOffset: options.bitOffset } };
@@ -58,7 +58,7 @@ export class DecodePool implements FrameDecodePool {
     this.closed = true;
     for (const w of this.workers) w.worker.terminate();
     this.workers.length = 0;
-    for (const p of this.pending.values()) p.reject(terminated());
+    for (const p of this.pending.values()) p.reject(poolClosed());
     this.pending.clear();
   }
 
@@ -99,8 +99,6 @@ export class DecodePool implements FrameDecodePool {
     pooled.busy = 0;
   }
 }
-
-const terminated = () => new DecodeError('POOL_TERMINATED', 'the decode pool was closed');
 
 function defaultSize(): number {
   const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 2;
