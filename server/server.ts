@@ -17,7 +17,8 @@ import { FrameSource } from './files/frame-source.js';
 import type { FrameCacheStats } from './files/frame-cache.js';
 import type { HandlePoolStats } from './files/handle-pool.js';
 import { attach, listeningHost, mountPath, type AttachTo, type UpgradeHandler } from './http-attachment.js';
-import { httpRoutes } from './http-routes.js';
+import { dicomWebRoutes } from './dicomweb/routes.js';
+import { httpRoutes, type RequestHandler } from './http-routes.js';
 import { lateMetrics } from './late-metrics.js';
 import { createLogger, type Logger } from './log.js';
 import { withDefaults, type ResolvedOptions, type TableOptions } from './options.js';
@@ -151,7 +152,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   let ready = false;
-  const routes = httpRoutes({ base, serverName: SERVER_NAME, ready: () => ready, metrics, viewer: !mounted && !options.noServer });
+  const plainRoutes = httpRoutes({ base, serverName: SERVER_NAME, ready: () => ready, metrics, viewer: !mounted && !options.noServer });
+  const dicomweb = o.dicomweb
+    ? dicomWebRoutes({ base: base + mountPath(o.dicomwebPath), catalogue: () => index.catalogue, frames, access, log })
+    : undefined;
+  const routes: RequestHandler = dicomweb ? (req, res) => dicomweb(req, res) || plainRoutes(req, res) : plainRoutes;
   const upgrade: UpgradeHandler = (req, socket, head) => stream.handleUpgrade(req, socket, head);
   const to: AttachTo = mounted ? { kind: 'mount', server: mounted, base, policy: options.access ?? {} }
     : options.noServer ? { kind: 'none' } : { kind: 'port', port: o.port, host: o.host, tls: options.tls, base };

@@ -8,8 +8,11 @@ import { CodedError } from './coded-error.js';
 
 const ix = dicomstream.index.v1;
 
-/** 2: text attributes decoded by Specific Character Set (version 1 kept one code point a byte: rebuilt). */
-export const INDEX_FORMAT_VERSION = 2;
+/**
+ * 2: text attributes decoded by Specific Character Set (version 1 kept one code point a byte: rebuilt).
+ * 3: the study and series attributes QIDO-RS answers with (birth date, sex, study ID, referring physician, series date/time).
+ */
+export const INDEX_FORMAT_VERSION = 3;
 const MAGIC = 0x58495344; // "DSIX" read as a little-endian uint32
 const HEADER_BYTES = 20;
 
@@ -18,9 +21,13 @@ export enum IndexKind { Catalogue = 1, Series = 2 }
 export interface FileStamp { path: string; size: number; mtimeMs: number }
 export interface StudyFactsRecord {
   studyInstanceUid: string; patientName: string; patientId: string; studyDate: string; studyTime: string;
-  studyDescription: string; accessionNumber: string;
+  studyDescription: string; accessionNumber: string; patientBirthDate: string; patientSex: string; studyId: string;
+  referringPhysicianName: string;
 }
-export interface SeriesFactsRecord { seriesInstanceUid: string; modality: string; seriesDescription: string; seriesNumber: number; studyInstanceUid: string }
+export interface SeriesFactsRecord {
+  seriesInstanceUid: string; modality: string; seriesDescription: string; seriesNumber: number; studyInstanceUid: string;
+  seriesDate: string; seriesTime: string;
+}
 export interface InstanceRecord {
   file: FileStamp; sopInstanceUid: string; seriesInstanceUid: string; numberOfFrames: number;
   transferSyntaxUid: string; lossyImageCompression: boolean;

@@ -13,6 +13,8 @@ export interface TransferSyntax {
   lossy: boolean;
   /** The client codec that decodes its frames (web-client/decode/decoders.ts loads it); absent: none. */
   decoder?: DecoderName;
+  /** The media type of its frames in DICOMweb (PS3.18 Table 8.7.3-2): application/octet-stream for native data. */
+  mediaType: string;
 }
 
 /** The client's codecs, one per codestream family: the registry maps each to its lazily loaded module. */
@@ -20,14 +22,17 @@ export type DecoderName = 'rle' | 'jpeg' | 'jpeg-ls' | 'jpeg2000' | 'htj2k';
 
 const table: TransferSyntax[] = [];
 function add(uid: string, name: string, flags: Partial<Omit<TransferSyntax, 'uid' | 'name'>> = {}): void {
-  table.push({ uid, name, encapsulated: false, bigEndian: false, implicitVr: false, deflated: false, lossy: false, ...flags });
+  table.push({ uid, name, encapsulated: false, bigEndian: false, implicitVr: false, deflated: false, lossy: false, mediaType: 'application/octet-stream', ...flags });
 }
 const enc = { encapsulated: true };
 const lossy = { encapsulated: true, lossy: true };
-const jpeg = { decoder: 'jpeg' } as const;
-const jpegLs = { decoder: 'jpeg-ls' } as const;
-const j2k = { decoder: 'jpeg2000' } as const;
-const htj2k = { decoder: 'htj2k' } as const;
+const jpeg = { decoder: 'jpeg', mediaType: 'image/jpeg' } as const;
+const jpegLs = { decoder: 'jpeg-ls', mediaType: 'image/jls' } as const;
+const j2k = { decoder: 'jpeg2000', mediaType: 'image/jp2' } as const;
+const htj2k = { decoder: 'htj2k', mediaType: 'image/jphc' } as const;
+const jxl = { mediaType: 'image/jxl' } as const;
+const mpeg2 = { mediaType: 'video/mpeg' } as const;
+const mp4 = { mediaType: 'video/mp4' } as const;
 add('1.2.840.10008.1.2', 'Implicit VR Little Endian', { implicitVr: true });
 add('1.2.840.10008.1.2.1', 'Explicit VR Little Endian');
 add('1.2.840.10008.1.2.1.99', 'Deflated Explicit VR Little Endian', { deflated: true });
@@ -43,19 +48,19 @@ add('1.2.840.10008.1.2.4.91', 'JPEG 2000', { ...lossy, ...j2k });
 add('1.2.840.10008.1.2.4.201', 'High-Throughput JPEG 2000 (Lossless Only)', { ...enc, ...htj2k });
 add('1.2.840.10008.1.2.4.202', 'High-Throughput JPEG 2000 with RPCL Options (Lossless Only)', { ...enc, ...htj2k });
 add('1.2.840.10008.1.2.4.203', 'High-Throughput JPEG 2000', { ...lossy, ...htj2k });
-add('1.2.840.10008.1.2.4.110', 'JPEG XL Lossless', enc);
-add('1.2.840.10008.1.2.4.111', 'JPEG XL JPEG Recompression', enc);
-add('1.2.840.10008.1.2.4.112', 'JPEG XL', lossy);
-add('1.2.840.10008.1.2.5', 'RLE Lossless', { ...enc, decoder: 'rle' });
-add('1.2.840.10008.1.2.4.100', 'MPEG2 Main Profile / Main Level', lossy);
-add('1.2.840.10008.1.2.4.101', 'MPEG2 Main Profile / High Level', lossy);
-add('1.2.840.10008.1.2.4.102', 'MPEG-4 AVC/H.264 High Profile', lossy);
-add('1.2.840.10008.1.2.4.103', 'MPEG-4 AVC/H.264 BD-compatible High Profile', lossy);
-add('1.2.840.10008.1.2.4.104', 'MPEG-4 AVC/H.264 High Profile For 2D Video', lossy);
-add('1.2.840.10008.1.2.4.105', 'MPEG-4 AVC/H.264 High Profile For 3D Video', lossy);
-add('1.2.840.10008.1.2.4.106', 'MPEG-4 AVC/H.264 Stereo High Profile', lossy);
-add('1.2.840.10008.1.2.4.107', 'HEVC/H.265 Main Profile', lossy);
-add('1.2.840.10008.1.2.4.108', 'HEVC/H.265 Main 10 Profile', lossy);
+add('1.2.840.10008.1.2.4.110', 'JPEG XL Lossless', { ...enc, ...jxl });
+add('1.2.840.10008.1.2.4.111', 'JPEG XL JPEG Recompression', { ...enc, ...jxl });
+add('1.2.840.10008.1.2.4.112', 'JPEG XL', { ...lossy, ...jxl });
+add('1.2.840.10008.1.2.5', 'RLE Lossless', { ...enc, decoder: 'rle', mediaType: 'image/dicom-rle' });
+add('1.2.840.10008.1.2.4.100', 'MPEG2 Main Profile / Main Level', { ...lossy, ...mpeg2 });
+add('1.2.840.10008.1.2.4.101', 'MPEG2 Main Profile / High Level', { ...lossy, ...mpeg2 });
+add('1.2.840.10008.1.2.4.102', 'MPEG-4 AVC/H.264 High Profile', { ...lossy, ...mp4 });
+add('1.2.840.10008.1.2.4.103', 'MPEG-4 AVC/H.264 BD-compatible High Profile', { ...lossy, ...mp4 });
+add('1.2.840.10008.1.2.4.104', 'MPEG-4 AVC/H.264 High Profile For 2D Video', { ...lossy, ...mp4 });
+add('1.2.840.10008.1.2.4.105', 'MPEG-4 AVC/H.264 High Profile For 3D Video', { ...lossy, ...mp4 });
+add('1.2.840.10008.1.2.4.106', 'MPEG-4 AVC/H.264 Stereo High Profile', { ...lossy, ...mp4 });
+add('1.2.840.10008.1.2.4.107', 'HEVC/H.265 Main Profile', { ...lossy, ...mp4 });
+add('1.2.840.10008.1.2.4.108', 'HEVC/H.265 Main 10 Profile', { ...lossy, ...mp4 });
 
 const byUid = new Map(table.map((t) => [t.uid, t]));
 

@@ -11,8 +11,8 @@ import { filesDir } from './helpers/corpus.js';
 function file(path: string, image: Partial<ImageAttributes>, series = '1.2.3', study = '1.2', studyDate = '20200101'): IndexedFile {
   return {
     path, size: 1, mtimeMs: 0,
-    study: { studyInstanceUid: study, patientName: 'P', patientId: 'ID', studyDate, studyTime: '', studyDescription: '', accessionNumber: '' },
-    series: { seriesInstanceUid: series, modality: 'CT', seriesDescription: '', seriesNumber: 1 },
+    study: { studyInstanceUid: study, patientName: 'P', patientId: 'ID', studyDate, studyTime: '', studyDescription: '', accessionNumber: '', patientBirthDate: '', patientSex: '', studyId: '', referringPhysicianName: '' },
+    series: { seriesInstanceUid: series, modality: 'CT', seriesDescription: '', seriesNumber: 1, seriesDate: '', seriesTime: '' },
     image: {
       sopInstanceUid: path, instanceNumber: 0, imagePositionPatient: [], imageOrientationPatient: [],
       transferSyntaxUid: '1.2.840.10008.1.2.1', lossyImageCompression: false, ...image,

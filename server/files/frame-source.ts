@@ -7,6 +7,8 @@
 import { realpathSync } from 'node:fs';
 import type { FrameLocation } from '../index/frame-table.js';
 import type { IndexedFile } from '../index/index-file.js';
+import type { ParsedHead } from '../index/read-dataset.js';
+import { pipeFile, readHead } from './file-reads.js';
 import { FrameCache, type FrameCacheStats } from './frame-cache.js';
 import { FrameReader } from './frame-reader.js';
 import { HandlePool, type HandlePoolStats } from './handle-pool.js';
@@ -60,6 +62,16 @@ export class FrameSource {
     if (!viaCache) return this.reader.read(frame.file, frame.location, offset, length, into, at);
     const bytes = await cache.get(frame.file, frame.frameIndex);
     into.set(bytes.subarray(offset, offset + length), at);
+  }
+
+  /** The file's data set before Pixel Data (DICOMweb metadata and bulk data). */
+  head(file: IndexedFile): Promise<ParsedHead> {
+    return readHead(this.pool, file);
+  }
+
+  /** The whole stored file, chunk by chunk, each written before the next is read. */
+  pipeFile(file: IndexedFile, write: (chunk: Uint8Array) => Promise<void>): Promise<void> {
+    return pipeFile(this.pool, file, write);
   }
 
   /** A file was replaced or deleted: its open handle (of the old file) must not serve reads. */

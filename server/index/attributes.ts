@@ -2,24 +2,12 @@
 // image attributes of proto ImageAttributes.
 import type { DataSet, Element } from 'dicom-parser';
 import type { ImageAttributes, LookupTable, FrameAttributes } from '../../shared/protocol.js';
+import type { SeriesFactsRecord, StudyFactsRecord } from '../../shared/index-format.js';
 import { characterSetOf, decodedText } from './character-set.js';
 
-export interface StudyFacts {
-  studyInstanceUid: string;
-  patientName: string;
-  patientId: string;
-  studyDate: string;
-  studyTime: string;
-  studyDescription: string;
-  accessionNumber: string;
-}
-
-export interface SeriesFacts {
-  seriesInstanceUid: string;
-  modality: string;
-  seriesDescription: string;
-  seriesNumber: number;
-}
+/** What the index keeps of a study: its identity and the attributes QIDO-RS answers with. */
+export type StudyFacts = StudyFactsRecord;
+export type SeriesFacts = Omit<SeriesFactsRecord, 'studyInstanceUid'>;
 
 export function text(ds: DataSet, tag: string): string {
   // dicom-parser trims trailing spaces; NULs pad some UIDs.
@@ -58,6 +46,10 @@ export function studyFacts(ds: DataSet): StudyFacts {
     studyTime: text(ds, 'x00080030'),
     studyDescription: decodedText(ds, 'x00081030', 'LO', cs),
     accessionNumber: decodedText(ds, 'x00080050', 'SH', cs),
+    patientBirthDate: text(ds, 'x00100030'),
+    patientSex: text(ds, 'x00100040'),
+    studyId: decodedText(ds, 'x00200010', 'SH', cs),
+    referringPhysicianName: decodedText(ds, 'x00080090', 'PN', cs),
   };
 }
 
@@ -67,6 +59,8 @@ export function seriesFacts(ds: DataSet): SeriesFacts {
     modality: text(ds, 'x00080060'),
     seriesDescription: decodedText(ds, 'x0008103e', 'LO', characterSetOf(ds)),
     seriesNumber: integerString(ds, 'x00200011') ?? 0,
+    seriesDate: text(ds, 'x00080021'),
+    seriesTime: text(ds, 'x00080031'),
   };
 }
 

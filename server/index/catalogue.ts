@@ -16,8 +16,10 @@ export interface DuplicateFile {
   servedPath: string;
 }
 
-interface SeriesEntry {
+/** A series as the catalogue holds it: what the stream lists, the indexed facts, the served records. */
+export interface SeriesEntry {
   summary: SeriesSummary;
+  facts: SeriesFactsRecord;
   studyInstanceUid: string;
   /** The served copy of each of its instances. */
   records: InstanceRecord[];
@@ -32,8 +34,10 @@ export interface OpenedSeries {
 
 export interface CatalogueCacheStats { hits: number; misses: number; evictions: number; bytes: number; entries: number; maxBytes: number }
 
-interface StudyEntry {
+/** A study as the catalogue holds it: what the stream lists, the indexed facts, its series. */
+export interface StudyEntry {
   summary: StudySummary;
+  facts: StudyFactsRecord;
   series: SeriesEntry[];
 }
 
@@ -131,21 +135,29 @@ export class Catalogue {
     const studyByUid = new Map<string, StudyEntry>();
     for (const r of this.instances.values()) {
       const seriesFact = seriesFacts.get(r.seriesInstanceUid) ??
-        { seriesInstanceUid: r.seriesInstanceUid, modality: '', seriesDescription: '', seriesNumber: 0, studyInstanceUid: '' };
+        { seriesInstanceUid: r.seriesInstanceUid, modality: '', seriesDescription: '', seriesNumber: 0, studyInstanceUid: '', seriesDate: '', seriesTime: '' };
       const studyUid = seriesFact.studyInstanceUid;
       let study = studyByUid.get(studyUid);
       if (!study) {
         const facts = studyFacts.get(studyUid) ?? {
           studyInstanceUid: studyUid, patientName: '', patientId: '', studyDate: '', studyTime: '', studyDescription: '', accessionNumber: '',
+          patientBirthDate: '', patientSex: '', studyId: '', referringPhysicianName: '',
         };
-        study = { summary: { ...facts, modalities: [], numberOfInstances: 0, numberOfFrames: 0, series: [] }, series: [] };
+        const { studyInstanceUid, patientName, patientId, studyDate, studyTime, studyDescription, accessionNumber } = facts;
+        study = {
+          summary: { studyInstanceUid, patientName, patientId, studyDate, studyTime, studyDescription, accessionNumber, modalities: [], numberOfInstances: 0, numberOfFrames: 0, series: [] },
+          facts, series: [],
+        };
         studyByUid.set(studyUid, study);
         this.studies.push(study);
       }
       let series = this.seriesByUid.get(r.seriesInstanceUid);
       if (!series) {
-        const { studyInstanceUid: _, ...facts } = seriesFact;
-        series = { summary: { ...facts, numberOfInstances: 0, numberOfFrames: 0 }, studyInstanceUid: studyUid, records: [] };
+        const { seriesInstanceUid, modality, seriesDescription, seriesNumber } = seriesFact;
+        series = {
+          summary: { seriesInstanceUid, modality, seriesDescription, seriesNumber, numberOfInstances: 0, numberOfFrames: 0 },
+          facts: seriesFact, studyInstanceUid: studyUid, records: [],
+        };
         this.seriesByUid.set(r.seriesInstanceUid, series);
         study.series.push(series);
       }
@@ -199,6 +211,24 @@ export class Catalogue {
   /** Every study summary, newest first (for filtering by access before paging). */
   allStudies(): StudySummary[] {
     return this.studies.map((s) => s.summary);
+  }
+
+  /** Every study with its facts and series, newest first (what QIDO-RS searches). */
+  studyEntries(): readonly StudyEntry[] {
+    return this.studies;
+  }
+
+  /** A study by UID. */
+  studyEntry(studyInstanceUid: string): StudyEntry | undefined {
+    const byUid = this.studyIndex ??= new Map(this.studies.map((s) => [s.summary.studyInstanceUid, s]));
+    return byUid.get(studyInstanceUid);
+  }
+
+  private studyIndex: Map<string, StudyEntry> | undefined;
+
+  /** A series by UID. */
+  seriesEntry(seriesInstanceUid: string): SeriesEntry | undefined {
+    return this.seriesByUid.get(seriesInstanceUid);
   }
 
   hasSeries(seriesInstanceUid: string): boolean {

@@ -22,22 +22,20 @@ function plainAscii(bytes: Uint8Array): boolean {
 /** Latin-1, as dicom-parser's string() reads (without spreading the bytes: a hostile value may be long). */
 const oneCodePointAByte = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
 
-/**
- * A text value (PN, LO, SH, ST, LT, UT, UC) decoded by `characterSet`, trailing padding removed.
- * A character set the library does not know falls back to one code point a byte, as before.
- */
+/** Text bytes of a VR (PN, LO, SH, ST, LT, UT, UC) decoded by `characterSet`, padding kept. */
+export function decodeText(bytes: Uint8Array, vr: string, characterSet: string): string {
+  if (plainAscii(bytes)) return oneCodePointAByte(bytes);
+  try {
+    return convertBytes(characterSet || 'ISO_IR 6', bytes, { vr });
+  } catch {
+    // A character set the library does not know falls back to one code point a byte, as before.
+    return oneCodePointAByte(bytes);
+  }
+}
+
+/** A text value of a data set decoded by `characterSet`, trailing padding removed. */
 export function decodedText(ds: DataSet, tag: string, vr: string, characterSet: string): string {
   const e = ds.elements[tag];
   if (!e || !e.length) return '';
-  const bytes = ds.byteArray.subarray(e.dataOffset, e.dataOffset + e.length);
-  let value: string;
-  if (plainAscii(bytes)) value = oneCodePointAByte(bytes);
-  else {
-    try {
-      value = convertBytes(characterSet || 'ISO_IR 6', bytes, { vr });
-    } catch {
-      value = oneCodePointAByte(bytes);
-    }
-  }
-  return value.replace(/[\0 ]+$/, '').trim();
+  return decodeText(ds.byteArray.subarray(e.dataOffset, e.dataOffset + e.length), vr, characterSet).replace(/[\0 ]+$/, '').trim();
 }
