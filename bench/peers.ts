@@ -1,7 +1,8 @@
 // Peers benchmark: dicomstream next to the bare `ws` limit and, when the Debian packages `orthanc` and
 // `orthanc-dicomweb` are installed, Orthanc's WADO-RS frames endpoint, all serving frame 1 of every
 // instance of the same 200-slice uncompressed CT series, with 1, 8 and 32 concurrent clients in one run.
-// Run from the project root: `npm run bench:peers [-- --clients 1,8,32] [-- --series DIR] [-- --no-orthanc]`.
+// Run from the project root: `npm run bench:peers [-- --clients 1,8,32] [-- --series DIR] [-- --no-orthanc] [-- --dicomweb]`.
+// With --dicomweb (`npm run bench:dicomweb`), dicomstream's own WADO-RS frames are a fourth system.
 // Each server is its own process; the clients run here. Orthanc has no bind-address option, so when it
 // is measured this script re-runs itself under `unshare -n` (a private network namespace with only a
 // loopback interface) and every server and client lives there.
@@ -37,19 +38,19 @@ function measuredRounds(clients: number): number {
   return clients <= 1 ? 5 : clients <= 8 ? 3 : 2;
 }
 
-interface Options { seriesDir: string; generate: boolean; clientCounts: number[]; orthanc: boolean }
+interface Options { seriesDir: string; generate: boolean; clientCounts: number[]; orthanc: boolean; dicomweb: boolean }
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
-    options: { series: { type: 'string' }, clients: { type: 'string' }, 'no-orthanc': { type: 'boolean', default: false } },
+    options: { series: { type: 'string' }, clients: { type: 'string' }, 'no-orthanc': { type: 'boolean', default: false }, dicomweb: { type: 'boolean', default: false } },
   });
   const clientCounts = values.clients === undefined ? DEFAULT_CLIENTS : values.clients.split(',').map((s) => Number(s.trim()));
   if (clientCounts.length === 0 || !clientCounts.every((n) => Number.isInteger(n) && n >= 1)) {
     throw new BenchError(`--clients wants positive integers separated by commas (e.g. 1,8,32), not ${values.clients}`);
   }
   const seriesDir = values.series ? resolve(values.series) : join(OUT, 'series');
-  return { seriesDir, generate: values.series === undefined, clientCounts, orthanc: !values['no-orthanc'] };
+  return { seriesDir, generate: values.series === undefined, clientCounts, orthanc: !values['no-orthanc'], dicomweb: values.dicomweb };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -239,18 +240,18 @@ async function startOrthanc(install: OrthancInstall, files: SeriesFile[], closer
   return { server, port };
 }
 
-/** One WADO-RS frames request at a time, over one kept-alive connection, in series order. */
-function orthancFetcher(port: number, agent: Agent, files: SeriesFile[]): Fetcher {
+/** One WADO-RS frames request at a time, over one kept-alive connection, in series order (Orthanc's root, or dicomstream's). */
+function wadoFetcher(port: number, agent: Agent, files: SeriesFile[], root = '/dicom-web'): Fetcher {
   return async () => {
     const arrivals: number[] = [];
     const requestedAt: number[] = [];
     const frames: Received[] = [];
     const askedAt = performance.now();
     for (const f of files) {
-      const path = `/dicom-web/studies/${f.studyUid}/series/${f.seriesUid}/instances/${f.sopUid}/frames/1`;
+      const path = `${root}/studies/${f.studyUid}/series/${f.seriesUid}/instances/${f.sopUid}/frames/1`;
       const asked = performance.now();
       const answer = await http(agent, port, 'GET', path, { Accept: WADO_ACCEPT });
-      if (answer.status !== 200) throw new Error(`Orthanc answered HTTP ${answer.status} to GET ${path}: ${answer.body.toString('utf8', 0, 300)}`);
+      if (answer.status !== 200) throw new Error(`${root} answered HTTP ${answer.status} to GET ${path}: ${answer.body.toString('utf8', 0, 300)}`);
       frames.push({ uid: f.sopUid, bytes: singlePart(answer.body, answer.contentType) });
       arrivals.push(performance.now());
       requestedAt.push(asked);
@@ -460,18 +461,22 @@ function table(block: Block): string {
     [`client CPU per frame, ms (benchmark process${n > 1 ? `, all ${n} clients` : ''})`, (s) => s.clientCpuMs, 2],
     ['server peak RSS, MiB (VmHWM during these rounds)', (s) => s.serverPeakRssMib, 0],
   ];
-  const [ds, bare, orthanc] = [0, 1, 2].map((i) => block.runs[i]);
+  const byName = (name: string) => block.runs.find((r) => r.system.name === name);
   const cell = (run: Run | undefined, get: (s: Summary) => number, d: number): string =>
     run?.summary ? fmt(get(run.summary), d) : 'failed';
   const ratio = (a: Run | undefined, b: Run | undefined, get: (s: Summary) => number): string =>
     a?.summary && b?.summary ? fmt(get(a.summary) / get(b.summary), 2) : 'n/a';
-  const withOrthanc = orthanc !== undefined;
-  const head = withOrthanc
-    ? ['| metric | dicomstream | bare ws | Orthanc WADO-RS | dicomstream / bare ws | dicomstream / Orthanc |', '|---|---:|---:|---:|---:|---:|']
-    : ['| metric | dicomstream | bare ws | dicomstream / bare ws |', '|---|---:|---:|---:|'];
-  const lines = rows.map(([name, get, d]) => withOrthanc
-    ? `| ${name} | ${cell(ds, get, d)} | ${cell(bare, get, d)} | ${cell(orthanc, get, d)} | ${ratio(ds, bare, get)} | ${ratio(ds, orthanc, get)} |`
-    : `| ${name} | ${cell(ds, get, d)} | ${cell(bare, get, d)} | ${ratio(ds, bare, get)} |`);
+  const [ds, bare, orthanc, wado] = ['dicomstream', 'bare ws', 'Orthanc', 'dicomstream WADO-RS'].map(byName);
+  const columns: Array<[string, Run | undefined]> = [['dicomstream', ds], ['bare ws', bare], ['Orthanc WADO-RS', orthanc], ['dicomstream WADO-RS', wado]];
+  const ratios: Array<[string, Run | undefined, Run | undefined]> = [
+    ['dicomstream / bare ws', ds, bare], ['dicomstream / Orthanc', ds, orthanc],
+    ['dicomstream WADO-RS / Orthanc', wado, orthanc], ['dicomstream WADO-RS / dicomstream', wado, ds],
+  ];
+  const shown = columns.filter(([, r]) => r !== undefined);
+  const shownRatios = ratios.filter(([, a, b]) => a !== undefined && b !== undefined);
+  const head = [`| metric | ${[...shown.map(([n]) => n), ...shownRatios.map(([n]) => n)].join(' | ')} |`, `|---|${[...shown, ...shownRatios].map(() => '---:').join('|')}|`];
+  const lines = rows.map(([name, get, d]) =>
+    `| ${name} | ${[...shown.map(([, r]) => cell(r, get, d)), ...shownRatios.map(([, a, b]) => ratio(a, b, get))].join(' | ')} |`);
   return [...head, ...lines].join('\n');
 }
 
@@ -599,7 +604,22 @@ async function main(): Promise<number> {
           return Array.from({ length: n }, () => {
             const agent = new Agent({ keepAlive: true, maxSockets: 1 });
             blockCloser.add(() => agent.destroy());
-            return orthancFetcher(peer.port, agent, files);
+            return wadoFetcher(peer.port, agent, files);
+          });
+        },
+      });
+    }
+
+    if (options.dicomweb) {
+      const port = Number(new URL(dsUrl).port);
+      systems.push({
+        name: 'dicomstream WADO-RS',
+        pid: dsServer.pid,
+        async open(n, blockCloser) {
+          return Array.from({ length: n }, () => {
+            const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+            blockCloser.add(() => agent.destroy());
+            return wadoFetcher(port, agent, files, '/dicomweb');
           });
         },
       });
@@ -642,8 +662,9 @@ async function main(): Promise<number> {
     ].join('\n');
     const text = [header, ...texts].join('\n');
     mkdirSync(OUT, { recursive: true });
-    writeFileSync(RESULTS, text);
-    console.log(`written to ${relative(process.cwd(), RESULTS)}`);
+    const results = options.dicomweb ? join(OUT, 'dicomweb-results.md') : RESULTS;
+    writeFileSync(results, text);
+    console.log(`written to ${relative(process.cwd(), results)}`);
     const failed = blocks.flatMap((b) => b.runs.filter((r) => r.error !== undefined || !isClean(r.check)));
     if (failed.length > 0) {
       console.error(`FAILED: ${failed.map((r) => r.system.name).join(', ')}: errors, or frames missing or not matching (see above)`);

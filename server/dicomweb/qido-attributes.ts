@@ -67,7 +67,8 @@ export const QIDO_ATTRIBUTES: readonly QidoAttribute[] = [
   // Instance level.
   a(0x00080016, 'SOPClassUID', 'UI', 'instance', (r) => image(r).sopClassUid, 'uid'),
   a(0x00080018, 'SOPInstanceUID', 'UI', 'instance', (r) => image(r).sopInstanceUid, 'uid'),
-  a(0x00200013, 'InstanceNumber', 'IS', 'instance', (r) => image(r).instanceNumber, 'integer'),
+  // The index keeps 0 for an absent Instance Number: answered empty rather than as a number the file does not hold.
+  a(0x00200013, 'InstanceNumber', 'IS', 'instance', (r) => image(r).instanceNumber || '', 'integer'),
   a(0x00280008, 'NumberOfFrames', 'IS', 'instance', (r) => image(r).numberOfFrames),
   a(0x00280010, 'Rows', 'US', 'instance', (r) => image(r).rows),
   a(0x00280011, 'Columns', 'US', 'instance', (r) => image(r).columns),

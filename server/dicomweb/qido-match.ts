@@ -22,15 +22,17 @@ const everything: Matcher = () => true;
  */
 export function textMatcher(query: string, options: { caseInsensitive?: boolean; personName?: boolean } = {}): Matcher {
   if (query === '' || query === '*') return everything;
-  const fold = options.caseInsensitive ? (s: string) => s.toLocaleLowerCase() : (s: string) => s;
+  // Case-insensitive matching folds with toLowerCase (no locale: the same answer on every server)
+  // and a wildcard pattern is one regular expression with the `i` flag: no string made per value tested.
+  const fold = options.caseInsensitive ? (s: string) => s.toLowerCase() : (s: string) => s;
   const pattern = fold(query);
   const wildcard = /[*?]/.test(pattern);
   const regex = wildcard
-    ? new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'su')
+    ? new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, options.caseInsensitive ? 'siu' : 'su')
     : undefined;
-  const one = (v: string) => (regex ? regex.test(fold(v)) : fold(v) === pattern);
+  const one = (v: string) => (regex ? regex.test(v) : fold(v) === pattern);
   if (!options.personName) return one;
-  return (value) => one(value) || value.split('=').some((group) => group !== '' && one(group));
+  return (value) => one(value) || (value.includes('=') && value.split('=').some((group) => group !== '' && one(group)));
 }
 
 /** A list of UIDs (comma or backslash separated): matches any of them. */

@@ -18,7 +18,7 @@ const depth = (level: Level) => LEVELS.indexOf(level);
 /** A search's scope in the path: `/studies/{study}/series`, `/studies/{study}/series/{series}/instances`. */
 export interface Scope { studyInstanceUid?: string; seriesInstanceUid?: string }
 
-interface Filter { attribute: QidoAttribute; matches: Matcher }
+interface Filter { attribute: QidoAttribute; matches: Matcher; /** The parameter's value as given. */ value: string }
 
 export interface QidoQuery {
   level: Level;
@@ -66,7 +66,7 @@ export function parseQuery(params: URLSearchParams, level: Level, scope: Scope, 
   }
   for (const [attribute, values] of seen) {
     if (values.length > 1 && attribute.match !== 'uid') throw new QueryError(`${attribute.keyword} is given ${values.length} times`);
-    query.filters.push({ attribute, matches: matcher(attribute, values.join(','), fuzzy === 'true') });
+    query.filters.push({ attribute, matches: matcher(attribute, values.join(','), fuzzy === 'true'), value: values.join(',') });
   }
   return query;
 }
@@ -122,7 +122,11 @@ export async function search(catalogue: Catalogue, query: QidoQuery, visible: (s
     studies = one ? await visible([one]) : [];
     if (studies.length === 0) return undefined;
   } else {
-    studies = await visible(catalogue.studyEntries().filter((s) => passes(filters, 'study', { study: s }, urls)));
+    // A StudyInstanceUID list names its studies: looked up, not searched for.
+    const uidFilter = filters.find((f) => f.attribute.tag === 0x0020000d);
+    const uids = uidFilter ? uidFilter.value.split(/[,\\]/).map((u) => u.trim()).filter(Boolean) : [];
+    const candidates = uids.length ? uids.map((u) => catalogue.studyEntry(u)).filter((e): e is StudyEntry => e !== undefined) : catalogue.studyEntries();
+    studies = await visible(candidates.filter((s) => passes(filters, 'study', { study: s }, urls)));
   }
   const wanted = query.offset + query.limit;
   const rows: Row[] = [];
@@ -169,16 +173,32 @@ function answered(query: QidoQuery): QidoAttribute[] {
   });
 }
 
-/** The rows as DICOM JSON data sets. */
-export function renderRows(query: QidoQuery, rows: Row[], urls: RetrieveUrls): DicomJsonDataSet[] {
+/**
+ * Each row's JSON text, by the object it answers for and what is asked (attributes and root):
+ * index facts do not change within a catalogue, so a study listed again is not written again.
+ */
+const rendered = new WeakMap<object, Map<string, string>>();
+
+/** The rows as a DICOM JSON array (text). */
+export function renderRows(query: QidoQuery, rows: Row[], urls: RetrieveUrls): string {
   const attributes = answered(query);
-  return rows.map((row) => {
-    const ds: DicomJsonDataSet = {};
-    for (const x of attributes) {
-      const value = x.value(row, urls);
-      ds[tagKey(x.tag)] = typeof value === 'number' ? numberElement(x.vr, [value]) : textElement(x.vr, value);
+  const key = `${query.level}\0${attributes.map((x) => x.tag).join(',')}\0${urls.study('')}`;
+  const texts = rows.map((row) => {
+    const owner = row.instance ?? row.series ?? row.study;
+    let byKey = rendered.get(owner);
+    if (!byKey) rendered.set(owner, (byKey = new Map()));
+    let text = byKey.get(key);
+    if (text === undefined) {
+      const ds: DicomJsonDataSet = {};
+      for (const x of attributes) {
+        const value = x.value(row, urls);
+        ds[tagKey(x.tag)] = typeof value === 'number' ? numberElement(x.vr, [value]) : textElement(x.vr, value);
+      }
+      ds[tagKey(RETRIEVE_URL)] = { vr: 'UR', Value: [retrieveUrl(query.level, row, urls)] };
+      text = JSON.stringify(sortedDataSet(ds));
+      if (byKey.size < 8) byKey.set(key, text);
     }
-    ds[tagKey(RETRIEVE_URL)] = { vr: 'UR', Value: [retrieveUrl(query.level, row, urls)] };
-    return sortedDataSet(ds);
+    return text;
   });
+  return `[${texts.join(',')}]`;
 }

@@ -155,7 +155,7 @@ export function dicomWebRoutes(options: DicomWebOptions): RequestHandler {
     const found = await search(options.catalogue(), query, (studies) => visibleStudies(caller, studies), caller.urls);
     if (!found) throw new HttpError(404, scope.seriesInstanceUid ? `no series ${printable(scope.seriesInstanceUid)} in study ${printable(scope.studyInstanceUid!)}` : `no study ${printable(scope.studyInstanceUid!)}`);
     if (found.more) res.setHeader('warning', `299 dicomstream "There are more results: at most ${QIDO_MAX_RESULTS} a request; ask again with offset=${query.offset + found.rows.length}"`);
-    json(res, renderRows(query, found.rows, caller.urls));
+    jsonText(res, renderRows(query, found.rows, caller.urls));
   }
 }
 
@@ -213,7 +213,10 @@ function printable(s: string): string {
 }
 
 function json(res: ServerResponse, body: unknown): void {
-  const text = JSON.stringify(body);
+  jsonText(res, JSON.stringify(body));
+}
+
+function jsonText(res: ServerResponse, text: string): void {
   res.writeHead(200, { 'content-type': `${JSON_TYPE}; charset=utf-8`, 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
