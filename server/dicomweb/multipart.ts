@@ -29,6 +29,19 @@ export class MultipartWriter {
     this.write = writer(res);
   }
 
+  /** A whole answer of one part, sent at once with its Content-Length. */
+  static single(res: ServerResponse, type: string, contentType: string, bytes: Uint8Array, location?: string): void {
+    const boundary = randomBytes(12).toString('hex');
+    const head = Buffer.from(partHead(boundary, contentType, bytes.length, location));
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    res.writeHead(200, { 'content-type': `multipart/related; type="${type}"; boundary=${boundary}`, 'content-length': head.length + bytes.length + tail.length });
+    res.cork();
+    res.write(head);
+    res.write(bytes);
+    res.end(tail);
+    process.nextTick(() => res.uncork());
+  }
+
   /** One part with its bytes. */
   async part(contentType: string, bytes: Uint8Array, location?: string): Promise<void> {
     await this.write(this.partHead(contentType, bytes.length, location));
@@ -48,6 +61,10 @@ export class MultipartWriter {
   }
 
   private partHead(contentType: string, length: number, location: string | undefined): string {
-    return `--${this.boundary}\r\nContent-Type: ${contentType}\r\nContent-Length: ${length}\r\n${location ? `Content-Location: ${location}\r\n` : ''}\r\n`;
+    return partHead(this.boundary, contentType, length, location);
   }
+}
+
+function partHead(boundary: string, contentType: string, length: number, location: string | undefined): string {
+  return `--${boundary}\r\nContent-Type: ${contentType}\r\nContent-Length: ${length}\r\n${location ? `Content-Location: ${location}\r\n` : ''}\r\n`;
 }

@@ -45,12 +45,17 @@ export class Retriever {
     }
     // The first frame is read before the status line: an unreadable frame still gets an error answer.
     let bytes = await this.frameBytes(file, numbers[0]!, numbers.slice(1), choice.offer);
+    const location = (n: number) => `${instance.url}/frames/${n}`;
+    if (numbers.length === 1) {
+      // One frame (what viewers ask most): one write with a Content-Length, no chunked framing.
+      return MultipartWriter.single(res, choice.offer.mediaType, partType, bytes, location(numbers[0]!));
+    }
     const out = new MultipartWriter(res, choice.offer.mediaType);
     for (let i = 0; i < numbers.length; i++) {
       // The next frame is read while this one is written.
       const next = i + 1 < numbers.length ? this.frameBytes(file, numbers[i + 1]!, numbers.slice(i + 2), choice.offer) : undefined;
       next?.catch(() => undefined); // awaited below; not unhandled if this write fails first
-      await out.part(partType, bytes, `${instance.url}/frames/${numbers[i]}`);
+      await out.part(partType, bytes, location(numbers[i]!));
       if (next) bytes = await next;
     }
     out.end();
@@ -59,8 +64,7 @@ export class Retriever {
   private async frameBytes(file: IndexedFile, frameNumber: number, after: number[], offer: FrameOffer): Promise<Uint8Array> {
     const location = file.frames[frameNumber - 1]!;
     const at = (n: number) => ({ file, location: file.frames[n - 1]!, frameIndex: n - 1 });
-    const bytes = Buffer.allocUnsafe(location.length);
-    await this.source.readChunk(at(frameNumber), 0, location.length, bytes, 0, after.slice(0, this.source.readahead).map(at));
+    const bytes = await this.source.frame(at(frameNumber), after.slice(0, this.source.readahead).map(at));
     if (file.image.encapsulated) return bytes;
     return nativeFrame(bytes, file.image, location.bitOffset, offer.transferSyntaxUid !== EXPLICIT_VR_BIG_ENDIAN);
   }

@@ -64,6 +64,22 @@ export class FrameSource {
     into.set(bytes.subarray(offset, offset + length), at);
   }
 
+  /**
+   * A whole frame: the cache's own bytes when it goes through the cache (no copy: the caller must
+   * not modify them), else a new buffer read from the file. `next` as for readChunk.
+   */
+  async frame(frame: FrameAt, next: readonly FrameAt[]): Promise<Uint8Array> {
+    const cache = this.cache;
+    const length = frame.location.length;
+    for (const n of next) if (n.location.length <= cache.maxFrameBytes) cache.prefetch(n.file, n.frameIndex);
+    if (length <= cache.maxFrameBytes && (cache.has(frame.file, frame.frameIndex) || cache.isLoading(frame.file, frame.frameIndex) || cache.fits(length))) {
+      return cache.get(frame.file, frame.frameIndex);
+    }
+    const bytes = Buffer.allocUnsafe(length);
+    await this.reader.read(frame.file, frame.location, 0, length, bytes, 0);
+    return bytes;
+  }
+
   /** The file's data set before Pixel Data (DICOMweb metadata and bulk data). */
   head(file: IndexedFile): Promise<ParsedHead> {
     return readHead(this.pool, file);
