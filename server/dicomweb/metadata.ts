@@ -6,6 +6,7 @@ import type { DataSet, Element } from 'dicom-parser';
 import type { ParsedHead } from '../index/read-dataset.js';
 import { characterSetOf, decodeText } from '../index/character-set.js';
 import type { Dictionary } from './dictionary.js';
+import { swappedSamples } from './native-frame.js';
 import { sortedDataSet, tagKey, textElement, type DicomJsonDataSet, type DicomJsonElement } from './dicom-json.js';
 
 /** Binary values up to this size are written inline (base64), larger ones as a BulkDataURI. */
@@ -80,10 +81,7 @@ function bulkDataUri(path: string[], walk: Walk): string {
 /** A binary value in little-endian byte order (DICOM JSON's, PS3.18 F.2.7), swapped from a big-endian file. */
 export function littleEndian(bytes: Uint8Array, vr: string, bigEndian: boolean): Uint8Array {
   const word = WORD.get(vr);
-  if (!bigEndian || !word) return bytes;
-  const out = new Uint8Array(bytes.length);
-  for (let i = 0; i + word <= bytes.length; i += word) for (let j = 0; j < word; j++) out[i + j] = bytes[i + word - 1 - j]!;
-  return out;
+  return bigEndian && word ? swappedSamples(bytes, word) : bytes;
 }
 
 /** The values of a binary-number VR (US, SS, UL, SL, FL, FD, UV, SV, AT), or undefined for other VRs. */

@@ -37,12 +37,7 @@ export class Retriever {
       if (!file.frames[n - 1]) throw new HttpError(404, `frame ${n} of ${file.frames.length}`);
     }
     const partType = `${choice.offer.mediaType}; transfer-syntax=${choice.offer.transferSyntaxUid}`;
-    if (!choice.multipart) {
-      const bytes = await this.frameBytes(file, numbers[0]!, [], choice.offer);
-      res.writeHead(200, { 'content-type': partType, 'content-length': bytes.length });
-      res.end(bytes);
-      return;
-    }
+    if (!choice.multipart) return send(res, false, partType, await this.frameBytes(file, numbers[0]!, [], choice.offer));
     // The first frame is read before the status line: an unreadable frame still gets an error answer.
     let bytes = await this.frameBytes(file, numbers[0]!, numbers.slice(1), choice.offer);
     const location = (n: number) => `${instance.url}/frames/${n}`;
@@ -134,13 +129,12 @@ export class Retriever {
   }
 }
 
-async function send(res: ServerResponse, multipart: boolean, type: string, bytes: Uint8Array): Promise<void> {
+/** One body: bare with its Content-Type, or as the one part of a multipart/related answer. */
+function send(res: ServerResponse, multipart: boolean, type: string, bytes: Uint8Array): void {
   if (!multipart) {
     res.writeHead(200, { 'content-type': type, 'content-length': bytes.length });
     res.end(bytes);
     return;
   }
-  const out = new MultipartWriter(res, type.split(';')[0]!);
-  await out.part(type, bytes);
-  out.end();
+  MultipartWriter.single(res, type.split(';')[0]!, type, bytes);
 }

@@ -10,6 +10,7 @@ import type { FrameSource } from '../files/frame-source.js';
 import type { Catalogue, StudyEntry } from '../index/catalogue.js';
 import type { RequestHandler } from '../http-routes.js';
 import type { Logger } from '../log.js';
+import { printable } from '../transport/refusals.js';
 import { SessionAccess } from '../transport/session-access.js';
 import { acceptsJson, parseAccept } from './accept.js';
 import { dictionary } from './dictionary.js';
@@ -136,16 +137,23 @@ export function dicomWebRoutes(options: DicomWebOptions): RequestHandler {
     if (!study || (await visibleStudies(caller, [study])).length === 0) throw new HttpError(404, `no study ${printable(studyUid)}`);
     const seriesList = seriesUid === undefined ? study.series : study.series.filter((s) => s.facts.seriesInstanceUid === seriesUid);
     if (seriesList.length === 0) throw new HttpError(404, `no series ${printable(seriesUid!)} in study ${printable(studyUid)}`);
+    const url = (seriesUid: string, sop: string) => caller.urls.instance(studyUid, seriesUid, sop);
+    if (sopUid !== undefined) {
+      // One instance (frames, bulk data: the hot path): found by its record, not by walking the series.
+      const record = catalogue.record(sopUid);
+      const file = record?.seriesInstanceUid === seriesUid ? await catalogue.instance(sopUid) : undefined;
+      if (!file) throw new HttpError(404, `no instance ${printable(sopUid)} in that series`);
+      return [{ file, url: url(seriesUid!, sopUid) }];
+    }
     const out: Resolved[] = [];
     for (const series of seriesList) {
       const opened = await catalogue.openSeries(series.facts.seriesInstanceUid);
       for (const image of opened?.manifest.instances ?? []) {
-        if (sopUid !== undefined && image.sopInstanceUid !== sopUid) continue;
         const file = opened!.files.get(image.sopInstanceUid);
-        if (file) out.push({ file, url: caller.urls.instance(studyUid, series.facts.seriesInstanceUid, image.sopInstanceUid) });
+        if (file) out.push({ file, url: url(series.facts.seriesInstanceUid, image.sopInstanceUid) });
       }
     }
-    if (out.length === 0) throw new HttpError(404, sopUid === undefined ? 'no instances' : `no instance ${printable(sopUid)} in that series`);
+    if (out.length === 0) throw new HttpError(404, 'no instances');
     return out;
   }
 
@@ -202,14 +210,9 @@ function frameNumbers(list: string): number[] {
   const parts = list.split(',').map((s) => s.trim());
   if (parts.length > MAX_FRAMES_PER_REQUEST) throw new HttpError(400, `at most ${MAX_FRAMES_PER_REQUEST} frames a request`);
   return parts.map((s) => {
-    if (!/^\d{1,9}$/.test(s) || Number(s) < 1) throw new HttpError(400, `"${printable(s)}" is not a frame number (1, 2, …)`);
+    if (!/^\d{1,9}$/.test(s) || Number(s) < 1) throw new HttpError(400, `${printable(s)} is not a frame number (1, 2, …)`);
     return Number(s);
   });
-}
-
-function printable(s: string): string {
-  const cut = s.length > 80 ? `${s.slice(0, 80)}…` : s;
-  return cut.replace(/[^\x20-\x7e]/g, '?');
 }
 
 function json(res: ServerResponse, body: unknown): void {

@@ -2,8 +2,8 @@
 // served folder, checked against the indexed size and mtime): its head (the data set before Pixel
 // Data, for DICOMweb metadata and bulk data) and the whole file, in chunks (WADO-RS instances).
 import { CodedError } from '../../shared/coded-error.js';
-import type { IndexedFile } from '../index/index-file.js';
-import { NeedMoreBytes, readDataSet, type ParsedHead } from '../index/read-dataset.js';
+import { handleSource, readHead as readHeadOf, type IndexedFile } from '../index/index-file.js';
+import type { ParsedHead } from '../index/read-dataset.js';
 import type { HandlePool, OpenedStamp } from './handle-pool.js';
 
 /** The first read of a head: most data sets before Pixel Data are a few KiB. */
@@ -15,20 +15,11 @@ function checkStamp(file: IndexedFile, opened: OpenedStamp): void {
   if (opened.size !== file.size || opened.mtimeMs !== file.mtimeMs) throw new CodedError('FILE_CHANGED', 'the file changed since it was indexed');
 }
 
-/** The file's data set up to Pixel Data, read in growing pieces (the whole file if it is deflated). */
+/** The file's data set up to Pixel Data, read as the index reads it (starting with a smaller piece). */
 export function readHead(pool: HandlePool, file: IndexedFile): Promise<ParsedHead> {
   return pool.with(file.path, async (handle, opened) => {
     checkStamp(file, opened);
-    for (let length = Math.min(FIRST_HEAD_READ, file.size); ; length = Math.min(length * 4, file.size)) {
-      const bytes = new Uint8Array(length);
-      const { bytesRead } = await handle.read(bytes, 0, length, 0);
-      if (bytesRead < length) throw new CodedError('FILE_CHANGED', 'the file is shorter than its index');
-      try {
-        return readDataSet(bytes, length >= file.size);
-      } catch (e) {
-        if (!(e instanceof NeedMoreBytes) || length >= file.size) throw e;
-      }
-    }
+    return readHeadOf(handleSource(handle, file.size), FIRST_HEAD_READ);
   });
 }
 

@@ -55,12 +55,9 @@ export class FrameSource {
    * frames its group sends after it (read ahead when they fit the cache).
    */
   async readChunk(frame: FrameAt, offset: number, length: number, into: Uint8Array, at: number, next: readonly FrameAt[]): Promise<void> {
-    const cache = this.cache;
-    for (const n of next) if (n.location.length <= cache.maxFrameBytes) cache.prefetch(n.file, n.frameIndex);
-    const viaCache = frame.location.length <= cache.maxFrameBytes &&
-      (cache.has(frame.file, frame.frameIndex) || cache.isLoading(frame.file, frame.frameIndex) || cache.fits(frame.location.length));
-    if (!viaCache) return this.reader.read(frame.file, frame.location, offset, length, into, at);
-    const bytes = await cache.get(frame.file, frame.frameIndex);
+    this.prefetch(next);
+    if (!this.viaCache(frame)) return this.reader.read(frame.file, frame.location, offset, length, into, at);
+    const bytes = await this.cache.get(frame.file, frame.frameIndex);
     into.set(bytes.subarray(offset, offset + length), at);
   }
 
@@ -69,15 +66,23 @@ export class FrameSource {
    * not modify them), else a new buffer read from the file. `next` as for readChunk.
    */
   async frame(frame: FrameAt, next: readonly FrameAt[]): Promise<Uint8Array> {
-    const cache = this.cache;
-    const length = frame.location.length;
-    for (const n of next) if (n.location.length <= cache.maxFrameBytes) cache.prefetch(n.file, n.frameIndex);
-    if (length <= cache.maxFrameBytes && (cache.has(frame.file, frame.frameIndex) || cache.isLoading(frame.file, frame.frameIndex) || cache.fits(length))) {
-      return cache.get(frame.file, frame.frameIndex);
-    }
-    const bytes = Buffer.allocUnsafe(length);
-    await this.reader.read(frame.file, frame.location, 0, length, bytes, 0);
+    this.prefetch(next);
+    if (this.viaCache(frame)) return this.cache.get(frame.file, frame.frameIndex);
+    const bytes = Buffer.allocUnsafe(frame.location.length);
+    await this.reader.read(frame.file, frame.location, 0, frame.location.length, bytes, 0);
     return bytes;
+  }
+
+  /** The frames a group sends next, read ahead when they fit the cache. */
+  private prefetch(next: readonly FrameAt[]): void {
+    for (const n of next) if (n.location.length <= this.cache.maxFrameBytes) this.cache.prefetch(n.file, n.frameIndex);
+  }
+
+  /** Whether a frame goes through the cache: in it, being read, or fitting without evicting (scan resistance). */
+  private viaCache(frame: FrameAt): boolean {
+    const cache = this.cache;
+    return frame.location.length <= cache.maxFrameBytes &&
+      (cache.has(frame.file, frame.frameIndex) || cache.isLoading(frame.file, frame.frameIndex) || cache.fits(frame.location.length));
   }
 
   /** The file's data set before Pixel Data (DICOMweb metadata and bulk data). */

@@ -109,19 +109,26 @@ export function indexBytes(bytes: Uint8Array, name = 'memory', mtimeMs = 0): Pro
   return indexSource(name, memorySource(bytes), mtimeMs);
 }
 
+/**
+ * The data set before Pixel Data, read from the start of the file in growing pieces (the whole
+ * file if it is deflated): `firstRead` bytes, then four times more until the head is whole.
+ */
+export async function readHead(file: ByteSource, firstRead = FIRST_READ): Promise<ParsedHead> {
+  for (let length = Math.min(firstRead, file.size); ; length = Math.min(length * 4, file.size)) {
+    const bytes = await file.read(0, length);
+    if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) throw new IndexError('GZIP', 'gzip-compressed file: gunzip it to serve it');
+    try {
+      return readDataSet(bytes, length >= file.size);
+    } catch (e) {
+      if (!(e instanceof NeedMoreBytes) || length >= file.size) throw e;
+    }
+  }
+}
+
 /** Rejects only with an IndexError (its code says why the file is not served). */
 async function indexSource(path: string, file: ByteSource, mtimeMs: number): Promise<IndexedFile> {
   try {
-    let head: ParsedHead | undefined;
-    for (let length = Math.min(FIRST_READ, file.size); !head; length = Math.min(length * 4, file.size)) {
-      const bytes = await file.read(0, length);
-      if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) throw new IndexError('GZIP', 'gzip-compressed file: gunzip it to serve it');
-      try {
-        head = readDataSet(bytes, length >= file.size);
-      } catch (e) {
-        if (!(e instanceof NeedMoreBytes) || length >= file.size) throw e;
-      }
-    }
+    const head = await readHead(file);
     const source = head.inflated ? memorySource(head.bytes) : file;
     return await describeFile(path, file.size, mtimeMs, head, source);
   } catch (e) {
