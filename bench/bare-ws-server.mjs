@@ -6,6 +6,8 @@
 // stdin: a JSON array of { "path": string, "offset": number, "length": number }, one entry per frame,
 // in the order the frames are to be sent (bench/stream.ts finds each file's Pixel Data with dicom-parser).
 // Listens on 127.0.0.1, any free port, and prints `listening on ws://127.0.0.1:PORT/`.
+// The same port answers `GET /frames/{n}` (n from 1, in stdin's order) with frame n as the one part
+// of a multipart/related answer shaped like a WADO-RS frame's: the bare HTTP baseline of bench:dicomweb.
 // SIGTERM or SIGINT ends it.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -46,7 +48,27 @@ async function main() {
   const frames = ranges.map(readRange);
   const total = frames.reduce((n, f) => n + f.length, 0);
 
-  const http = createServer();
+  // One answer per frame, made once: the HTTP baseline does nothing per request but parse and write.
+  const answers = frames.map((f, i) => {
+    const boundary = `bare-${i}`;
+    const head = Buffer.from(`--${boundary}\r\nContent-Type: application/octet-stream; transfer-syntax=1.2.840.10008.1.2.1\r\nContent-Length: ${f.length}\r\n\r\n`);
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    return { type: `multipart/related; type="application/octet-stream"; boundary=${boundary}`, parts: [head, f, tail], length: head.length + f.length + tail.length };
+  });
+  const http = createServer((req, res) => {
+    const n = /^\/frames\/(\d+)$/.exec(req.url ?? '')?.[1];
+    const answer = n === undefined ? undefined : answers[Number(n) - 1];
+    if (!answer) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': answer.type, 'content-length': answer.length });
+    res.cork();
+    res.write(answer.parts[0]);
+    res.write(answer.parts[1]);
+    res.end(answer.parts[2]);
+    process.nextTick(() => res.uncork());
+  });
   const wss = new WebSocketServer({ server: http, perMessageDeflate: false });
   wss.on('connection', (ws) => {
     ws.on('error', (e) => process.stderr.write(`bare-ws-server: socket error: ${e.message}\n`));

@@ -2,7 +2,9 @@
 // `orthanc-dicomweb` are installed, Orthanc's WADO-RS frames endpoint, all serving frame 1 of every
 // instance of the same 200-slice uncompressed CT series, with 1, 8 and 32 concurrent clients in one run.
 // Run from the project root: `npm run bench:peers [-- --clients 1,8,32] [-- --series DIR] [-- --no-orthanc] [-- --dicomweb]`.
-// With --dicomweb (`npm run bench:dicomweb`), dicomstream's own WADO-RS frames are a fourth system.
+// With --dicomweb (`npm run bench:dicomweb`), dicomstream's own WADO-RS frames are a fourth system,
+// and then, when Debian's `wrk` is installed, Orthanc's and dicomstream's WADO-RS frames and a bare
+// Node HTTP server are also measured under wrk (bench/wado-load.ts); --wrk-only skips the Node clients.
 // Each server is its own process; the clients run here. Orthanc has no bind-address option, so when it
 // is measured this script re-runs itself under `unshare -n` (a private network namespace with only a
 // loopback interface) and every server and client lives there.
@@ -22,6 +24,7 @@ import {
   percentile, pickSeries, processCpu, processPeakRss, readSeriesManifest, resetPeakRss, seriesFiles, startServerProcess,
   type Check, type Expected, type Fetcher, type Received, type SeriesFile, type ServerProcess,
 } from './common.js';
+import { childrenCpuMs, findWrk, loadBlocks, wrkVersion, type LoadTarget } from './wado-load.js';
 
 const DEFAULT_CLIENTS = [1, 8, 32];
 /** A round that takes longer than this fails its system (for this client count) instead of hanging the run. */
@@ -32,25 +35,31 @@ const ORTHANC_KILL_GRACE_MS = 15_000;
 const NETNS_ENV = 'DICOMSTREAM_BENCH_NETNS';
 const WADO_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
 const RESULTS = join(OUT, 'peers-results.md');
+/** wrk: measured runs per system and connection count, their length, and the warm-up run's. */
+const WRK_ROUNDS = 5;
+const WRK_SECONDS = 5;
+const WRK_WARMUP_SECONDS = 2;
 
 /** Measured rounds after the warm-up: fewer with many clients, so that the run stays within a few minutes. */
 function measuredRounds(clients: number): number {
   return clients <= 1 ? 5 : clients <= 8 ? 3 : 2;
 }
 
-interface Options { seriesDir: string; generate: boolean; clientCounts: number[]; orthanc: boolean; dicomweb: boolean }
+interface Options { seriesDir: string; generate: boolean; clientCounts: number[]; orthanc: boolean; dicomweb: boolean; wrkOnly: boolean }
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
-    options: { series: { type: 'string' }, clients: { type: 'string' }, 'no-orthanc': { type: 'boolean', default: false }, dicomweb: { type: 'boolean', default: false } },
+    options: { series: { type: 'string' }, clients: { type: 'string' }, 'no-orthanc': { type: 'boolean', default: false }, dicomweb: { type: 'boolean', default: false }, 'wrk-only': { type: 'boolean', default: false } },
   });
   const clientCounts = values.clients === undefined ? DEFAULT_CLIENTS : values.clients.split(',').map((s) => Number(s.trim()));
   if (clientCounts.length === 0 || !clientCounts.every((n) => Number.isInteger(n) && n >= 1)) {
     throw new BenchError(`--clients wants positive integers separated by commas (e.g. 1,8,32), not ${values.clients}`);
   }
   const seriesDir = values.series ? resolve(values.series) : join(OUT, 'series');
-  return { seriesDir, generate: values.series === undefined, clientCounts, orthanc: !values['no-orthanc'], dicomweb: values.dicomweb };
+  const wrkOnly = values['wrk-only'];
+  if (wrkOnly && !values.dicomweb) throw new BenchError('--wrk-only goes with --dicomweb');
+  return { seriesDir, generate: values.series === undefined, clientCounts, orthanc: !values['no-orthanc'], dicomweb: values.dicomweb, wrkOnly };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -439,7 +448,7 @@ function machineBusyMs(): number {
 /** CPU time of this process and the servers so far, in ms. */
 function ownCpuMs(pids: number[]): number {
   const self = process.cpuUsage();
-  return (self.user + self.system) / 1000 + pids.reduce((sum, pid) => { const c = processCpu(pid); return sum + c.userMs + c.systemMs; }, 0);
+  return (self.user + self.system) / 1000 + childrenCpuMs() + pids.reduce((sum, pid) => { const c = processCpu(pid); return sum + c.userMs + c.systemMs; }, 0);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -595,8 +604,8 @@ async function main(): Promise<number> {
         },
       },
     ];
-    if (orthanc) {
-      const peer = await startOrthanc(orthanc, files, closer);
+    const peer = orthanc ? await startOrthanc(orthanc, files, closer) : undefined;
+    if (peer) {
       systems.push({
         name: 'Orthanc',
         pid: peer.server.pid,
@@ -627,17 +636,37 @@ async function main(): Promise<number> {
 
     const blocks: Block[] = [];
     const texts: string[] = [];
+    let wrkFailed = false;
     // How busy the rest of the machine was while this measured: a busy neighbour skews every figure.
     const pids = systems.map((s) => s.pid);
     const busyBefore = machineBusyMs();
     const ownBefore = ownCpuMs(pids);
     const measuringSince = performance.now();
-    for (const n of options.clientCounts) {
+    for (const n of options.wrkOnly ? [] : options.clientCounts) {
       const block = await runBlock(systems, n, expected);
       blocks.push(block);
       const text = blockText(block, hashed);
       texts.push(text);
       console.log('\n' + text);
+    }
+    const wrk = options.dicomweb ? findWrk() : undefined;
+    let wrkNote = options.dicomweb ? 'wrk not installed (Debian package `wrk`): no load-generator rounds' : undefined;
+    if (wrk) {
+      const dsPort = Number(new URL(dsUrl).port);
+      const wadoPath = (root: string) => (f: SeriesFile) => `${root}/studies/${f.studyUid}/series/${f.seriesUid}/instances/${f.sopUid}/frames/1`;
+      const targets: LoadTarget[] = [
+        ...(peer ? [{ name: 'Orthanc WADO-RS', pid: peer.server.pid, port: peer.port, paths: files.map(wadoPath('/dicom-web')) }] : []),
+        { name: 'dicomstream WADO-RS', pid: dsServer.pid, port: dsPort, paths: files.map(wadoPath('/dicomweb')) },
+        { name: 'bare Node http', pid: bareServer.pid, port: Number(new URL(bareUrl).port), paths: files.map((_, i) => `/frames/${i + 1}`) },
+      ];
+      const dir = mkdtempSync(join(tmpdir(), 'dicomstream-bench-wrk-'));
+      closer.add(() => rmSync(dir, { recursive: true, force: true }));
+      console.log(`\nwrk: ${targets.map((t) => t.name).join(', ')} at ${options.clientCounts.join(', ')} connection(s)`);
+      const load = await loadBlocks(targets, { wrk, dir, accept: WADO_ACCEPT, frameBytes, connections: options.clientCounts, rounds: WRK_ROUNDS, seconds: WRK_SECONDS, warmupSeconds: WRK_WARMUP_SECONDS }, (line) => console.log(line));
+      console.log('\n' + load.text);
+      texts.push(load.text);
+      if (!load.clean) wrkFailed = true;
+      wrkNote = `${wrkVersion(wrk)} (-t 1, one thread; --timeout 30s), in the same namespace; each connection sends one GET …/frames/1 at a time, the connections together walking the series' ${files.length} frames in order, over and over; the bare Node http server answers GET /frames/{n} with the same bytes from memory (bench/bare-ws-server.mjs); wrk's CPU from this process's cutime + cstime`;
     }
     const othersMs = (machineBusyMs() - busyBefore) - (ownCpuMs(pids) - ownBefore);
     const measuringS = (performance.now() - measuringSince) / 1000;
@@ -656,6 +685,7 @@ async function main(): Promise<number> {
       `- network: ${inNamespace ? 'a private network namespace with only loopback (unshare -n); every server and client in it' : 'the host namespace'}, 127.0.0.1`,
       `- server CPU from /proc/<pid>/stat (clock tick ${fmt(1000 / CLK_TCK, 0)} ms), server peak RSS from VmHWM in /proc/<pid>/status (reset through clear_refs before each warm-up), client CPU from process.cpuUsage()`,
       `- ${quiet}`,
+      ...(wrkNote ? [`- load generator: ${wrkNote}`] : []),
       ...(resentOnStaleSocket > 0 ? [`- ${resentOnStaleSocket} HTTP request(s) resent after the server had closed an idle kept-alive connection`] : []),
       ...(buildWarning ? [`- WARNING: ${buildWarning}`] : []),
       '',
@@ -666,6 +696,10 @@ async function main(): Promise<number> {
     writeFileSync(results, text);
     console.log(`written to ${relative(process.cwd(), results)}`);
     const failed = blocks.flatMap((b) => b.runs.filter((r) => r.error !== undefined || !isClean(r.check)));
+    if (wrkFailed) {
+      console.error('FAILED: a wrk run counted errors or short answers (see above)');
+      return 1;
+    }
     if (failed.length > 0) {
       console.error(`FAILED: ${failed.map((r) => r.system.name).join(', ')}: errors, or frames missing or not matching (see above)`);
       return 1;

@@ -13,7 +13,7 @@ import { AccessControl, type AccessPolicy } from './access.js';
 import type { Catalogue, CatalogueCacheStats } from './index/catalogue.js';
 import { LiveIndex } from './index/live-index.js';
 import type { IndexSummary, RefreshProgress } from './index/refresh.js';
-import { FrameSource } from './files/frame-source.js';
+import { FrameSource, type WholeFrameStats } from './files/frame-source.js';
 import type { FrameCacheStats } from './files/frame-cache.js';
 import type { HandlePoolStats } from './files/handle-pool.js';
 import { attach, listeningHost, mountPath, type AttachTo, type UpgradeHandler } from './http-attachment.js';
@@ -77,6 +77,8 @@ export interface RunningServer {
   files: HandlePoolStats;
   /** Frame cache counters: hits, misses, evictions, bytes, reads, coalesced, prefetched. */
   cache: () => FrameCacheStats;
+  /** Whole frames read past the frame cache (DICOMweb): buffers allocated, reused and held; frames read ahead, taken, dropped. */
+  wholeFrames: () => WholeFrameStats;
   /** Prometheus text of every metric (what /metrics serves). */
   metrics(): Promise<string>;
   /** Takes an HTTP upgrade as a dicomstream connection (for `noServer`, or any routing of one's own). */
@@ -188,6 +190,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     stats: stream.stats,
     files: frames.files,
     cache: () => frames.cacheStats,
+    wholeFrames: () => frames.wholeFrameStats,
     indexCache: () => index.catalogue.cacheStats,
     metrics: () => metrics.text().then((m) => m.text),
     handleUpgrade: upgrade,

@@ -4,14 +4,17 @@
 // policy (token, JWT studies claim) and CORS; and the dicomweb-client package, the reference
 // JavaScript DICOMweb client, driving it.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { get as httpGet } from 'node:http';
 import { basename, join } from 'node:path';
 import { describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { api } from 'dicomweb-client';
 import XMLHttpRequest from 'xhr2';
 import type { RunningServer } from '../server/index.js';
+import { writeDicom } from '../server/sample/dicom-writer.js';
 import { filesDir, manifest, sha256, expectation } from './helpers/corpus.js';
 import { servedFiles, withServer } from './helpers/server.js';
 
@@ -56,6 +59,25 @@ const value = (ds: Json, tag: string) => ds[tag]?.Value?.[0];
 const uidPath = (f: { study: { studyInstanceUid: string }; series: { seriesInstanceUid: string }; image: { sopInstanceUid: string } }) =>
   `studies/${f.study.studyInstanceUid}/series/${f.series.seriesInstanceUid}/instances/${f.image.sopInstanceUid}`;
 
+/**
+ * Writes a 16-bit MONOCHROME2 instance of random pixels, instance `instance` of series `series`
+ * (whose study is `series`.0, and the instance `series`.`instance`), and returns its pixels.
+ */
+function writeSlice(path: string, o: { series: string; instance: number; rows: number; columns: number }): Buffer {
+  const bytes = randomBytes(o.rows * o.columns * 2);
+  writeFileSync(path, writeDicom([
+    { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' }, { tag: 0x00080018, vr: 'UI', value: `${o.series}.${o.instance}` },
+    { tag: 0x0020000d, vr: 'UI', value: `${o.series}.0` }, { tag: 0x0020000e, vr: 'UI', value: o.series },
+    { tag: 0x00200013, vr: 'IS', value: String(o.instance) },
+    { tag: 0x00280002, vr: 'US', value: 1 }, { tag: 0x00280004, vr: 'CS', value: 'MONOCHROME2' },
+    { tag: 0x00280010, vr: 'US', value: o.rows }, { tag: 0x00280011, vr: 'US', value: o.columns },
+    { tag: 0x00280100, vr: 'US', value: 16 }, { tag: 0x00280101, vr: 'US', value: 16 }, { tag: 0x00280102, vr: 'US', value: 15 },
+    { tag: 0x00280103, vr: 'US', value: 0 },
+    { tag: 0x7fe00010, vr: 'OW', value: bytes },
+  ]));
+  return bytes;
+}
+
 describe('DICOMweb', () => {
   it('WADO-RS frames as stored equal the manifest\'s stored frames, for every served instance and frame', async () => {
     await withServer({}, async (server) => {
@@ -74,6 +96,108 @@ describe('DICOMweb', () => {
         for (const p of got) assert.equal(p.type, `application/octet-stream; transfer-syntax=${syntax}`, entry.file);
       }
     });
+  });
+
+  it('frames read past a full frame cache come in reused buffers, byte-exact under concurrent and abandoned requests', async () => {
+    // A one-byte cache keeps nothing: every frame is read straight into a pooled buffer, which is
+    // reused only once its answer has been written, never while a slow or vanished client holds it.
+    await withServer({ frameCache: 1 }, async (server) => {
+      const large = (await servedFiles(server.catalogue)).filter((f) => !f.image.encapsulated && f.frames[0]!.length >= 64 * 1024);
+      assert.ok(large.length >= 2, `${large.length} native files with frames of 64 KiB or more`);
+      const requests = large.flatMap((f) => {
+        const entry = manifest.files.find((m) => m.file === basename(f.path))!;
+        const expected = expectation(entry);
+        assert.equal(expected.outcome, 'served', entry.file);
+        return f.frames.slice(0, 3).map((_, i) => ({ file: entry.file, url: `${base(server)}/${uidPath(f)}/frames/${i + 1}`, sha: expected.hashes[i]! }));
+      });
+      const abandon = (url: string) => new Promise<void>((done) => {
+        // Reads the first bytes of the answer, then goes away with the rest unread.
+        const req = httpGet(url, { headers: { accept: AS_STORED } }, (res) => res.once('data', () => { req.destroy(); done(); }));
+        req.on('error', () => done());
+      });
+      for (let round = 0; round < 6; round++) {
+        const answers = await Promise.all([
+          ...requests.map(async (r) => ({ r, res: await get(r.url, { accept: AS_STORED }) })),
+          ...requests.map((r) => abandon(r.url).then(() => undefined)),
+        ]);
+        for (const a of answers) {
+          if (!a) continue;
+          assert.equal(a.res.status, 200, a.r.file);
+          const got = parts(a.res.body, a.res.type);
+          assert.equal(got.length, 1);
+          assert.equal(sha256(got[0]!.bytes), a.r.sha, `${a.r.url}, round ${round}`);
+        }
+      }
+      const stats = server.wholeFrames().buffers;
+      assert.ok(stats.reused > stats.made, `buffers reused (${stats.reused}) more often than made (${stats.made})`);
+      assert.equal(server.cache().bytes, 0, 'nothing kept in the cache');
+    });
+  });
+
+  it('a frame held by a client that stops reading keeps its bytes while other frames of its size are served', async () => {
+    // Two instances with 4 MiB frames (more than loopback's socket buffers hold): the first is asked
+    // for by a client that stops reading, the second many times meanwhile. Were the first's buffer
+    // reused before its answer had been written, its unsent bytes would be the second's.
+    const root = mkdtempSync(join(tmpdir(), 'dicomstream-held-frame-'));
+    try {
+      const pixels = ['a', 'b'].map((name, i) => writeSlice(join(root, `${name}.dcm`), { series: '2.25.4242', instance: i + 1, rows: 1024, columns: 2048 }));
+      await withServer({ root, frameCache: 1 }, async (server) => {
+        const served = await servedFiles(server.catalogue);
+        const [a, b] = ['a.dcm', 'b.dcm'].map((name) => served.find((f) => basename(f.path) === name)!);
+        assert.ok(a && b, 'both instances served');
+        const frameUrl = (f: typeof a) => `${base(server)}/${uidPath(f!)}/frames/1`;
+        const held = new Promise<{ type: string; body: Buffer }>((done, fail) => {
+          const req = httpGet(frameUrl(a), { headers: { accept: AS_STORED } }, (res) => {
+            const chunks: Buffer[] = [];
+            res.once('data', (chunk: Buffer) => {
+              chunks.push(chunk);
+              res.pause();
+              // While this client reads nothing, the other instance's frame is served again and again.
+              void (async () => {
+                for (let i = 0; i < 6; i++) {
+                  const other = await get(frameUrl(b), { accept: AS_STORED });
+                  assert.equal(sha256(parts(other.body, other.type)[0]!.bytes), sha256(pixels[1]!));
+                }
+                res.on('data', (c: Buffer) => chunks.push(c));
+                res.once('end', () => done({ type: res.headers['content-type'] ?? '', body: Buffer.concat(chunks) }));
+                res.resume();
+              })().catch(fail);
+            });
+          });
+          req.on('error', fail);
+        });
+        const answer = await held;
+        assert.equal(sha256(parts(answer.body, answer.type)[0]!.bytes), sha256(pixels[0]!), 'the held frame\'s bytes are its own');
+        assert.ok(server.wholeFrames().buffers.reused >= 5, 'the other frame\'s buffer was reused');
+      });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the next instances of a stack ahead when a viewer fetches it in order, and nothing ahead when it jumps around', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'dicomstream-stack-'));
+    try {
+      const pixels = Array.from({ length: 12 }, (_, i) => writeSlice(join(root, `slice${i + 1}.dcm`), { series: '2.25.5151', instance: i + 1, rows: 256, columns: 256 }));
+      // No frame cache to speak of: what is not read ahead is read when asked for.
+      await withServer({ root, frameCache: 1 }, async (server) => {
+        const url = (i: number) => `${base(server)}/studies/2.25.5151.0/series/2.25.5151/instances/2.25.5151.${i + 1}/frames/1`;
+        const fetchFrame = async (i: number) => {
+          const res = await get(url(i), { accept: AS_STORED });
+          assert.equal(res.status, 200);
+          assert.equal(sha256(parts(res.body, res.type)[0]!.bytes), sha256(pixels[i]!), `slice ${i + 1}`);
+        };
+        for (let i = 0; i < 12; i++) await fetchFrame(i);
+        const inOrder = server.wholeFrames().ahead;
+        // The first request has no predecessor; each later one finds its frame read ahead.
+        assert.ok(inOrder.taken >= 10, `frames taken from the readahead: ${inOrder.taken}`);
+        assert.ok(inOrder.started <= 11, `no slice past the end read: ${inOrder.started}`);
+        for (const i of [11, 2, 9, 0, 8, 1]) await fetchFrame(i);
+        assert.equal(server.wholeFrames().ahead.started, inOrder.started, 'jumping around reads nothing ahead');
+      });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it('native big-endian frames asked as Explicit VR Little Endian are swapped to the reference decode; compressed ones get 406 naming what is available', async () => {

@@ -12,8 +12,25 @@ export interface MediaRange {
   q: number;
 }
 
-/** The media ranges of an Accept header, most preferred first (equal q: as written); none given: `*\/*`. */
-export function parseAccept(header: string | undefined): MediaRange[] {
+/** Parsed Accept headers: a viewer sends the same one with every request. */
+const parsedAccepts = new Map<string, readonly MediaRange[]>();
+const PARSED_ACCEPTS_KEPT = 64;
+
+/**
+ * The media ranges of an Accept header, most preferred first (equal q: as written); none given:
+ * `*\/*`. The answer is shared by every request with the same header: read it, never change it.
+ */
+export function parseAccept(header: string | undefined): readonly MediaRange[] {
+  const key = header ?? '';
+  let ranges = parsedAccepts.get(key);
+  if (!ranges) {
+    if (parsedAccepts.size >= PARSED_ACCEPTS_KEPT) parsedAccepts.clear();
+    parsedAccepts.set(key, ranges = parseMediaRanges(header));
+  }
+  return ranges;
+}
+
+function parseMediaRanges(header: string | undefined): MediaRange[] {
   if (!header || !header.trim()) return [{ type: '*/*', params: new Map(), q: 1 }];
   const ranges: MediaRange[] = [];
   for (const item of splitOutsideQuotes(header, ',')) {
@@ -80,7 +97,7 @@ export interface Choice<Offer> {
  * PS3.18 §8.7.3 says (`transfer-syntax=*`: as stored; none given with application/octet-stream:
  * Explicit VR Little Endian, the standard's default); a bare media type only for one frame.
  */
-export function chooseFrameOffer(ranges: MediaRange[], offers: FrameOffer[], single: boolean): Choice<FrameOffer> | undefined {
+export function chooseFrameOffer(ranges: readonly MediaRange[], offers: FrameOffer[], single: boolean): Choice<FrameOffer> | undefined {
   for (const range of ranges) {
     let inner: string;
     let multipart: boolean;
@@ -119,7 +136,7 @@ export function describeOffers(offers: FrameOffer[]): string {
  * application/dicom for one instance): only as stored, so a transfer syntax other than `*` or
  * the stored one is refused.
  */
-export function chooseInstances(ranges: MediaRange[], storedSyntaxes: ReadonlySet<string>, single: boolean): { multipart: boolean } | undefined {
+export function chooseInstances(ranges: readonly MediaRange[], storedSyntaxes: ReadonlySet<string>, single: boolean): { multipart: boolean } | undefined {
   for (const range of ranges) {
     const multipart = range.type === 'multipart/related' || range.type === 'multipart/*' || range.type === '*/*';
     const inner = range.type === '*/*' ? '*/*' : multipart ? (range.params.get('type') ?? 'application/dicom').toLowerCase() : range.type;
@@ -133,6 +150,6 @@ export function chooseInstances(ranges: MediaRange[], storedSyntaxes: ReadonlySe
 }
 
 /** Whether DICOM JSON is acceptable (application/dicom+json, application/json, or a wildcard). */
-export function acceptsJson(ranges: MediaRange[]): boolean {
+export function acceptsJson(ranges: readonly MediaRange[]): boolean {
   return ranges.some((r) => matchesType(r.type, 'application/dicom+json') || matchesType(r.type, 'application/json'));
 }

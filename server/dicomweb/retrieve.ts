@@ -4,31 +4,42 @@
 import type { ServerResponse } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import { EXPLICIT_VR_BIG_ENDIAN } from '../../shared/transfer-syntax.js';
-import type { FrameSource } from '../files/frame-source.js';
+import type { FrameAt, FrameSource } from '../files/frame-source.js';
+import type { OpenedSeries } from '../index/catalogue.js';
 import type { IndexedFile } from '../index/index-file.js';
 import { chooseFrameOffer, chooseInstances, describeOffers, frameOffers, type FrameOffer, type MediaRange } from './accept.js';
 import type { Dictionary } from './dictionary.js';
 import type { DicomJsonDataSet } from './dicom-json.js';
 import { bulkElement, instanceMetadata, littleEndian } from './metadata.js';
-import { MultipartWriter, writer } from './multipart.js';
+import { MultipartWriter, whenWritten, writer } from './multipart.js';
 import { nativeFrame } from './native-frame.js';
 import { HttpError } from './http-error.js';
 
 /** An instance a request named, with the address its bulk data URIs start with. */
-export interface Resolved { file: IndexedFile; url: string }
+export interface Resolved {
+  file: IndexedFile;
+  url: string;
+  /** Where a single instance asked for lies in its series (to read the next ones ahead). */
+  place?: { series: OpenedSeries; position: number };
+}
+
+/** Series whose last single-instance frame request is remembered, to tell a stack read in order. */
+const SERIES_FOLLOWED = 1024;
 
 /** Metadata heads read at once for one series or study request. */
 const METADATA_READS_AT_ONCE = 8;
 
 export class Retriever {
   private readonly metadataCache: LRUCache<string, { json: DicomJsonDataSet; bytes: number }>;
+  /** Per series, the place of the instance whose frame was asked for last. */
+  private readonly lastPlace = new Map<string, number>();
 
   constructor(private readonly source: FrameSource, private readonly dictionary: () => Promise<Dictionary>, metadataCacheBytes = 32 * 1024 * 1024) {
     this.metadataCache = new LRUCache({ maxSize: metadataCacheBytes, sizeCalculation: (v) => Math.max(1, v.bytes) });
   }
 
   /** `…/frames/{list}`: the frames asked for, in the order asked, as the Accept header prefers. */
-  async frames(res: ServerResponse, instance: Resolved, numbers: number[], accept: MediaRange[]): Promise<void> {
+  async frames(res: ServerResponse, instance: Resolved, numbers: number[], accept: readonly MediaRange[]): Promise<void> {
     const { file } = instance;
     const offers = frameOffers(file.image);
     const choice = chooseFrameOffer(accept, offers, numbers.length === 1);
@@ -37,31 +48,55 @@ export class Retriever {
       if (!file.frames[n - 1]) throw new HttpError(404, `frame ${n} of ${file.frames.length}`);
     }
     const partType = `${choice.offer.mediaType}; transfer-syntax=${choice.offer.transferSyntaxUid}`;
-    if (!choice.multipart) return send(res, false, partType, await this.frameBytes(file, numbers[0]!, [], choice.offer));
+    const recycle = (bytes: Uint8Array) => () => this.source.recycle(bytes);
+    const ahead = (from: number) => numbers.length === 1 ? this.followingFrames(instance, numbers[0]!) : framesAt(file, numbers.slice(from, from + this.source.readahead));
+    if (!choice.multipart) {
+      const bytes = await this.frameBytes(file, numbers[0]!, ahead(1), choice.offer);
+      return send(res, false, partType, bytes, recycle(bytes));
+    }
     // The first frame is read before the status line: an unreadable frame still gets an error answer.
-    let bytes = await this.frameBytes(file, numbers[0]!, numbers.slice(1), choice.offer);
+    let bytes = await this.frameBytes(file, numbers[0]!, ahead(1), choice.offer);
     const location = (n: number) => `${instance.url}/frames/${n}`;
     if (numbers.length === 1) {
       // One frame (what viewers ask most): one write with a Content-Length, no chunked framing.
-      return MultipartWriter.single(res, choice.offer.mediaType, partType, bytes, location(numbers[0]!));
+      return MultipartWriter.single(res, choice.offer.mediaType, partType, bytes, location(numbers[0]!), recycle(bytes));
     }
     const out = new MultipartWriter(res, choice.offer.mediaType);
     for (let i = 0; i < numbers.length; i++) {
       // The next frame is read while this one is written.
-      const next = i + 1 < numbers.length ? this.frameBytes(file, numbers[i + 1]!, numbers.slice(i + 2), choice.offer) : undefined;
+      const next = i + 1 < numbers.length ? this.frameBytes(file, numbers[i + 1]!, ahead(i + 2), choice.offer) : undefined;
       next?.catch(() => undefined); // awaited below; not unhandled if this write fails first
-      await out.part(partType, bytes, location(numbers[i]!));
+      await out.part(partType, bytes, location(numbers[i]!), recycle(bytes));
       if (next) bytes = await next;
     }
     out.end();
   }
 
-  private async frameBytes(file: IndexedFile, frameNumber: number, after: number[], offer: FrameOffer): Promise<Uint8Array> {
+  /**
+   * The same frame of the instances after this one in its series, when the viewer reads the stack
+   * in order (this instance comes a little after the one asked for last): those are asked for next.
+   */
+  private followingFrames(instance: Resolved, frameNumber: number): FrameAt[] {
+    const place = instance.place;
+    if (!place) return [];
+    const key = place.series.manifest.seriesInstanceUid;
+    const last = this.lastPlace.get(key);
+    this.lastPlace.delete(key); // re-inserted last: the Map's first key is the longest unused
+    this.lastPlace.set(key, place.position);
+    if (this.lastPlace.size > SERIES_FOLLOWED) this.lastPlace.delete(this.lastPlace.keys().next().value!);
+    const depth = this.source.readahead;
+    if (last === undefined || place.position <= last || place.position - last > depth + 1) return [];
+    const following = place.series.ordered.slice(place.position + 1, place.position + 1 + depth);
+    return following.filter((f) => f.frames[frameNumber - 1]).map((f) => framesAt(f, [frameNumber])[0]!);
+  }
+
+  private async frameBytes(file: IndexedFile, frameNumber: number, next: readonly FrameAt[], offer: FrameOffer): Promise<Uint8Array> {
     const location = file.frames[frameNumber - 1]!;
-    const at = (n: number) => ({ file, location: file.frames[n - 1]!, frameIndex: n - 1 });
-    const bytes = await this.source.frame(at(frameNumber), after.slice(0, this.source.readahead).map(at));
+    const bytes = await this.source.frame(framesAt(file, [frameNumber])[0]!, next);
     if (file.image.encapsulated) return bytes;
-    return nativeFrame(bytes, file.image, location.bitOffset, offer.transferSyntaxUid !== EXPLICIT_VR_BIG_ENDIAN);
+    const converted = nativeFrame(bytes, file.image, location.bitOffset, offer.transferSyntaxUid !== EXPLICIT_VR_BIG_ENDIAN);
+    if (converted.buffer !== bytes.buffer) this.source.recycle(bytes);
+    return converted;
   }
 
   /** `…/metadata` of one instance or many (a series, a study): a JSON array, in the order given. */
@@ -89,7 +124,7 @@ export class Retriever {
   }
 
   /** A study, series or instance as its stored files (`application/dicom`), streamed one after another. */
-  async instances(res: ServerResponse, instances: Resolved[], accept: MediaRange[]): Promise<void> {
+  async instances(res: ServerResponse, instances: Resolved[], accept: readonly MediaRange[]): Promise<void> {
     const stored = new Set(instances.map((r) => r.file.image.transferSyntaxUid));
     const choice = chooseInstances(accept, stored, instances.length === 1);
     if (!choice) throw new HttpError(406, `instances are available as stored only: multipart/related; type="application/dicom"; transfer-syntax=${[...stored].join(' or ')} (or transfer-syntax=*)`);
@@ -108,7 +143,7 @@ export class Retriever {
   }
 
   /** `…/bulkdata/{path}`: Pixel Data (its frames, as `frames` gives them) or another binary value of the head. */
-  async bulkdata(res: ServerResponse, instance: Resolved, path: string[], accept: MediaRange[]): Promise<void> {
+  async bulkdata(res: ServerResponse, instance: Resolved, path: string[], accept: readonly MediaRange[]): Promise<void> {
     const { file } = instance;
     if (path.length === 1 && path[0]!.toUpperCase() === '7FE00010') {
       const all = file.frames.map((_, i) => i + 1);
@@ -118,8 +153,10 @@ export class Retriever {
       const choice = chooseFrameOffer(accept, offers, true);
       if (!choice) throw new HttpError(406, `pixel data is available as ${describeOffers(offers)}`);
       const parts = [];
-      for (const n of all) parts.push(await this.frameBytes(file, n, [], choice.offer));
-      return send(res, choice.multipart, `${choice.offer.mediaType}; transfer-syntax=${choice.offer.transferSyntaxUid}`, Buffer.concat(parts));
+      for (const n of all) parts.push(await this.frameBytes(file, n, framesAt(file, all.slice(n, n + this.source.readahead)), choice.offer));
+      const value = Buffer.concat(parts);
+      for (const part of parts) this.source.recycle(part);
+      return send(res, choice.multipart, `${choice.offer.mediaType}; transfer-syntax=${choice.offer.transferSyntaxUid}`, value);
     }
     const element = bulkElement(await this.source.head(file), path, await this.dictionary());
     if (!element) throw new HttpError(404, `no bulk data at ${path.join('/').slice(0, 200)}`);
@@ -129,12 +166,17 @@ export class Retriever {
   }
 }
 
-/** One body: bare with its Content-Type, or as the one part of a multipart/related answer. */
-function send(res: ServerResponse, multipart: boolean, type: string, bytes: Uint8Array): void {
+/** Frames (numbered from 1) of a file, as the frame source reads them. */
+function framesAt(file: IndexedFile, numbers: readonly number[]): FrameAt[] {
+  return numbers.map((n) => ({ file, location: file.frames[n - 1]!, frameIndex: n - 1 }));
+}
+
+/** One body: bare with its Content-Type, or as the one part of a multipart/related answer; `written` as for writer(). */
+function send(res: ServerResponse, multipart: boolean, type: string, bytes: Uint8Array, written?: () => void): void {
   if (!multipart) {
     res.writeHead(200, { 'content-type': type, 'content-length': bytes.length });
-    res.end(bytes);
+    res.end(bytes, whenWritten(written));
     return;
   }
-  MultipartWriter.single(res, type.split(';')[0]!, type, bytes);
+  MultipartWriter.single(res, type.split(';')[0]!, type, bytes, undefined, written);
 }

@@ -141,9 +141,10 @@ export function dicomWebRoutes(options: DicomWebOptions): RequestHandler {
     if (sopUid !== undefined) {
       // One instance (frames, bulk data: the hot path): found by its record, not by walking the series.
       const record = catalogue.record(sopUid);
-      const file = record?.seriesInstanceUid === seriesUid ? await catalogue.instance(sopUid) : undefined;
-      if (!file) throw new HttpError(404, `no instance ${printable(sopUid)} in that series`);
-      return [{ file, url: url(seriesUid!, sopUid) }];
+      const series = record && record.seriesInstanceUid === seriesUid ? await catalogue.openSeries(record.seriesInstanceUid) : undefined;
+      const file = series?.files.get(sopUid);
+      if (!series || !file) throw new HttpError(404, `no instance ${printable(sopUid)} in that series`);
+      return [{ file, url: url(seriesUid!, sopUid), place: { series, position: series.positions.get(sopUid)! } }];
     }
     const out: Resolved[] = [];
     for (const series of seriesList) {

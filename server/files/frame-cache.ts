@@ -200,6 +200,6 @@ function frameOf(file: IndexedFile, frameIndex: number): FrameLocation {
 }
 
 /** Size and modification time are part of the key: a replaced file's old frames are never served. */
-function keyOf(file: IndexedFile, frameIndex: number): string {
+export function keyOf(file: IndexedFile, frameIndex: number): string {
   return `${file.path}\0${file.size}\0${file.mtimeMs}\0${frameIndex}`;
 }

@@ -9,9 +9,19 @@ import type { FrameLocation } from '../index/frame-table.js';
 import type { IndexedFile } from '../index/index-file.js';
 import type { ParsedHead } from '../index/read-dataset.js';
 import { pipeFile, readHead } from './file-reads.js';
+import { FrameBuffers, type FrameBufferStats } from './frame-buffers.js';
 import { FrameCache, type FrameCacheStats } from './frame-cache.js';
+import { FramesAhead, type FramesAheadStats } from './frames-ahead.js';
 import { FrameReader } from './frame-reader.js';
 import { HandlePool, type HandlePoolStats } from './handle-pool.js';
+
+/** Free frame buffers kept for reuse: a frame in flight for each of 32 clients of a 512×512 CT. */
+const FREE_FRAME_BUFFER_BYTES = 16 * 1024 * 1024;
+
+/** Frames read ahead past the cache and not yet asked for, at most: a few for each of 8 viewers. */
+const FRAMES_AHEAD_BYTES = 16 * 1024 * 1024;
+
+export interface WholeFrameStats { buffers: FrameBufferStats; ahead: FramesAheadStats }
 
 /** A frame to read: its file, where it lies, and its 0-based index in the file. */
 export interface FrameAt {
@@ -35,6 +45,10 @@ export class FrameSource {
   private readonly pool: HandlePool;
   private readonly reader: FrameReader;
   private readonly cache: FrameCache;
+  /** Buffers of whole frames read past the cache, reused once written. */
+  private readonly buffers = new FrameBuffers(FREE_FRAME_BUFFER_BYTES);
+  /** Whole frames read ahead past the cache, for frame(). */
+  private readonly ahead: FramesAhead;
   /** Frames read ahead per group. */
   readonly readahead: number;
 
@@ -43,12 +57,15 @@ export class FrameSource {
     this.reader = new FrameReader({ pool: this.pool });
     this.cache = new FrameCache({ reader: this.reader, maxBytes: options.frameCacheBytes, readConcurrency: options.readConcurrency });
     this.readahead = options.readahead;
+    this.ahead = new FramesAhead({ maxBytes: FRAMES_AHEAD_BYTES, read: (frame) => this.readWhole(frame), recycle: (bytes) => this.buffers.give(bytes) });
   }
 
   /** Open handles, and opens/closes so far. */
   get files(): HandlePoolStats { return this.pool.stats; }
   /** Frame cache counters: hits, misses, evictions, bytes, reads, coalesced, prefetched. */
   get cacheStats(): FrameCacheStats { return this.cache.stats; }
+  /** Whole frames read past the cache (DICOMweb): their buffers, and the frames read ahead. */
+  get wholeFrameStats(): WholeFrameStats { return { buffers: this.buffers.stats, ahead: this.ahead.stats }; }
 
   /**
    * Copies `length` bytes of `frame` from frame offset `offset` into `into` at `at`; `next` are the
@@ -63,14 +80,38 @@ export class FrameSource {
 
   /**
    * A whole frame: the cache's own bytes when it goes through the cache (no copy: the caller must
-   * not modify them), else a new buffer read from the file. `next` as for readChunk.
+   * not modify them), else a pooled buffer read from the file. Give them to recycle() once the
+   * socket has written them (or not at all). `next` as for readChunk.
    */
   async frame(frame: FrameAt, next: readonly FrameAt[]): Promise<Uint8Array> {
-    this.prefetch(next);
+    const ahead = this.ahead.take(frame);
+    // The next frames go to the cache when they fit it, else are read ahead past it.
+    for (const n of next) {
+      if (this.viaCache(n)) this.prefetch([n]);
+      else this.ahead.start(n);
+    }
+    if (ahead) {
+      try {
+        return await ahead;
+      } catch {
+        // Read again below: its error, if it recurs, is this request's.
+      }
+    }
     if (this.viaCache(frame)) return this.cache.get(frame.file, frame.frameIndex);
-    const bytes = Buffer.allocUnsafe(frame.location.length);
+    return this.readWhole(frame);
+  }
+
+  /** A whole frame read straight from its file into a pooled buffer. */
+  private async readWhole(frame: FrameAt): Promise<Uint8Array> {
+    const bytes = this.buffers.take(frame.location.length);
+    // On failure the buffer is left to the garbage collector: a read may still be writing into it.
     await this.reader.read(frame.file, frame.location, 0, frame.location.length, bytes, 0);
     return bytes;
+  }
+
+  /** Bytes from frame() that nothing reads any more: reused when they were read past the cache. */
+  recycle(bytes: Uint8Array): void {
+    this.buffers.give(bytes);
   }
 
   /** The frames a group sends next, read ahead when they fit the cache. */
@@ -98,6 +139,7 @@ export class FrameSource {
   /** A file was replaced or deleted: its open handle (of the old file) must not serve reads. */
   forget(path: string): void {
     this.pool.forget(path);
+    this.ahead.forget(path);
   }
 
   close(): Promise<void> {

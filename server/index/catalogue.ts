@@ -28,7 +28,12 @@ export interface SeriesEntry {
 /** An opened series: its manifest and its served files by SOP Instance UID. */
 export interface OpenedSeries {
   manifest: Omit<SeriesManifest, 'requestId'>;
+  /** By SOP Instance UID, in the series' order. */
   files: Map<string, IndexedFile>;
+  /** Each instance's place in the series' order (from 0). */
+  positions: Map<string, number>;
+  /** The files in the series' order. */
+  ordered: readonly IndexedFile[];
   bytes: number;
 }
 
@@ -267,6 +272,8 @@ export class Catalogue {
         instances: files.map((f) => f.image), numberOfFrames: files.reduce((n, f) => n + f.frames.length, 0),
       },
       files: new Map(files.map((f) => [f.image.sopInstanceUid, f])),
+      positions: new Map(files.map((f, i) => [f.image.sopInstanceUid, i])),
+      ordered: files,
       bytes: loaded.bytes,
     };
     this.opened.set(seriesInstanceUid, opened);
