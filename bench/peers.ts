@@ -13,7 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
@@ -440,9 +440,15 @@ async function runBlock(systems: System[], clients: number, expected: Expected):
 /** CPU time the whole machine spent busy so far (all cores, the first line of /proc/stat), in ms. */
 function machineBusyMs(): number {
   const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = ticks;
-  return (user + nice + system + irq + softirq + steal) * 1000 / CLK_TCK;
+  // user nice system idle iowait irq softirq steal ...: this machine's own work. Steal (time the
+  // hypervisor gave to other machines) is counted apart, by machineStealMs().
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = ticks;
+  return (user + nice + system + irq + softirq) * 1000 / CLK_TCK;
+}
+
+/** CPU time the hypervisor took from this machine's cores so far (steal, /proc/stat), in ms. */
+function machineStealMs(): number {
+  return (Number(readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/)[8]) || 0) * 1000 / CLK_TCK;
 }
 
 /** CPU time of this process and the servers so far, in ms. */
@@ -640,6 +646,7 @@ async function main(): Promise<number> {
     // How busy the rest of the machine was while this measured: a busy neighbour skews every figure.
     const pids = systems.map((s) => s.pid);
     const busyBefore = machineBusyMs();
+    const stealBefore = machineStealMs();
     const ownBefore = ownCpuMs(pids);
     const measuringSince = performance.now();
     for (const n of options.wrkOnly ? [] : options.clientCounts) {
@@ -670,7 +677,8 @@ async function main(): Promise<number> {
     }
     const othersMs = (machineBusyMs() - busyBefore) - (ownCpuMs(pids) - ownBefore);
     const measuringS = (performance.now() - measuringSince) / 1000;
-    const quiet = `other processes used ${fmt(Math.max(0, othersMs) / 1000)} s of CPU during the ${fmt(measuringS, 0)} s of rounds (machine busy time from /proc/stat minus this process's and the servers')`;
+    const stolenS = (machineStealMs() - stealBefore) / 1000;
+    const quiet = `other processes used ${fmt(Math.max(0, othersMs) / 1000)} s of CPU during the ${fmt(measuringS, 0)} s of rounds (machine busy time from /proc/stat minus this process's, its children's and the servers'); the hypervisor took ${fmt(stolenS)} s (steal, ${fmt(stolenS / (measuringS * availableParallelism()) * 100, 0)} % of all cores)`;
     console.log(quiet);
 
     const header = [

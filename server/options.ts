@@ -47,7 +47,7 @@ export const OPTIONS = [
   { flag: '--max-buffered', argument: 'bytes', kind: 'bytes', min: 1, default: 1 * MiB, meaning: 'unsent bytes held per connection at most', past: 'nothing more is read or sent for it until it drains; a client that sends and never reads is closed (1008)', commands: serve },
   { flag: '--max-open-files', argument: 'n', kind: 'integer', min: 1, default: 512, meaning: 'file handles kept open', past: 'idle handles closed', commands: serve },
   { flag: '--frame-cache', argument: 'bytes', kind: 'bytes', min: 1, default: 64 * MiB, meaning: 'frames kept in memory, shared by all clients and read ahead into', past: 'least recently used frames evicted', commands: serve },
-  { flag: '--readahead', argument: 'n', kind: 'integer', min: 0, default: 4, meaning: 'frames read ahead for each frame group', commands: serve },
+  { flag: '--readahead', argument: 'n', kind: 'integer', min: 0, default: 4, meaning: 'frames read ahead for each frame group, and instances of a DICOMweb stack fetched in order', commands: serve },
   { flag: '--read-concurrency', argument: 'n', kind: 'integer', min: 1, default: 4, meaning: 'disk reads at once, over all connections', commands: serve },
   { flag: '--index-dir', argument: 'dir', kind: 'string', defaultText: '<dir>/.dicomstream', meaning: 'where the parser index is saved', commands: both },
   { flag: '--index-cache', argument: 'bytes', kind: 'bytes', min: 1, default: 64 * MiB, meaning: 'opened series\' index entries kept in memory', past: 'least recently used series evicted', commands: serve },
