@@ -18,6 +18,10 @@ mkdirSync(join(out, 'codecs'), { recursive: true });
 const common = {
   bundle: true, format: 'esm', target: 'es2022', platform: 'browser', minify: true, keepNames: true, sourcemap: true,
   logLevel: 'warning', external: ['fs', 'path', 'module', 'url', 'worker_threads'],
+  // The glue's Node branch reads __filename and __dirname. Bundlers that build an app from this
+  // bundle (webpack 5) make `typeof __filename` a string but leave the name undefined: say here,
+  // once, that there is no such thing in a browser.
+  define: { __filename: 'undefined', __dirname: 'undefined' },
 };
 
 await build({

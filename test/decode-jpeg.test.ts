@@ -10,14 +10,13 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import libjpegTurbo from '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs';
 import { FrameReader } from '../server/files/frame-reader.js';
 import { indexFile, type IndexedFile } from '../server/index.js';
 import { transferSyntax } from '../shared/transfer-syntax.js';
 import { decodeJpeg } from '../web-client/decode/codecs/jpeg.js';
 import { decodeDct } from '../web-client/decode/codecs/jpeg-extended.js';
 import { readJpegHeader } from '../web-client/decode/codecs/jpeg-stream.js';
-import { startCodec } from '../web-client/decode/codecs/wasm-module.js';
+import { libjpegTurboCodec } from '../web-client/decode/codecs/jpeg-baseline.js';
 import { frameLayout, frameSyntax, type FrameLayout } from '../web-client/decode/frame-layout.js';
 import { DecodeError, decodeFrame, pixelBytes, type DecodeInstance, type PixelArray } from '../web-client/decode/index.js';
 import { frameBytes, expectedArrayType, sameTypeValues, maxDifference } from './helpers/frames.js';
@@ -320,7 +319,7 @@ describe('JPEG Lossless frames made here', () => {
     const planes = [1, 2, 3].map((seed) => samples(rows * columns, 0, 255, seed));
     const interleaved = planes[0]!.flatMap((_, i) => planes.map((p) => p[i]!));
     const image = losslessInstance({ rows, columns, bitsAllocated: 8, bitsStored: 8, highBit: 7, samplesPerPixel: 3, photometricInterpretation: 'RGB' });
-    const codec = await startCodec(libjpegTurbo);
+    const codec = await libjpegTurboCodec();
     for (let selection = 1; selection <= 7; selection++) {
       // Component ids 'R', 'G', 'B': libjpeg-turbo then converts nothing either.
       const frame = encodeLossless(planes, { rows, columns, precision: 8, selection, restartInterval: columns, componentIds: [0x52, 0x47, 0x42] });

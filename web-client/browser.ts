@@ -9,8 +9,12 @@ export { DecodePool, type PoolDecodeOptions } from './worker/decode-pool.js';
 
 let pool: DecodePool | undefined;
 
-/** The decode worker beside this bundle (dist/browser/decode-worker.js). */
-const workerUrl = (): URL => new URL('./decode-worker.js', import.meta.url);
+/**
+ * Starts the decode worker beside this bundle (dist/browser/decode-worker.js). Written as one
+ * literal `new Worker(new URL(…, import.meta.url), { type: 'module' })`: the only form Vite and
+ * webpack follow to ship the worker with an app that bundles the client.
+ */
+const startWorker = (): Worker => new Worker(new URL('./decode-worker.js', import.meta.url), { type: 'module' });
 
 /**
  * Decodes a frame in a worker. With `transfer: true` the frame's buffer is handed to the worker
@@ -36,7 +40,7 @@ export function closeDecoders(): void {
 
 /** A decode pool of its own: `size` workers at most (default: cores - 1, 1..4). Close it with close(). */
 export function createDecodePool(size?: number): DecodePool {
-  return new DecodePool(workerUrl(), size);
+  return new DecodePool(startWorker, size);
 }
 
 function defaultPool(): DecodePool {

@@ -26,8 +26,15 @@ export class DecodePool implements FrameDecodePool {
   private nextId = 1;
   private closed = false;
 
-  /** `workerUrl`: the decode worker script (dist/browser/decode-worker.js); `size`: workers at most. */
-  constructor(private readonly workerUrl: URL, readonly size = defaultSize()) {}
+  private readonly newWorker: () => Worker;
+
+  /**
+   * `worker`: the decode worker script (dist/browser/decode-worker.js), or a function that starts
+   * one (what the client's own pool passes, so that bundlers see the worker); `size`: workers at most.
+   */
+  constructor(worker: URL | (() => Worker), readonly size = defaultSize()) {
+    this.newWorker = worker instanceof URL ? () => new Worker(worker, { type: 'module' }) : worker;
+  }
 
   decode(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions = {}): Promise<DecodedFrame> {
     if (this.closed) return Promise.reject(poolClosed());
@@ -71,7 +78,7 @@ export class DecodePool implements FrameDecodePool {
     const idle = this.workers.find((w) => w.busy === 0);
     if (idle) return idle;
     if (this.workers.length < this.size) {
-      const worker = new Worker(this.workerUrl, { type: 'module' });
+      const worker = this.newWorker();
       const pooled = { worker, busy: 0 };
       worker.onmessage = (event: MessageEvent<DecodeResponse>) => this.answered(event.data);
       worker.onerror = (event) => this.failed(pooled, event.message || 'decode worker failed to load');

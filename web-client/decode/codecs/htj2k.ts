@@ -31,7 +31,7 @@ export async function decodeHtj2k(bytes: Uint8Array, layout: FrameLayout): Promi
   checkJ2kHeader(header, layout, WHAT);
   let failure = notForOpenJph(header);
   if (!failure) {
-    const codec = await startCodec(OpenJPH);
+    const codec = await startCodec(OpenJPH, () => new URL('./codecs/openjphjs.wasm', import.meta.url));
     const decoder = new codec.HTJ2KDecoder();
     let info;
     let samples: Uint8Array | undefined;

@@ -15,13 +15,18 @@ import { checkFrame, chooseColour, codecOutput, framePixels } from './jpeg-outpu
 import { corruptJpeg, libjpegSeesYcbcr, type JpegHeader } from './jpeg-stream.js';
 import { startCodec } from './wasm-module.js';
 
+/** libjpeg-turbo's module, started on first use. */
+export function libjpegTurboCodec(): ReturnType<typeof libjpegTurbo> {
+  return startCodec(libjpegTurbo, () => new URL('./codecs/libjpegturbowasm_decode.wasm', import.meta.url));
+}
+
 /** An 8-bit sequential DCT frame whose sampling libjpeg-turbo decodes as the references (jpeg.ts decides). */
 export async function decodeBaselineFrame(bytes: Uint8Array, layout: FrameLayout, header: JpegHeader, label: string): Promise<PixelArray | CodecOutput> {
   checkFrame(header.frame, layout, label);
   const colour = chooseColour(header, layout);
   const stream = !colour.convert && libjpegSeesYcbcr(header) ? withoutColourTransform(bytes, header) : bytes;
 
-  const codec = await startCodec(libjpegTurbo);
+  const codec = await libjpegTurboCodec();
   const decoder = new codec.JPEGDecoder();
   let samples: Uint8ClampedArray;
   try {

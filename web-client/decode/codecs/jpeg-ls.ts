@@ -24,7 +24,7 @@ function failure(e: unknown, describe: ((exception: number) => string) | undefin
 export async function decodeJpegLs(bytes: Uint8Array, layout: FrameLayout): Promise<PixelArray> {
   const { rows, columns, samplesPerPixel, bitsAllocated, bitsStored, signed } = layout;
   if (bitsAllocated === 1) throw new DecodeError('BAD_ATTRIBUTES', 'JPEG-LS cannot hold Bits Allocated 1');
-  const codec = await startCodec(CharLS);
+  const codec = await startCodec(CharLS, () => new URL('./codecs/charlswasm_decode.wasm', import.meta.url));
   const decoder = new codec.JpegLSDecoder();
   let info;
   let interleaveMode;

@@ -174,7 +174,7 @@ export const asOutput = (pixels: PixelArray, rgb: boolean): PixelArray | CodecOu
 /** OpenJPEG, loaded when first needed (htj2k.ts imports this module but needs OpenJPEG only as its fallback). */
 async function openJpeg(): Promise<OpenJpegModule> {
   const { default: factory } = await import('@cornerstonejs/codec-openjpeg/decodewasmjs');
-  return startCodec(factory);
+  return startCodec(factory, () => new URL('./codecs/openjpegwasm_decode.wasm', import.meta.url));
 }
 
 /** Decodes a JPEG 2000 or HTJ2K codestream with OpenJPEG; `what` names the syntax in messages. */

@@ -1,6 +1,8 @@
 // Starting an Emscripten-built codec (the @cornerstonejs/codec-* packages): once per codec and
 // thread. In browsers its .wasm is fetched from `codecs/` beside the bundle (the build copies it
-// there and the server serves it); in Node the glue reads it from its own package.
+// there and the server serves it); in Node the glue reads it from its own package. Each codec
+// names its .wasm in a literal `new URL('./codecs/….wasm', import.meta.url)`, the form Vite and
+// webpack follow, so that an app bundling the client ships the files and finds them.
 
 export interface EmscriptenOptions {
   locateFile?: (file: string, scriptDirectory: string) => string;
@@ -13,15 +15,18 @@ const inNode = typeof process !== 'undefined' && typeof process.versions === 'ob
 
 const started = new Map<unknown, Promise<unknown>>();
 
-/** The codec module, started on first use; a failed start is tried again next time. */
-export function startCodec<M>(factory: EmscriptenFactory<M>): Promise<M> {
+/**
+ * The codec module, started on first use; a failed start is tried again next time. `wasmUrl`
+ * gives the browser URL of its .wasm (not called in Node).
+ */
+export function startCodec<M>(factory: EmscriptenFactory<M>, wasmUrl: () => URL): Promise<M> {
   let module = started.get(factory) as Promise<M> | undefined;
   if (!module) {
     const options: EmscriptenOptions = {
       // Codecs print diagnostics on stdout/stderr; errors reach us as exceptions or return codes.
       print: () => undefined,
       printErr: () => undefined,
-      ...(inNode ? {} : { locateFile: (file: string) => new URL(`./codecs/${file}`, import.meta.url).href }),
+      ...(inNode ? {} : { locateFile: () => wasmUrl().href }),
     };
     module = factory(options);
     started.set(factory, module);
