@@ -27,7 +27,12 @@ const common = {
 await build({
   ...common,
   splitting: true,
-  entryPoints: { 'dicomstream-client': join(root, 'web-client', 'browser.ts'), 'decode-worker': join(root, 'web-client', 'worker', 'decode-worker.ts') },
+  entryPoints: {
+    'dicomstream-client': join(root, 'web-client', 'browser.ts'),
+    // The Cornerstone3D loader shares the client's chunks; Cornerstone itself is the app's (types only here).
+    'dicomstream-cornerstone': join(root, 'web-client', 'cornerstone', 'browser.ts'),
+    'decode-worker': join(root, 'web-client', 'worker', 'decode-worker.ts'),
+  },
   // Chunks sit beside the entry points: a codec finds its WASM at ./codecs/ from its own URL.
   outdir: out,
   chunkNames: '[name]-[hash]',

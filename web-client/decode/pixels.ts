@@ -51,3 +51,15 @@ export function normaliseBits(pixels: PixelArray, bitsStored: number, bitsAlloca
   }
   return out;
 }
+
+/** The smallest and largest value (0 and 0 for none). */
+export function minMax(pixels: ArrayLike<number>): { min: number; max: number } {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < pixels.length; i++) {
+    const v = pixels[i]!;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return pixels.length ? { min, max } : { min: 0, max: 0 };
+}

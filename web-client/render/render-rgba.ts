@@ -4,6 +4,7 @@
 import type { ImageAttributes } from '../../shared/protocol.js';
 import { greyFunction, greyTable, modalityTransform, type GreyOptions, type Window } from './grey-lut.js';
 import { lookup, lutEntries } from './lookup-table.js';
+import { minMax } from '../decode/pixels.js';
 
 export type Pixels = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array;
 
@@ -25,14 +26,7 @@ export function isGrey(photometric: string): boolean {
 export function initialWindow(pixels: Pixels, instance: RenderInstance): Window | undefined {
   if (instance.windowCenter.length && instance.windowWidth.length) return { center: instance.windowCenter[0]!, width: instance.windowWidth[0]! };
   if (instance.voiLuts.length) return undefined;
-  const values = instance.bitsAllocated === 1 ? new Uint8Array([0, 1]) : pixels;
-  let min = Infinity;
-  let max = -Infinity;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
+  const { min, max } = minMax(instance.bitsAllocated === 1 ? new Uint8Array([0, 1]) : pixels);
   const m = modalityTransform(instance);
   const a = m(min);
   const b = m(max);

@@ -1,0 +1,107 @@
+// dicomstream/cornerstone on the real @cornerstonejs/core (its image loader registry, cache and
+// metadata registry) in Node, against a real server: imageIds in the server's order and in the
+// WADO-RS shape, IImages whose pixels are the reference decodes with the modality LUT applied in
+// the array type Cornerstone's own loader picks, metadata modules from the manifest, and
+// cancellation.
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as cornerstone from '@cornerstonejs/core';
+import WebSocket from 'ws';
+import { createLogger, startServer, type RunningServer } from '../server/index.js';
+import { parseImageId, registerDicomStream, type DicomStreamCornerstone } from '../web-client/cornerstone/index.js';
+import { corpusDir, filesDir, firstValue, manifest, type ManifestFile } from './helpers/corpus.js';
+
+const FILES = ['CT_small.dcm', 'MR_small.dcm', 'SC_rgb_rle.dcm', 'SC_rgb_dcmtk_+eb+cr.dcm'];
+
+/** The reference decode of frame 1 of a corpus file, as stored values (before the modality LUT). */
+function reference(entry: ManifestFile): Int16Array | Uint16Array | Uint8Array {
+  const frame = (entry as unknown as { frames: Array<{ reference_file: string }> }).frames[0]!;
+  const bytes = readFileSync(join(corpusDir, frame.reference_file));
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  if (entry.bits_allocated === 16) return entry.pixel_representation === 1 ? new Int16Array(buffer) : new Uint16Array(buffer);
+  return new Uint8Array(buffer);
+}
+
+describe('dicomstream/cornerstone', () => {
+  let dir: string;
+  let server: RunningServer;
+  let registered: DicomStreamCornerstone;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'dicomstream-cornerstone-'));
+    for (const f of FILES) copyFileSync(join(filesDir, f), join(dir, f));
+    server = await startServer({ root: dir, host: '127.0.0.1', port: 0, log: createLogger('silent'), indexDir: false });
+    registered = await registerDicomStream(cornerstone, { url: server.url, WebSocket });
+  });
+
+  after(async () => {
+    registered?.close();
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('loads every frame through Cornerstone\'s image loader: the reference pixels, modality LUT applied, in Cornerstone\'s array type', async () => {
+    for (const name of FILES) {
+      const entry = manifest.files.find((m) => m.file === name)!;
+      const ids = await registered.imageIdsForSeries(entry.series_instance_uid!);
+      const imageId = ids.find((i) => parseImageId(i)?.sopInstanceUid === entry.sop_instance_uid);
+      assert.ok(imageId, `${name} in its series' imageIds`);
+      assert.deepEqual(parseImageId(imageId), { studyInstanceUid: entry.study_instance_uid, seriesInstanceUid: entry.series_instance_uid, sopInstanceUid: entry.sop_instance_uid, frameNumber: 1 });
+      const image = await cornerstone.imageLoader.loadImage(imageId);
+      const stored = reference(entry);
+      const slope = firstValue(entry.rescale_slope) ?? 1;
+      const intercept = firstValue(entry.rescale_intercept) ?? 0;
+      const expected = Array.from(stored, (v) => v * slope + intercept);
+      const pixels = image.getPixelData();
+      assert.deepEqual(Array.from(pixels), expected, `${name}: pixels`);
+      const min = Math.min(...expected);
+      const max = Math.max(...expected);
+      assert.equal(image.minPixelValue, min, name);
+      assert.equal(image.maxPixelValue, max, name);
+      // Cornerstone's loader: the smallest integer array that holds the values.
+      const type = min >= 0 ? (max <= 255 ? 'Uint8Array' : 'Uint16Array') : (min >= -128 && max <= 127 ? 'Int8Array' : 'Int16Array');
+      assert.equal(pixels.constructor.name, type, name);
+      assert.equal(image.dataType, type);
+      assert.equal(image.rows, entry.rows);
+      assert.equal(image.columns, entry.columns);
+      assert.equal(image.color, entry.samples_per_pixel === 3, name);
+      assert.equal(image.slope, slope);
+      assert.equal(image.intercept, intercept);
+      assert.equal(image.preScale?.scaled, slope !== 1 || intercept !== 0);
+      assert.equal(image.sizeInBytes, pixels.byteLength);
+      assert.equal(image.voxelManager?.getScalarDataLength(), pixels.length, 'a voxel manager over the pixels');
+    }
+  });
+
+  it('answers Cornerstone\'s metadata modules from the manifest', async () => {
+    const entry = manifest.files.find((m) => m.file === 'MR_small.dcm')!;
+    const [imageId] = await registered.imageIdsForSeries(entry.series_instance_uid!);
+    const pixel = cornerstone.metaData.get('imagePixelModule', imageId!);
+    assert.equal(pixel.rows, entry.rows);
+    assert.equal(pixel.bitsStored, entry.bits_stored);
+    assert.equal(pixel.photometricInterpretation, 'MONOCHROME2');
+    const plane = cornerstone.metaData.get('imagePlaneModule', imageId!);
+    assert.equal(plane.imagePositionPatient.length, 3);
+    assert.equal(plane.rowCosines.length, 3);
+    assert.ok(plane.rowPixelSpacing > 0 && plane.columnPixelSpacing > 0);
+    assert.deepEqual(cornerstone.metaData.get('voiLutModule', imageId!).windowCenter, [entry.window_center]);
+    assert.equal(cornerstone.metaData.get('generalSeriesModule', imageId!).modality, (entry as unknown as { modality: string }).modality);
+    assert.equal(cornerstone.metaData.get('sopCommonModule', imageId!).sopInstanceUID, entry.sop_instance_uid);
+    assert.equal(cornerstone.metaData.get('transferSyntax', imageId!).transferSyntaxUID, entry.transfer_syntax_uid);
+    assert.equal(cornerstone.metaData.get('generalStudyModule', imageId!).studyInstanceUID, entry.study_instance_uid);
+    assert.equal(cornerstone.metaData.get('imagePixelModule', 'wadors:/not/ours'), undefined, 'other imageIds are left to other providers');
+  });
+
+  it('cancels a load when Cornerstone cancels it, and loads the image again afterwards', async () => {
+    const entry = manifest.files.find((m) => m.file === 'CT_small.dcm')!;
+    const [imageId] = await registered.imageIdsForSeries(entry.series_instance_uid!);
+    const object = registered.loadImage(imageId!, { requestType: 'prefetch' });
+    object.cancelFn?.();
+    await assert.rejects(object.promise, { code: 'LOAD_CANCELLED' });
+    const again = await registered.loadImage(imageId!, { requestType: 'interaction' }).promise;
+    assert.equal(again.getPixelData().length, entry.rows! * entry.columns!);
+  });
+});

@@ -1,0 +1,151 @@
+// A Cornerstone3D image loader and metadata provider for dicomstream: `dicomstream:` imageIds are
+// fetched over the client's WebSocket (at the priority of Cornerstone's request type, cancelled on
+// the server when Cornerstone cancels), decoded by dicomstream's own decoders, and handed to
+// Cornerstone as its DICOM image loader would build them (modality LUT applied, same array types).
+// Cornerstone itself is the caller's: passed in, never bundled.
+import type * as Core from '@cornerstonejs/core';
+import type { DicomStreamClient } from '../client.js';
+import type { ConnectOptions } from '../client.js';
+import type { DecodedFrame, DecodeInstance } from '../decode/index.js';
+import type { ImageAttributes, StudySummary } from '../../shared/protocol.js';
+import { CodedError } from '../../shared/coded-error.js';
+import { ErrorCode, ProtocolError } from '../../shared/protocol.js';
+import { imageIdOf, parseImageId, SCHEME } from './image-id.js';
+import { metadataModule, rescaleOf, spacingOf, windowOf, type ImageRecord } from './metadata.js';
+import { prescaled } from './pixel-type.js';
+
+/** What of @cornerstonejs/core this uses: the app's own copy of it. */
+export type CornerstoneCore = Pick<typeof Core, 'imageLoader' | 'metaData' | 'utilities'>;
+
+export interface DicomStreamCornerstoneOptions extends Omit<ConnectOptions, 'token'> {
+  /** The server's WebSocket URL (ws:// or wss://). */
+  url: string;
+  /** A bearer token or JWT, when the server asks for one. */
+  token?: string;
+  /** Metadata provider priority (Cornerstone's: higher is asked first). Default 10000. */
+  metadataPriority?: number;
+}
+
+/** What registerDicomStream gives back. */
+export interface DicomStreamCornerstone {
+  readonly client: DicomStreamClient;
+  /** The series' imageIds in the server's order (along the slice normal, else by instance number), a frame each. */
+  imageIdsForSeries(seriesInstanceUid: string): Promise<string[]>;
+  /** The image loader registered for `dicomstream:` (what Cornerstone calls): `{ promise, cancelFn, decache }`. */
+  loadImage(imageId: string, options?: Record<string, unknown>): Core.Types.IImageLoadObject & { cancel?: () => void };
+  /** Removes the metadata provider and closes the connection. */
+  close(): void;
+}
+
+/** Server priority of each of Cornerstone's request types: what the user looks at first. */
+const PRIORITY: Record<string, number> = { interaction: 30, thumbnail: 20, prefetch: 10, compute: 0 };
+
+export interface LoaderDependencies {
+  connect: (url: string, options: ConnectOptions) => Promise<DicomStreamClient>;
+  decodeFrame: (bytes: Uint8Array, instance: DecodeInstance, options?: { bitOffset?: number }) => Promise<DecodedFrame>;
+}
+
+export async function registerWith(cornerstone: CornerstoneCore, options: DicomStreamCornerstoneOptions, deps: LoaderDependencies): Promise<DicomStreamCornerstone> {
+  const { url, metadataPriority = 10000, ...connectOptions } = options;
+  const client = await deps.connect(url, connectOptions);
+  const records = new Map<string, ImageRecord>();
+  const studies = new Map<string, StudySummary>();
+
+  const provider = (type: string, imageId: unknown): unknown => {
+    const record = typeof imageId === 'string' ? records.get(imageId) : undefined;
+    return record ? metadataModule(type, record) : undefined;
+  };
+  cornerstone.metaData.addProvider(provider, metadataPriority);
+
+  const loadImage = (imageId: string, loadOptions: Record<string, unknown> = {}): Core.Types.IImageLoadObject & { cancel?: () => void } => {
+    const id = parseImageId(imageId);
+    const requestType = typeof loadOptions.requestType === 'string' ? loadOptions.requestType : 'interaction';
+    if (!id) return { promise: Promise.reject(new CodedError('NOT_A_DICOMSTREAM_IMAGE_ID', `not a dicomstream imageId: ${imageId}`)) } as Core.Types.IImageLoadObject;
+    const stream = client.requestFrames([{ sopInstanceUid: id.sopInstanceUid, frameNumber: id.frameNumber }], { priority: PRIORITY[requestType] ?? 0 });
+    let cancelled = false;
+    const promise = (async (): Promise<Core.Types.IImage> => {
+      let frame;
+      for await (const f of stream) frame = f;
+      const summary = await stream.done;
+      if (cancelled) throw new CodedError('LOAD_CANCELLED', `${imageId}: cancelled`);
+      if (!frame) throw summary.errors[0] ?? new ProtocolError(ErrorCode.INTERNAL, `${imageId}: the frame did not arrive`);
+      const instance = frame.instance ?? records.get(imageId)?.instance;
+      if (!instance) throw new ProtocolError(ErrorCode.INTERNAL, `${imageId}: no attributes for the instance`);
+      const decoded = await deps.decodeFrame(frame.bytes, instance, { bitOffset: frame.bitOffset });
+      return cornerstoneImage(cornerstone, imageId, instance, decoded);
+    })();
+    const cancel = (): void => {
+      if (cancelled) return;
+      cancelled = true;
+      void stream.cancel();
+    };
+    return { promise, cancelFn: cancel, cancel, decache: cancel };
+  };
+  cornerstone.imageLoader.registerImageLoader(SCHEME, loadImage as unknown as Core.Types.ImageLoaderFn);
+
+  return {
+    client,
+    loadImage,
+    async imageIdsForSeries(seriesInstanceUid) {
+      const series = await client.openSeries(seriesInstanceUid);
+      if (!studies.has(series.studyInstanceUid)) for (const s of await client.listStudies()) studies.set(s.studyInstanceUid, s);
+      const study = studies.get(series.studyInstanceUid);
+      const ids: string[] = [];
+      for (const instance of series.instances) {
+        for (let frameNumber = 1; frameNumber <= Math.max(1, instance.numberOfFrames); frameNumber++) {
+          const imageId = imageIdOf({ studyInstanceUid: series.studyInstanceUid, seriesInstanceUid, sopInstanceUid: instance.sopInstanceUid, frameNumber });
+          records.set(imageId, { instance, frameNumber, series, study });
+          ids.push(imageId);
+        }
+      }
+      return ids;
+    },
+    close() {
+      cornerstone.metaData.removeProvider(provider);
+      client.close();
+    },
+  };
+}
+
+/** The frame as Cornerstone's DICOM image loader makes an IImage of it. */
+export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, instance: ImageAttributes, decoded: DecodedFrame): Core.Types.IImage {
+  const photometric = decoded.colourSpace ?? instance.photometricInterpretation;
+  const color = (instance.samplesPerPixel || 1) > 1;
+  if (color && photometric !== 'RGB') throw new CodedError('NOT_FOR_CORNERSTONE', `${imageId}: ${photometric} frames are not given to Cornerstone yet (RGB and monochrome are)`);
+  if (!color && photometric === 'PALETTE COLOR') throw new CodedError('NOT_FOR_CORNERSTONE', `${imageId}: PALETTE COLOR frames are not given to Cornerstone yet`);
+  const { slope, intercept } = color ? { slope: 1, intercept: 0 } : rescaleOf(instance);
+  const { pixels, min, max, scaled } = prescaled(decoded.pixels, slope, intercept);
+  const window = color ? { center: 127.5, width: 255 } : windowOf(instance, min, max);
+  const spacing = spacingOf(instance);
+  const numberOfComponents = color ? 3 : 1;
+  const voxelManager = cornerstone.utilities.VoxelManager.createImageVoxelManager({ width: instance.columns, height: instance.rows, scalarData: pixels, numberOfComponents });
+  return {
+    imageId,
+    minPixelValue: min,
+    maxPixelValue: max,
+    slope,
+    intercept,
+    windowCenter: window.center,
+    windowWidth: window.width,
+    voiLUTFunction: (instance.voiLutFunction || 'LINEAR') as Core.Enums.VOILUTFunctionType,
+    getPixelData: () => pixels,
+    getCanvas: () => { throw new CodedError('NOT_FOR_CORNERSTONE', 'dicomstream images have no canvas of their own: render them with a viewport'); },
+    rows: instance.rows,
+    columns: instance.columns,
+    height: instance.rows,
+    width: instance.columns,
+    color,
+    rgba: false,
+    numberOfComponents,
+    columnPixelSpacing: spacing.column ?? 1,
+    rowPixelSpacing: spacing.row ?? 1,
+    sliceThickness: instance.sliceThickness || undefined,
+    invert: photometric === 'MONOCHROME1',
+    photometricInterpretation: photometric,
+    sizeInBytes: pixels.byteLength,
+    dataType: pixels.constructor.name as Core.Types.PixelDataTypedArrayString,
+    preScale: { enabled: true, scaled, scalingParameters: { rescaleSlope: slope, rescaleIntercept: intercept } },
+    isPreScaled: scaled,
+    voxelManager,
+  } as Core.Types.IImage;
+}

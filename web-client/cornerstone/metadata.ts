@@ -1,0 +1,93 @@
+// The metadata modules Cornerstone and its tools ask for, answered from the series manifest the
+// client already holds (no request per image). Names and shapes as @cornerstonejs/core's
+// metadata module types and its DICOM image loader's providers give them.
+import type { ImageAttributes, SeriesManifest, StudySummary } from '../../shared/protocol.js';
+
+/** What the provider knows of one imageId. */
+export interface ImageRecord {
+  instance: ImageAttributes;
+  /** 1-based. */
+  frameNumber: number;
+  series: Omit<SeriesManifest, 'requestId'>;
+  study?: StudySummary;
+}
+
+type Module = Record<string, unknown>;
+
+const first = (values: readonly number[]): number | undefined => (values.length ? values[0] : undefined);
+
+/** Rescale slope and intercept as Cornerstone applies them (1 and 0 when the file has none). */
+export function rescaleOf(instance: ImageAttributes): { slope: number; intercept: number } {
+  return instance.hasRescale ? { slope: instance.rescaleSlope, intercept: instance.rescaleIntercept } : { slope: 1, intercept: 0 };
+}
+
+/** PixelSpacing is row spacing then column spacing (PS3.3 C.7.6.2.1.1). */
+export function spacingOf(instance: ImageAttributes): { row: number | undefined; column: number | undefined } {
+  return { row: instance.pixelSpacing[0], column: instance.pixelSpacing[1] };
+}
+
+/** The module `type` of the image, or undefined when this provider has nothing to say of it. */
+export function metadataModule(type: string, r: ImageRecord): Module | undefined {
+  const i = r.instance;
+  switch (type) {
+    case 'imagePixelModule':
+      return {
+        samplesPerPixel: i.samplesPerPixel, photometricInterpretation: i.photometricInterpretation, rows: i.rows, columns: i.columns,
+        bitsAllocated: i.bitsAllocated, bitsStored: i.bitsStored, highBit: i.highBit, pixelRepresentation: i.pixelRepresentation,
+        planarConfiguration: i.planarConfiguration,
+      };
+    case 'imagePlaneModule': {
+      const spacing = spacingOf(i);
+      const orientation = i.imageOrientationPatient.length === 6 ? i.imageOrientationPatient : undefined;
+      return {
+        rows: i.rows, columns: i.columns,
+        imageOrientationPatient: orientation, rowCosines: orientation?.slice(0, 3), columnCosines: orientation?.slice(3, 6),
+        imagePositionPatient: i.imagePositionPatient.length === 3 ? i.imagePositionPatient : undefined,
+        sliceThickness: i.sliceThickness || undefined,
+        pixelSpacing: i.pixelSpacing.length === 2 ? i.pixelSpacing : undefined,
+        rowPixelSpacing: spacing.row, columnPixelSpacing: spacing.column,
+        usingDefaultValues: i.pixelSpacing.length !== 2,
+      };
+    }
+    case 'generalSeriesModule':
+      return {
+        modality: r.series.modality, seriesInstanceUID: r.series.seriesInstanceUid, seriesNumber: r.series.seriesNumber,
+        seriesDescription: r.series.seriesDescription, studyInstanceUID: r.series.studyInstanceUid,
+      };
+    case 'generalStudyModule':
+      return r.study && {
+        studyInstanceUID: r.study.studyInstanceUid, studyDate: r.study.studyDate, studyTime: r.study.studyTime,
+        studyDescription: r.study.studyDescription, accessionNumber: r.study.accessionNumber,
+      };
+    case 'patientModule':
+      return r.study && { patientName: r.study.patientName, patientId: r.study.patientId };
+    case 'voiLutModule':
+      return { windowCenter: [...i.windowCenter], windowWidth: [...i.windowWidth], voiLUTFunction: i.voiLutFunction || undefined };
+    case 'modalityLutModule': {
+      const { slope, intercept } = rescaleOf(i);
+      return { rescaleSlope: slope, rescaleIntercept: intercept, rescaleType: i.rescaleType || undefined, modality: r.series.modality };
+    }
+    case 'sopCommonModule':
+      return { sopClassUID: i.sopClassUid, sopInstanceUID: i.sopInstanceUid };
+    case 'generalImageModule':
+      return {
+        sopInstanceUID: i.sopInstanceUid, instanceNumber: i.instanceNumber,
+        lossyImageCompression: i.lossyImageCompression ? '01' : '00', frameNumber: r.frameNumber,
+      };
+    case 'transferSyntax':
+      return { transferSyntaxUID: i.transferSyntaxUid };
+    case 'multiframeModule':
+      return { NumberOfFrames: i.numberOfFrames || 1, frameNumber: r.frameNumber };
+    case 'calibrationModule':
+      return {};
+    default:
+      return undefined;
+  }
+}
+
+/** The default window Cornerstone's loader gives an image without one: its whole range. */
+export function windowOf(instance: ImageAttributes, min: number, max: number): { center: number; width: number } {
+  const center = first(instance.windowCenter);
+  const width = first(instance.windowWidth);
+  return center !== undefined && width !== undefined && width > 0 ? { center, width } : { center: (max + min) / 2, width: Math.max(1, max - min) };
+}
