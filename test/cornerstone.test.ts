@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import * as cornerstone from '@cornerstonejs/core';
 import WebSocket from 'ws';
 import { createLogger, startServer, type RunningServer } from '../server/index.js';
+import { ensureSample } from '../server/sample/make-sample.js';
 import { parseImageId, registerDicomStream, type DicomStreamCornerstone } from '../web-client/cornerstone/index.js';
 import { corpusDir, filesDir, firstValue, manifest, type ManifestFile } from './helpers/corpus.js';
 
@@ -103,5 +104,46 @@ describe('dicomstream/cornerstone', () => {
     await assert.rejects(object.promise, { code: 'LOAD_CANCELLED' });
     const again = await registered.loadImage(imageId!, { requestType: 'interaction' }).promise;
     assert.equal(again.getPixelData().length, entry.rows! * entry.columns!);
+  });
+
+  it('fills a volume through Cornerstone\'s streaming image volume loader, slice for slice the images the loader gives', async () => {
+    // Cornerstone's volume code reads navigator.userAgent, which browsers have and Node 20 lacks (21 has it).
+    (globalThis as { navigator?: unknown }).navigator ??= { userAgent: 'Node.js', platform: process.platform, maxTouchPoints: 0 };
+    const sampleDir = mkdtempSync(join(tmpdir(), 'dicomstream-cornerstone-volume-'));
+    await ensureSample(sampleDir);
+    const sample = await startServer({ root: sampleDir, host: '127.0.0.1', port: 0, log: createLogger('silent'), indexDir: false });
+    const ds = await registerDicomStream(cornerstone, { url: sample.url, WebSocket });
+    try {
+      const series = (await ds.client.listStudies())[0]!.series.find((s) => s.modality === 'CT')!;
+      const imageIds = await ds.imageIdsForSeries(series.seriesInstanceUid);
+      const manifestSeries = await ds.client.openSeries(series.seriesInstanceUid);
+      cornerstone.volumeLoader.registerVolumeLoader('cornerstoneStreamingImageVolume', cornerstone.cornerstoneStreamingImageVolumeLoader as never);
+      const volume = await cornerstone.volumeLoader.createAndCacheVolume('cornerstoneStreamingImageVolume:dicomstream-ct', { imageIds });
+      const first = manifestSeries.instances[0]!;
+      assert.deepEqual(volume.dimensions, [first.columns, first.rows, imageIds.length]);
+      assert.equal(volume.spacing[0], first.pixelSpacing[1]);
+      assert.equal(volume.spacing[1], first.pixelSpacing[0]);
+      const step = Math.hypot(...first.imagePositionPatient.map((v, i) => manifestSeries.instances[1]!.imagePositionPatient[i]! - v));
+      assert.ok(Math.abs(volume.spacing[2] - step) < 1e-6, `slice spacing ${volume.spacing[2]} from the positions (${step})`);
+      await new Promise<void>((ok, fail) => {
+        (volume as unknown as { load: (cb: (e: { error?: unknown; framesProcessed?: number; totalNumFrames?: number }) => void) => void }).load((e) => {
+          if (e.error) fail(e.error);
+          else if (e.framesProcessed === e.totalNumFrames) ok();
+        });
+      });
+      const voxels = volume.voxelManager!.getCompleteScalarDataArray?.() as ArrayLike<number>;
+      assert.ok(voxels, 'the volume has its voxels');
+      const sliceSize = first.rows * first.columns;
+      for (const k of [0, Math.floor(imageIds.length / 2), imageIds.length - 1]) {
+        const image = await ds.loadImage(volume.imageIds[k]!).promise;
+        const expected = image.getPixelData();
+        const slice = Array.prototype.slice.call(voxels, k * sliceSize, (k + 1) * sliceSize) as number[];
+        assert.deepEqual(slice, Array.from(expected), `volume slice ${k} is the image ${volume.imageIds[k]}`);
+      }
+    } finally {
+      ds.close();
+      await sample.close();
+      rmSync(sampleDir, { recursive: true, force: true });
+    }
   });
 });
