@@ -26,6 +26,22 @@ function reference(entry: ManifestFile): Int16Array | Uint16Array | Uint8Array {
   return new Uint8Array(buffer);
 }
 
+/** A server on the built-in sample, dicomstream registered on Cornerstone, and its CT series. */
+async function withSampleCt(options: { window?: number }, use: (ds: DicomStreamCornerstone, series: { seriesInstanceUid: string }) => Promise<void>): Promise<void> {
+  const sampleDir = mkdtempSync(join(tmpdir(), 'dicomstream-cornerstone-sample-'));
+  await ensureSample(sampleDir);
+  const sample = await startServer({ root: sampleDir, host: '127.0.0.1', port: 0, log: createLogger('silent'), indexDir: false });
+  const ds = await registerDicomStream(cornerstone, { url: sample.url, WebSocket, ...options });
+  try {
+    const series = (await ds.client.listStudies())[0]!.series.find((s) => s.modality === 'CT')!;
+    await use(ds, series);
+  } finally {
+    ds.close();
+    await sample.close();
+    rmSync(sampleDir, { recursive: true, force: true });
+  }
+}
+
 describe('dicomstream/cornerstone', () => {
   let dir: string;
   let server: RunningServer;
@@ -109,12 +125,7 @@ describe('dicomstream/cornerstone', () => {
   it('fills a volume through Cornerstone\'s streaming image volume loader, slice for slice the images the loader gives', async () => {
     // Cornerstone's volume code reads navigator.userAgent, which browsers have and Node 20 lacks (21 has it).
     (globalThis as { navigator?: unknown }).navigator ??= { userAgent: 'Node.js', platform: process.platform, maxTouchPoints: 0 };
-    const sampleDir = mkdtempSync(join(tmpdir(), 'dicomstream-cornerstone-volume-'));
-    await ensureSample(sampleDir);
-    const sample = await startServer({ root: sampleDir, host: '127.0.0.1', port: 0, log: createLogger('silent'), indexDir: false });
-    const ds = await registerDicomStream(cornerstone, { url: sample.url, WebSocket });
-    try {
-      const series = (await ds.client.listStudies())[0]!.series.find((s) => s.modality === 'CT')!;
+    await withSampleCt({}, async (ds, series) => {
       const imageIds = await ds.imageIdsForSeries(series.seriesInstanceUid);
       const manifestSeries = await ds.client.openSeries(series.seriesInstanceUid);
       cornerstone.volumeLoader.registerVolumeLoader('cornerstoneStreamingImageVolume', cornerstone.cornerstoneStreamingImageVolumeLoader as never);
@@ -140,10 +151,25 @@ describe('dicomstream/cornerstone', () => {
         const slice = Array.prototype.slice.call(voxels, k * sliceSize, (k + 1) * sliceSize) as number[];
         assert.deepEqual(slice, Array.from(expected), `volume slice ${k} is the image ${volume.imageIds[k]}`);
       }
-    } finally {
-      ds.close();
-      await sample.close();
-      rmSync(sampleDir, { recursive: true, force: true });
-    }
+    });
+  });
+
+  it('follows the image a viewport shows: the server sends the rest of the stack outward from it', async () => {
+    // A small window, so that what is still queued on the server is most of the stack.
+    await withSampleCt({ window: 2 * 1024 * 1024 }, async (ds, series) => {
+      const imageIds = await ds.imageIdsForSeries(series.seriesInstanceUid);
+      const element = new EventTarget();
+      cornerstone.eventTarget.dispatchEvent(new CustomEvent(cornerstone.Enums.Events.ELEMENT_ENABLED, { detail: { element, viewportId: 'stack' } }));
+      const arrived: number[] = [];
+      // Cornerstone prefetching the whole stack from the first image...
+      const loads = imageIds.map((id, i) => ds.loadImage(id, { requestType: 'prefetch' }).promise.then(() => { arrived.push(i); }));
+      // ...and the user jumping to image 100.
+      element.dispatchEvent(new CustomEvent(cornerstone.Enums.Events.STACK_NEW_IMAGE, { detail: { imageId: imageIds[100], imageIdIndex: 100 } }));
+      await Promise.all(loads);
+      assert.equal(arrived.length, imageIds.length);
+      const at = (i: number) => arrived.indexOf(i);
+      assert.ok(at(100) < at(30), `image 100 (arrived ${at(100)}th) before image 30 (${at(30)}th)`);
+      assert.ok(at(95) < at(40) && at(105) < at(40), 'the neighbours of the image on screen before images far from it');
+    });
   });
 });

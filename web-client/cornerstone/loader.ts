@@ -15,7 +15,7 @@ import { metadataModule, rescaleOf, spacingOf, windowOf, type ImageRecord } from
 import { prescaled } from './pixel-type.js';
 
 /** What of @cornerstonejs/core this uses: the app's own copy of it. */
-export type CornerstoneCore = Pick<typeof Core, 'imageLoader' | 'metaData' | 'utilities'>;
+export type CornerstoneCore = Pick<typeof Core, 'imageLoader' | 'metaData' | 'utilities' | 'eventTarget' | 'Enums'>;
 
 export interface DicomStreamCornerstoneOptions extends Omit<ConnectOptions, 'token'> {
   /** The server's WebSocket URL (ws:// or wss://). */
@@ -57,11 +57,51 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
   };
   cornerstone.metaData.addProvider(provider, metadataPriority);
 
+  // One frame group per series and request type: the type sets the group's priority, and the
+  // image a viewport shows sets the focus of all of its series' groups, so that scrolling
+  // reorders what the server still has to send (outward from the image on screen).
+  const groups = new Map<string, Map<string, number>>();
+  const groupFor = (seriesInstanceUid: string, requestType: string): number => {
+    let byType = groups.get(seriesInstanceUid);
+    if (!byType) groups.set(seriesInstanceUid, byType = new Map());
+    let group = byType.get(requestType);
+    if (group === undefined) byType.set(requestType, group = client.newGroup({ priority: PRIORITY[requestType] ?? 0, focus: focus.get(seriesInstanceUid) ?? 0 }));
+    return group;
+  };
+  const focus = new Map<string, number>();
+  const onNewImage = (event: Event): void => {
+    const imageId = (event as CustomEvent<{ imageId?: string }>).detail?.imageId;
+    const record = imageId === undefined ? undefined : records.get(imageId);
+    if (!record) return;
+    const seriesUid = record.series.seriesInstanceUid;
+    if (focus.get(seriesUid) === record.position) return;
+    focus.set(seriesUid, record.position);
+    for (const group of groups.get(seriesUid)?.values() ?? []) client.updateGroup(group, { focus: record.position });
+  };
+  const { ELEMENT_ENABLED, ELEMENT_DISABLED, STACK_NEW_IMAGE } = cornerstone.Enums.Events;
+  const watched = new Set<EventTarget>();
+  const onEnabled = (event: Event): void => {
+    const element = (event as CustomEvent<{ element?: EventTarget }>).detail?.element;
+    if (!element || watched.has(element)) return;
+    watched.add(element);
+    element.addEventListener(STACK_NEW_IMAGE, onNewImage);
+  };
+  const onDisabled = (event: Event): void => {
+    const element = (event as CustomEvent<{ element?: EventTarget }>).detail?.element;
+    if (!element || !watched.delete(element)) return;
+    element.removeEventListener(STACK_NEW_IMAGE, onNewImage);
+  };
+  cornerstone.eventTarget.addEventListener(ELEMENT_ENABLED, onEnabled);
+  cornerstone.eventTarget.addEventListener(ELEMENT_DISABLED, onDisabled);
+
   const loadImage = (imageId: string, loadOptions: Record<string, unknown> = {}): Core.Types.IImageLoadObject & { cancel?: () => void } => {
     const id = parseImageId(imageId);
     const requestType = typeof loadOptions.requestType === 'string' ? loadOptions.requestType : 'interaction';
     if (!id) return { promise: Promise.reject(new CodedError('NOT_A_DICOMSTREAM_IMAGE_ID', `not a dicomstream imageId: ${imageId}`)) } as Core.Types.IImageLoadObject;
-    const stream = client.requestFrames([{ sopInstanceUid: id.sopInstanceUid, frameNumber: id.frameNumber }], { priority: PRIORITY[requestType] ?? 0 });
+    const record = records.get(imageId);
+    const stream = record
+      ? client.requestFrames([{ sopInstanceUid: id.sopInstanceUid, frameNumber: id.frameNumber, position: record.position }], { group: groupFor(id.seriesInstanceUid, requestType) })
+      : client.requestFrames([{ sopInstanceUid: id.sopInstanceUid, frameNumber: id.frameNumber }], { priority: PRIORITY[requestType] ?? 0 });
     let cancelled = false;
     const promise = (async (): Promise<Core.Types.IImage> => {
       let frame;
@@ -94,7 +134,7 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
       for (const instance of series.instances) {
         for (let frameNumber = 1; frameNumber <= Math.max(1, instance.numberOfFrames); frameNumber++) {
           const imageId = imageIdOf({ studyInstanceUid: series.studyInstanceUid, seriesInstanceUid, sopInstanceUid: instance.sopInstanceUid, frameNumber });
-          records.set(imageId, { instance, frameNumber, series, study });
+          records.set(imageId, { instance, frameNumber, series, study, position: ids.length });
           ids.push(imageId);
         }
       }
@@ -102,6 +142,10 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
     },
     close() {
       cornerstone.metaData.removeProvider(provider);
+      cornerstone.eventTarget.removeEventListener(ELEMENT_ENABLED, onEnabled);
+      cornerstone.eventTarget.removeEventListener(ELEMENT_DISABLED, onDisabled);
+      for (const element of watched) element.removeEventListener(STACK_NEW_IMAGE, onNewImage);
+      watched.clear();
       client.close();
     },
   };

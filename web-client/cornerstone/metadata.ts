@@ -8,6 +8,8 @@ export interface ImageRecord {
   instance: ImageAttributes;
   /** 1-based. */
   frameNumber: number;
+  /** Its place in imageIdsForSeries' list (the stack index). */
+  position: number;
   series: Omit<SeriesManifest, 'requestId'>;
   study?: StudySummary;
 }
