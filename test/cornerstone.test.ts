@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as cornerstone from '@cornerstonejs/core';
+import dicomParser from 'dicom-parser';
 import WebSocket from 'ws';
 import { createLogger, startServer, type RunningServer } from '../server/index.js';
 import { ensureSample } from '../server/sample/make-sample.js';
@@ -104,6 +105,9 @@ describe('dicomstream/cornerstone', () => {
     assert.equal(plane.imagePositionPatient.length, 3);
     assert.equal(plane.rowCosines.length, 3);
     assert.ok(plane.rowPixelSpacing > 0 && plane.columnPixelSpacing > 0);
+    const frameOfReference = dicomParser.parseDicom(readFileSync(join(filesDir, 'MR_small.dcm'))).string('x00200052');
+    assert.ok(frameOfReference);
+    assert.equal(plane.frameOfReferenceUID, frameOfReference, 'the Frame of Reference UID from the file');
     assert.deepEqual(cornerstone.metaData.get('voiLutModule', imageId!).windowCenter, [entry.window_center]);
     assert.equal(cornerstone.metaData.get('generalSeriesModule', imageId!).modality, (entry as unknown as { modality: string }).modality);
     assert.equal(cornerstone.metaData.get('sopCommonModule', imageId!).sopInstanceUID, entry.sop_instance_uid);
@@ -131,6 +135,9 @@ describe('dicomstream/cornerstone', () => {
       cornerstone.volumeLoader.registerVolumeLoader('cornerstoneStreamingImageVolume', cornerstone.cornerstoneStreamingImageVolumeLoader as never);
       const volume = await cornerstone.volumeLoader.createAndCacheVolume('cornerstoneStreamingImageVolume:dicomstream-ct', { imageIds });
       const first = manifestSeries.instances[0]!;
+      const frameOfReference = cornerstone.metaData.get('imagePlaneModule', imageIds[0]!).frameOfReferenceUID as string;
+      assert.ok(frameOfReference, 'the slices have a Frame of Reference UID');
+      assert.equal((volume.metadata as { FrameOfReferenceUID?: string }).FrameOfReferenceUID, frameOfReference, 'the volume is in that frame of reference');
       assert.deepEqual(volume.dimensions, [first.columns, first.rows, imageIds.length]);
       assert.equal(volume.spacing[0], first.pixelSpacing[1]);
       assert.equal(volume.spacing[1], first.pixelSpacing[0]);

@@ -180,6 +180,7 @@ export function imageFacts(ds: DataSet, transferSyntaxUid: string, flags: { bigE
     imagePositionPatient: numbers(ds, 'x00200032').length ? numbers(ds, 'x00200032') : first?.imagePositionPatient ?? [],
     imageOrientationPatient: numbers(ds, 'x00200037').length ? numbers(ds, 'x00200037') : numbers(orientation, 'x00200037'),
     sliceThickness: firstNumber(ds, 'x00180050') ?? firstNumber(measures, 'x00180050') ?? 0,
+    frameOfReferenceUid: text(ds, 'x00200052'),
     modalityLut,
     voiLuts,
     redPalette: lookupTable(ds, 'x00281101', 'x00281201'),

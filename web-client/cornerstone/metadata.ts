@@ -42,6 +42,7 @@ export function metadataModule(type: string, r: ImageRecord): Module | undefined
       const spacing = spacingOf(i);
       const orientation = i.imageOrientationPatient.length === 6 ? i.imageOrientationPatient : undefined;
       return {
+        frameOfReferenceUID: i.frameOfReferenceUid || undefined,
         rows: i.rows, columns: i.columns,
         imageOrientationPatient: orientation, rowCosines: orientation?.slice(0, 3), columnCosines: orientation?.slice(3, 6),
         imagePositionPatient: i.imagePositionPatient.length === 3 ? i.imagePositionPatient : undefined,
