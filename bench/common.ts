@@ -122,8 +122,22 @@ export function clockTicksPerSecond(): number {
 
 export const CLK_TCK = clockTicksPerSecond();
 
-/** User and system CPU time of a whole process (all its threads), in ms, from /proc/<pid>/stat. */
-export function processCpu(pid: number): { userMs: number; systemMs: number } {
+/**
+ * The whole machine's CPU time so far (all cores, the first line of /proc/stat), in ms: its own
+ * work, and steal (time the hypervisor gave to other machines, counted apart).
+ */
+export function machineCpu(): { busyMs: number; stealMs: number } {
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal ...
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = ticks;
+  return { busyMs: (user + nice + system + irq + softirq) * 1000 / CLK_TCK, stealMs: steal * 1000 / CLK_TCK };
+}
+
+/**
+ * User and system CPU time of a whole process (all its threads), in ms, from /proc/<pid>/stat;
+ * and that of its children it has waited for (cutime + cstime).
+ */
+export function processCpu(pid: number): { userMs: number; systemMs: number; childrenMs: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
   // There, index 0 is field 3 (state), so utime (field 14) is index 11 and stime (field 15) index 12.
@@ -133,7 +147,7 @@ export function processCpu(pid: number): { userMs: number; systemMs: number } {
     if (!Number.isFinite(n)) throw new Error(`cannot read CPU times from /proc/${pid}/stat`);
     return n;
   };
-  return { userMs: ticks(11) * 1000 / CLK_TCK, systemMs: ticks(12) * 1000 / CLK_TCK };
+  return { userMs: ticks(11) * 1000 / CLK_TCK, systemMs: ticks(12) * 1000 / CLK_TCK, childrenMs: (ticks(13) + ticks(14)) * 1000 / CLK_TCK };
 }
 
 /** The process's peak resident set so far (VmHWM in /proc/<pid>/status), in bytes. */

@@ -20,11 +20,11 @@ import { WebSocket } from 'ws';
 import { connect, type ImageAttributes } from '../web-client/index.js';
 import {
   BARE_SERVER, BenchError, CLI, CLK_TCK, Closer, MIB, OUT, PROJECT, addChecks, bareFetcher, checkLine, checkTrace,
-  dicomstreamFetcher, ensureBuild, ensureSeries, expectations, fmt, frameLength, isClean, median, nproc, openBareSocket,
+  dicomstreamFetcher, ensureBuild, ensureSeries, expectations, fmt, frameLength, isClean, machineCpu, median, nproc, openBareSocket,
   percentile, pickSeries, processCpu, processPeakRss, readSeriesManifest, resetPeakRss, seriesFiles, startServerProcess,
   type Check, type Expected, type Fetcher, type Received, type SeriesFile, type ServerProcess,
 } from './common.js';
-import { childrenCpuMs, findWrk, loadBlocks, wrkVersion, type LoadTarget } from './wado-load.js';
+import { findWrk, loadBlocks, wrkVersion, type LoadTarget } from './wado-load.js';
 
 const DEFAULT_CLIENTS = [1, 8, 32];
 /** A round that takes longer than this fails its system (for this client count) instead of hanging the run. */
@@ -437,24 +437,10 @@ async function runBlock(systems: System[], clients: number, expected: Expected):
   return { clients, measured, runs };
 }
 
-/** CPU time the whole machine spent busy so far (all cores, the first line of /proc/stat), in ms. */
-function machineBusyMs(): number {
-  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal ...: this machine's own work. Steal (time the
-  // hypervisor gave to other machines) is counted apart, by machineStealMs().
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = ticks;
-  return (user + nice + system + irq + softirq) * 1000 / CLK_TCK;
-}
-
-/** CPU time the hypervisor took from this machine's cores so far (steal, /proc/stat), in ms. */
-function machineStealMs(): number {
-  return (Number(readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/)[8]) || 0) * 1000 / CLK_TCK;
-}
-
 /** CPU time of this process and the servers so far, in ms. */
 function ownCpuMs(pids: number[]): number {
   const self = process.cpuUsage();
-  return (self.user + self.system) / 1000 + childrenCpuMs() + pids.reduce((sum, pid) => { const c = processCpu(pid); return sum + c.userMs + c.systemMs; }, 0);
+  return (self.user + self.system) / 1000 + processCpu(process.pid).childrenMs + pids.reduce((sum, pid) => { const c = processCpu(pid); return sum + c.userMs + c.systemMs; }, 0);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -645,8 +631,8 @@ async function main(): Promise<number> {
     let wrkFailed = false;
     // How busy the rest of the machine was while this measured: a busy neighbour skews every figure.
     const pids = systems.map((s) => s.pid);
-    const busyBefore = machineBusyMs();
-    const stealBefore = machineStealMs();
+    const busyBefore = machineCpu().busyMs;
+    const stealBefore = machineCpu().stealMs;
     const ownBefore = ownCpuMs(pids);
     const measuringSince = performance.now();
     for (const n of options.wrkOnly ? [] : options.clientCounts) {
@@ -675,9 +661,9 @@ async function main(): Promise<number> {
       if (!load.clean) wrkFailed = true;
       wrkNote = `${wrkVersion(wrk)} (-t 1, one thread; --timeout 30s), in the same namespace; each connection sends one GET …/frames/1 at a time, the connections together walking the series' ${files.length} frames in order, over and over; the bare Node http server answers GET /frames/{n} with the same bytes from memory (bench/bare-ws-server.mjs); wrk's CPU from this process's cutime + cstime`;
     }
-    const othersMs = (machineBusyMs() - busyBefore) - (ownCpuMs(pids) - ownBefore);
+    const othersMs = (machineCpu().busyMs - busyBefore) - (ownCpuMs(pids) - ownBefore);
     const measuringS = (performance.now() - measuringSince) / 1000;
-    const stolenS = (machineStealMs() - stealBefore) / 1000;
+    const stolenS = (machineCpu().stealMs - stealBefore) / 1000;
     const quiet = `other processes used ${fmt(Math.max(0, othersMs) / 1000)} s of CPU during the ${fmt(measuringS, 0)} s of rounds (machine busy time from /proc/stat minus this process's, its children's and the servers'); the hypervisor took ${fmt(stolenS)} s (steal, ${fmt(stolenS / (measuringS * availableParallelism()) * 100, 0)} % of all cores)`;
     console.log(quiet);
 

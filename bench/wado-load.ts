@@ -4,10 +4,10 @@
 // spends a tenth of that. Each connection sends one GET .../frames/1 at a time, the connections
 // together walking the series' 200 frames over and over; wrk times each answer from the request.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { CLK_TCK, MIB, fmt, median, processCpu, processPeakRss, resetPeakRss } from './common.js';
+import { MIB, fmt, machineCpu, median, processCpu, processPeakRss, resetPeakRss } from './common.js';
 
 /** A server under load: its process, its port and the path of every frame to ask for, in order. */
 export interface LoadTarget { name: string; pid: number; port: number; paths: string[] }
@@ -67,29 +67,16 @@ export function wrkVersion(wrk: string): string {
   return /^(wrk \S+) \[/m.exec(probe.stdout + probe.stderr)?.[1] ?? 'wrk';
 }
 
-/** Steal time of the whole machine so far (/proc/stat, all cores), in ms: a busy host's share of our CPUs. */
-function stealMs(): number {
-  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return (ticks[7] ?? 0) * 1000 / CLK_TCK;
-}
-
-/** CPU used so far by this process's waited-for children (cutime + cstime of /proc/self/stat), in ms. */
-export function childrenCpuMs(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[13]) + Number(fields[14])) * 1000 / CLK_TCK;
-}
+/** The script wrk runs, and a target's frame paths (written once, in loadBlocks). */
+const scriptFile = (options: LoadOptions) => join(options.dir, 'frames.lua');
+const pathsFile = (options: LoadOptions, target: LoadTarget) => join(options.dir, `paths-${target.port}.txt`);
 
 async function runWrk(options: LoadOptions, target: LoadTarget, connections: number, seconds: number): Promise<LoadRun> {
-  const script = join(options.dir, 'frames.lua');
-  const pathsFile = join(options.dir, `paths-${target.port}.txt`);
-  writeFileSync(script, SCRIPT);
-  writeFileSync(pathsFile, target.paths.join('\n') + '\n');
-  const args = ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '30s', '-s', script, `http://127.0.0.1:${target.port}`];
+  const args = ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '30s', '-s', scriptFile(options), `http://127.0.0.1:${target.port}`];
   const serverBefore = processCpu(target.pid);
-  const wrkBefore = childrenCpuMs();
-  const stealBefore = stealMs();
-  const child = spawn(options.wrk, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DICOMSTREAM_WRK_PATHS: pathsFile, DICOMSTREAM_WRK_ACCEPT: options.accept } });
+  const wrkBefore = processCpu(process.pid).childrenMs;
+  const stealBefore = machineCpu().stealMs;
+  const child = spawn(options.wrk, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DICOMSTREAM_WRK_PATHS: pathsFile(options, target), DICOMSTREAM_WRK_ACCEPT: options.accept } });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
   child.stderr.setEncoding('utf8').on('data', (s: string) => { out += s; });
@@ -104,9 +91,9 @@ async function runWrk(options: LoadOptions, target: LoadTarget, connections: num
     errors: { connect: n('connect'), read: n('read'), write: n('write'), status: n('status'), timeout: n('timeout') },
     p50Ms: n('p50_us') / 1000, p90Ms: n('p90_us') / 1000, p99Ms: n('p99_us') / 1000, maxMs: n('max_us') / 1000,
     serverCpuMs: serverAfter.userMs + serverAfter.systemMs - serverBefore.userMs - serverBefore.systemMs,
-    wrkCpuMs: childrenCpuMs() - wrkBefore,
+    wrkCpuMs: processCpu(process.pid).childrenMs - wrkBefore,
     serverPeakRssBytes: processPeakRss(target.pid),
-    stealMs: stealMs() - stealBefore,
+    stealMs: machineCpu().stealMs - stealBefore,
   };
 }
 
@@ -144,6 +131,8 @@ function figures(runs: LoadRun[], frameBytes: number): Figures {
  * and whether every run was clean.
  */
 export async function loadBlocks(targets: LoadTarget[], options: LoadOptions, log: (line: string) => void): Promise<{ text: string; clean: boolean }> {
+  writeFileSync(scriptFile(options), SCRIPT);
+  for (const target of targets) writeFileSync(pathsFile(options, target), target.paths.join('\n') + '\n');
   const sections: string[] = [];
   let clean = true;
   for (const connections of options.connections) {
