@@ -6,7 +6,7 @@ import { errorCodeName } from '../shared/protocol.js';
 
 export interface MetricSources {
   connections(): number;
-  stats(): { framesSent: number; bytesSent: number };
+  stats(): { framesSent: number; bytesSent: number; requestsCancelled: number };
   frameCache(): { hits: number; misses: number; evictions: number; bytes: number };
   indexCache(): { hits: number; misses: number; evictions: number; bytes: number };
   index(): { studies: number; series: number; instances: number; frames: number; files: number; skipped: number };
@@ -41,6 +41,7 @@ export function createMetrics(sources: MetricSources): ServerMetrics {
   const refused = new Counter({ name: 'dicomstream_connections_refused_total', help: 'Connections refused, by reason.', labelNames: ['reason'], registers: [registry] });
   followingCounter(registry, 'dicomstream_frames_sent_total', 'Frames sent whole.', () => sources.stats().framesSent);
   followingCounter(registry, 'dicomstream_bytes_sent_total', 'Frame payload bytes sent.', () => sources.stats().bytesSent);
+  followingCounter(registry, 'dicomstream_requests_cancelled_total', 'Frame requests the client cancelled while frames of them were still to send.', () => sources.stats().requestsCancelled);
   const latency = new Histogram({
     name: 'dicomstream_frame_latency_seconds', help: 'From the request that asked for a frame to its last chunk handed to the socket.',
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry],

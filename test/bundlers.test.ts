@@ -4,21 +4,17 @@
 // decode worker, in Chromium, with Vite's dev server, a Vite build and a webpack 5 build, and no
 // bundler configuration at all. The pixels must equal the reference decodes.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, sep } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { build as viteBuild, createServer as viteServer } from 'vite';
 import webpack from 'webpack';
 import { createLogger, startServer, type RunningServer } from '../server/index.js';
 import { withBrowser } from './helpers/browser.js';
 import { corpusDir, filesDir, firstValue, manifest, sha256 } from './helpers/corpus.js';
+import { packedApp, serveFolder } from './helpers/packed-app.js';
 import { servedFiles } from './helpers/server.js';
-
-const PROJECT = join(import.meta.dirname, '..');
 
 /** The app's decoding page: decodes frame 1 of each instance named in its query, reports their sha256. */
 const DECODE = `import { connect, decodeFrame } from 'dicomstream/client';
@@ -83,22 +79,6 @@ const CODEC_SYNTAXES: Record<string, string[]> = {
   openjph: ['1.2.840.10008.1.2.4.201', '1.2.840.10008.1.2.4.202', '1.2.840.10008.1.2.4.203'],
 };
 
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.map': 'application/json' };
-
-/** A static file server for a built app's folder, on 127.0.0.1. */
-function serveFolder(root: string): Promise<{ server: Server; origin: string }> {
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
-    const file = normalize(join(root, path === '/' ? 'index.html' : path));
-    if (!file.startsWith(root + sep)) return void res.writeHead(403).end();
-    readFile(file).then((body) => res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(body), () => res.writeHead(404).end());
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => {
-    const address = server.address();
-    ok({ server, origin: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` });
-  }));
-}
-
 describe('the client in bundled apps', () => {
   let dir: string;
   let app: string;
@@ -113,23 +93,10 @@ describe('the client in bundled apps', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'dicomstream-bundlers-'));
-    // The package as published (dist/ is built by `pretest`), installed into a fresh app.
-    execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir], { cwd: PROJECT, stdio: ['ignore', 'ignore', 'inherit'] });
-    const tarball = readdirSync(dir).find((f) => f.endsWith('.tgz'));
-    assert.ok(tarball, 'npm pack made a tarball');
-    app = join(dir, 'app');
-    mkdirSync(join(app, 'src'), { recursive: true });
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'bundled-viewer', private: true, type: 'module' }));
-    writeFileSync(join(app, 'index.html'), '<!doctype html><html><body><script type="module" src="/src/main.js"></script></body></html>\n');
-    writeFileSync(join(app, 'src', 'main.js'), MAIN);
-    writeFileSync(join(app, 'src', 'decode.js'), DECODE);
-    writeFileSync(join(app, 'src', 'cornerstone.js'), CORNERSTONE);
-    // The app's own Cornerstone, the version the project is tested with, and what Cornerstone itself
-    // needs in a bundled app: its vtk.js uses xmlbuilder2, which imports Node's `events` (the npm
-    // polyfill of that name is what Cornerstone apps install; nothing of dicomstream's needs it).
-    const versionOf = (name: string) => (JSON.parse(readFileSync(join(PROJECT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts', '--silent', join(dir, tarball),
-      `@cornerstonejs/core@${versionOf('@cornerstonejs/core')}`, `events@${versionOf('events')}`], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] });
+    // The app's own Cornerstone, and what Cornerstone itself needs in a bundled app: its vtk.js uses
+    // xmlbuilder2, which imports Node's `events` (the npm polyfill of that name is what Cornerstone
+    // apps install; nothing of dicomstream's needs it).
+    app = packedApp(dir, { 'main.js': MAIN, 'decode.js': DECODE, 'cornerstone.js': CORNERSTONE }, ['@cornerstonejs/core', 'events']);
 
     // One corpus file for each codec the corpus has frames of (it has no HTJ2K), alone in a folder
     // so that no duplicate of its instance is served instead.

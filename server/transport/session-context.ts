@@ -43,7 +43,7 @@ export interface SessionContext {
   /** Chunk buffers shared by all sessions. */
   buffers: ChunkBuffers;
   /** Counters shared by all sessions. */
-  stats: { framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number };
+  stats: { framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number; requestsCancelled: number };
   /** Frames queued over all connections now. */
   queuedFramesInAll: () => number;
   /** Told of every error reply (by code) and every frame sent (seconds from request to last chunk). */

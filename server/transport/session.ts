@@ -253,6 +253,7 @@ export class Session implements PumpTarget<QueuedFrame> {
   private complete(requestId: number, cancelled: boolean): void {
     const tally = this.tallies.get(requestId) ?? { sent: 0, failed: 0 };
     this.tallies.delete(requestId);
+    if (cancelled) this.ctx.stats.requestsCancelled++;
     this.outbox.control({ requestComplete: { requestId, framesSent: tally.sent, framesFailed: tally.failed, cancelled } });
   }
 

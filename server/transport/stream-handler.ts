@@ -38,10 +38,10 @@ export interface StreamHandlerOptions {
 }
 
 /** Counters; maxBufferedBytes is the most unsent data any one connection held. */
-export interface StreamStats { connections: number; framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number }
+export interface StreamStats { connections: number; framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number; requestsCancelled: number }
 
 export class StreamHandler {
-  readonly stats: StreamStats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0 };
+  readonly stats: StreamStats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0, requestsCancelled: 0 };
   private readonly sessions = new Map<number, Session>();
   private readonly scheduler: Scheduler<QueuedFrame>;
   private readonly pump: Pump<QueuedFrame>;

@@ -11,8 +11,10 @@ import type { ImageAttributes, StudySummary } from '../../shared/protocol.js';
 import { CodedError } from '../../shared/coded-error.js';
 import { ErrorCode, ProtocolError } from '../../shared/protocol.js';
 import { imageIdOf, parseImageId, SCHEME } from './image-id.js';
-import { metadataModule, rescaleOf, spacingOf, windowOf, type ImageRecord } from './metadata.js';
+import { frameInstance, metadataModule, rescaleOf, spacingOf, windowOf, type ImageRecord } from './metadata.js';
 import { prescaled } from './pixel-type.js';
+import { cornerstoneColour } from './colour.js';
+import { minMax } from '../decode/pixels.js';
 
 /** What of @cornerstonejs/core this uses: the app's own copy of it. */
 export type CornerstoneCore = Pick<typeof Core, 'imageLoader' | 'metaData' | 'utilities' | 'eventTarget' | 'Enums'>;
@@ -78,18 +80,21 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
     focus.set(seriesUid, record.position);
     for (const group of groups.get(seriesUid)?.values() ?? []) client.updateGroup(group, { focus: record.position });
   };
-  const { ELEMENT_ENABLED, ELEMENT_DISABLED, STACK_NEW_IMAGE } = cornerstone.Enums.Events;
+  // PRE_STACK_NEW_IMAGE comes as the viewport starts loading the image it will show (when the user
+  // scrolls to it), STACK_NEW_IMAGE once it shows it: the first moves the focus before the image is in.
+  const { ELEMENT_ENABLED, ELEMENT_DISABLED, STACK_NEW_IMAGE, PRE_STACK_NEW_IMAGE } = cornerstone.Enums.Events;
+  const imageEvents = PRE_STACK_NEW_IMAGE ? [PRE_STACK_NEW_IMAGE, STACK_NEW_IMAGE] : [STACK_NEW_IMAGE];
   const watched = new Set<EventTarget>();
   const onEnabled = (event: Event): void => {
     const element = (event as CustomEvent<{ element?: EventTarget }>).detail?.element;
     if (!element || watched.has(element)) return;
     watched.add(element);
-    element.addEventListener(STACK_NEW_IMAGE, onNewImage);
+    for (const type of imageEvents) element.addEventListener(type, onNewImage);
   };
   const onDisabled = (event: Event): void => {
     const element = (event as CustomEvent<{ element?: EventTarget }>).detail?.element;
     if (!element || !watched.delete(element)) return;
-    element.removeEventListener(STACK_NEW_IMAGE, onNewImage);
+    for (const type of imageEvents) element.removeEventListener(type, onNewImage);
   };
   cornerstone.eventTarget.addEventListener(ELEMENT_ENABLED, onEnabled);
   cornerstone.eventTarget.addEventListener(ELEMENT_DISABLED, onDisabled);
@@ -109,7 +114,7 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
       const summary = await stream.done;
       if (cancelled) throw new CodedError('LOAD_CANCELLED', `${imageId}: cancelled`);
       if (!frame) throw summary.errors[0] ?? new ProtocolError(ErrorCode.INTERNAL, `${imageId}: the frame did not arrive`);
-      const instance = frame.instance ?? records.get(imageId)?.instance;
+      const instance = records.get(imageId)?.instance ?? (frame.instance && frameInstance(frame.instance, id.frameNumber));
       if (!instance) throw new ProtocolError(ErrorCode.INTERNAL, `${imageId}: no attributes for the instance`);
       const decoded = await deps.decodeFrame(frame.bytes, instance, { bitOffset: frame.bitOffset });
       return cornerstoneImage(cornerstone, imageId, instance, decoded);
@@ -134,7 +139,7 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
       for (const instance of series.instances) {
         for (let frameNumber = 1; frameNumber <= Math.max(1, instance.numberOfFrames); frameNumber++) {
           const imageId = imageIdOf({ studyInstanceUid: series.studyInstanceUid, seriesInstanceUid, sopInstanceUid: instance.sopInstanceUid, frameNumber });
-          records.set(imageId, { instance, frameNumber, series, study, position: ids.length });
+          records.set(imageId, { instance: frameInstance(instance, frameNumber), frameNumber, series, study, position: ids.length });
           ids.push(imageId);
         }
       }
@@ -144,22 +149,24 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
       cornerstone.metaData.removeProvider(provider);
       cornerstone.eventTarget.removeEventListener(ELEMENT_ENABLED, onEnabled);
       cornerstone.eventTarget.removeEventListener(ELEMENT_DISABLED, onDisabled);
-      for (const element of watched) element.removeEventListener(STACK_NEW_IMAGE, onNewImage);
+      for (const element of watched) for (const type of imageEvents) element.removeEventListener(type, onNewImage);
       watched.clear();
       client.close();
     },
   };
 }
 
-/** The frame as Cornerstone's DICOM image loader makes an IImage of it. */
+/** The frame as Cornerstone's DICOM image loader makes an IImage of it; `instance` with the frame's own values (frameInstance). */
 export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, instance: ImageAttributes, decoded: DecodedFrame): Core.Types.IImage {
   const photometric = decoded.colourSpace ?? instance.photometricInterpretation;
-  const color = (instance.samplesPerPixel || 1) > 1;
-  if (color && photometric !== 'RGB') throw new CodedError('NOT_FOR_CORNERSTONE', `${imageId}: ${photometric} frames are not given to Cornerstone yet (RGB and monochrome are)`);
-  if (!color && photometric === 'PALETTE COLOR') throw new CodedError('NOT_FOR_CORNERSTONE', `${imageId}: PALETTE COLOR frames are not given to Cornerstone yet`);
+  const color = (instance.samplesPerPixel || 1) > 1 || photometric === 'PALETTE COLOR';
   const { slope, intercept } = color ? { slope: 1, intercept: 0 } : rescaleOf(instance);
-  const { pixels, min, max, scaled } = prescaled(decoded.pixels, slope, intercept);
-  const window = color ? { center: 127.5, width: 255 } : windowOf(instance, min, max);
+  const rgb = color ? cornerstoneColour(decoded.pixels, photometric, instance) : undefined;
+  // 1-bit frames (segmentations, overlays) come decoded as packed bits: Cornerstone wants a byte a pixel.
+  const stored = instance.bitsAllocated === 1 ? unpackBits(decoded.pixels, instance.rows * instance.columns) : decoded.pixels;
+  const { pixels, min, max, scaled } = rgb ? { pixels: rgb, ...minMax(rgb), scaled: false } : prescaled(stored, slope, intercept);
+  // Colour images get the loader's fixed 8-bit window.
+  const window = color ? { center: 128, width: 256 } : windowOf(instance, min, max);
   const spacing = spacingOf(instance);
   const numberOfComponents = color ? 3 : 1;
   const voxelManager = cornerstone.utilities.VoxelManager.createImageVoxelManager({ width: instance.columns, height: instance.rows, scalarData: pixels, numberOfComponents });
@@ -171,7 +178,7 @@ export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, 
     intercept,
     windowCenter: window.center,
     windowWidth: window.width,
-    voiLUTFunction: (instance.voiLutFunction || 'LINEAR') as Core.Enums.VOILUTFunctionType,
+    voiLUTFunction: (instance.voiLutFunction || undefined) as Core.Enums.VOILUTFunctionType | undefined,
     getPixelData: () => pixels,
     getCanvas: () => { throw new CodedError('NOT_FOR_CORNERSTONE', 'dicomstream images have no canvas of their own: render them with a viewport'); },
     rows: instance.rows,
@@ -179,17 +186,24 @@ export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, 
     height: instance.rows,
     width: instance.columns,
     color,
-    rgba: false,
+    rgba: color ? undefined : false,
     numberOfComponents,
     columnPixelSpacing: spacing.column ?? 1,
     rowPixelSpacing: spacing.row ?? 1,
     sliceThickness: instance.sliceThickness || undefined,
-    invert: photometric === 'MONOCHROME1',
-    photometricInterpretation: photometric,
+    invert: instance.photometricInterpretation === 'MONOCHROME1',
+    photometricInterpretation: color ? 'RGB' : photometric,
     sizeInBytes: pixels.byteLength,
     dataType: pixels.constructor.name as Core.Types.PixelDataTypedArrayString,
     preScale: { enabled: true, scaled, scalingParameters: { rescaleSlope: slope, rescaleIntercept: intercept } },
     isPreScaled: scaled,
     voxelManager,
   } as Core.Types.IImage;
+}
+
+/** Bits packed LSB first, as 0 and 1 a byte each. */
+function unpackBits(packed: ArrayLike<number>, count: number): Uint8Array {
+  const out = new Uint8Array(count);
+  for (let i = 0; i < count; i++) out[i] = (packed[i >> 3]! >> (i & 7)) & 1;
+  return out;
 }

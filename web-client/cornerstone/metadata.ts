@@ -28,6 +28,21 @@ export function spacingOf(instance: ImageAttributes): { row: number | undefined;
   return { row: instance.pixelSpacing[0], column: instance.pixelSpacing[1] };
 }
 
+/**
+ * The instance as one of its frames sees it: an Enhanced multi-frame image's per-frame
+ * functional groups (position, window, rescale) over the instance's own values.
+ */
+export function frameInstance(instance: ImageAttributes, frameNumber: number): ImageAttributes {
+  const frame = instance.frames[frameNumber - 1];
+  if (!frame) return instance;
+  return {
+    ...instance,
+    imagePositionPatient: frame.imagePositionPatient.length === 3 ? frame.imagePositionPatient : instance.imagePositionPatient,
+    ...(frame.windowCenter.length && frame.windowWidth.length ? { windowCenter: frame.windowCenter, windowWidth: frame.windowWidth } : {}),
+    ...(frame.hasRescale ? { hasRescale: true, rescaleSlope: frame.rescaleSlope, rescaleIntercept: frame.rescaleIntercept } : {}),
+  };
+}
+
 /** The module `type` of the image, or undefined when this provider has nothing to say of it. */
 export function metadataModule(type: string, r: ImageRecord): Module | undefined {
   const i = r.instance;
@@ -88,9 +103,9 @@ export function metadataModule(type: string, r: ImageRecord): Module | undefined
   }
 }
 
-/** The default window Cornerstone's loader gives an image without one: its whole range. */
+/** The file's first window, else the one Cornerstone's loader gives an image without one: its whole range (utilities.windowLevel.toWindowLevel). */
 export function windowOf(instance: ImageAttributes, min: number, max: number): { center: number; width: number } {
   const center = first(instance.windowCenter);
   const width = first(instance.windowWidth);
-  return center !== undefined && width !== undefined && width > 0 ? { center, width } : { center: (max + min) / 2, width: Math.max(1, max - min) };
+  return center !== undefined && width !== undefined ? { center, width } : { center: (min + max + 1) / 2, width: Math.abs(max - min) + 1 };
 }
