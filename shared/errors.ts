@@ -35,7 +35,7 @@ export const ERRORS = {
   PROTOCOL_VIOLATION: { surface: 'client', meaning: 'the server sent something the protocol does not allow (a chunk past its frame\'s end)', action: 'report it: client and server versions disagree' },
   NOT_A_DICOMSTREAM_IMAGE_ID: { surface: 'client', meaning: 'the Cornerstone loader was given an imageId it cannot read (not dicomstream:/studies/…/frames/{n})', action: 'make imageIds with imageIdsForSeries() or imageIdOf()' },
   LOAD_CANCELLED: { surface: 'client', meaning: 'Cornerstone cancelled the image load (cancelFn, decache, cancelLoadAll); the server stopped sending it', action: 'expected: ignore' },
-  NOT_FOR_CORNERSTONE: { surface: 'client', meaning: 'a frame the Cornerstone loader does not make an image of yet (native YBR, palette colour), or a canvas asked of such an image', action: 'show it with FrameCanvas; render Cornerstone images with a viewport' },
+  NOT_FOR_CORNERSTONE: { surface: 'client', meaning: 'a canvas asked of a dicomstream Cornerstone image (getCanvas)', action: 'render Cornerstone images with a viewport' },
   NO_CANVAS_CONTEXT: { surface: 'client', meaning: 'the canvas gives no 2D context (already used for WebGL, or none in this environment)', action: 'give FrameCanvas a fresh canvas' },
 
   // Decoding (DecodeError).
