@@ -6,7 +6,7 @@ import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BenchError, fmt, startServerProcess, type Closer, type SeriesFile, type ServerProcess } from './common.js';
+import { BenchError, fmt, startServerProcess, type Closer, type ServerProcess } from './common.js';
 
 /** Orthanc takes about 2 s to stop its HTTP server. */
 const ORTHANC_KILL_GRACE_MS = 15_000;
@@ -148,7 +148,7 @@ export interface Orthanc { server: ServerProcess; port: number }
  * listener, no authentication, the DICOMweb plugin), waits for "Orthanc has started", and uploads
  * every file of the series through its REST API (POST /instances). Only in a loopback-only namespace.
  */
-export async function startOrthanc(install: OrthancInstall, files: SeriesFile[], closer: Closer): Promise<Orthanc> {
+export async function startOrthanc(install: OrthancInstall, files: ReadonlyArray<{ path: string }>, closer: Closer): Promise<Orthanc> {
   if (!loopbackOnly()) throw new BenchError('refusing to start Orthanc outside a loopback-only network namespace');
   const dir = mkdtempSync(join(tmpdir(), 'dicomstream-bench-orthanc-'));
   closer.add(() => rmSync(dir, { recursive: true, force: true })); // runs after the stop added below

@@ -1,0 +1,246 @@
+// Browser benchmark: the 200-slice CT (uncompressed and JPEG-LS) loaded into a Chromium page four
+// ways, alternating, each run in a fresh browser:
+//   cornerstone+dicomstream   Cornerstone3D with the dicomstream/cornerstone loader (WebSocket)
+//   cornerstone+wadors:orthanc  Cornerstone3D with its own wadors: loader from Orthanc's DICOMweb
+//   cornerstone+wadors:dicomstream  the same loader from dicomstream's DICOMweb
+//   dicomstream viewer        dicomstream's own client: the series loaded and decoded as the demo does
+// For each: time to the first image (the stack's first, shown in a StackViewport for Cornerstone,
+// decoded for the viewer), to the whole series loaded, and the page's JS heap at the end; medians
+// of the runs, and the ratios the targets are stated in. Every run's pixels are hashed and must be
+// the same across the ways that give Cornerstone images.
+// Run from the project root: `npm run bench:browser [-- --runs 5] [-- --series DIR]`.
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { Agent, createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+import { build as viteBuild } from 'vite';
+import { packedApp, serveFolder } from '../test/helpers/packed-app.js';
+import { CHROMIUM } from '../test/helpers/browser.js';
+import { BenchError, CLI, Closer, ensureBuild, ensureSeries, fmt, median, OUT, startServerProcess } from './common.js';
+import { findOrthanc, loopbackOnly, namespaceProblem, NETNS_ENV, rerunInNamespace, startOrthanc } from './orthanc.js';
+
+const PAGE = `import * as cornerstone from '@cornerstonejs/core';
+import { init as initDicomImageLoader, wadors } from '@cornerstonejs/dicom-image-loader';
+import { registerDicomStream } from 'dicomstream/cornerstone';
+import { connect, decodeFrame } from 'dicomstream/client';
+const params = new URLSearchParams(location.search);
+const hex = async (a) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', a))].map((b) => b.toString(16).padStart(2, '0')).join('');
+/** One hash over every image's pixels, in stack order. */
+async function digest(arrays) {
+  const parts = [];
+  for (const a of arrays) parts.push(await hex(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)));
+  return hex(new TextEncoder().encode(parts.join('')));
+}
+async function cornerstoneStack(imageIds, started) {
+  const element = document.createElement('div');
+  element.style.width = '512px';
+  element.style.height = '512px';
+  document.body.appendChild(element);
+  const engine = new cornerstone.RenderingEngine('bench');
+  engine.enableElement({ viewportId: 'stack', type: cornerstone.Enums.ViewportType.STACK, element });
+  const viewport = engine.getViewport('stack');
+  const shown = new Promise((ok) => element.addEventListener(cornerstone.Enums.Events.IMAGE_RENDERED, ok, { once: true }));
+  const first = viewport.setStack(imageIds, 0).then(() => shown).then(() => performance.now() - started);
+  // What a viewer's stack prefetch does: every other image, at prefetch priority.
+  const all = Promise.all(imageIds.map((id, i) => i === 0 ? first : cornerstone.imageLoader.loadAndCacheImage(id, { requestType: 'prefetch' })));
+  const firstMs = await first;
+  await all;
+  const allMs = performance.now() - started;
+  return { firstMs, allMs, images: imageIds.length, sha256: await digest(imageIds.map((id) => cornerstone.cache.getImage(id).getPixelData())) };
+}
+const ways = {
+  async 'cornerstone+dicomstream'() {
+    await cornerstone.init();
+    const started = performance.now();
+    const ds = await registerDicomStream(cornerstone, { url: params.get('ws') });
+    return cornerstoneStack(await ds.imageIdsForSeries(params.get('series')), started);
+  },
+  async 'cornerstone+wadors'() {
+    await cornerstone.init();
+    initDicomImageLoader();
+    const started = performance.now();
+    // As OHIF does: the series' metadata in one request, then an imageId per frame.
+    const base = params.get('web') + '/studies/' + params.get('study') + '/series/' + params.get('series');
+    const metadata = await (await fetch(base + '/metadata', { headers: { Accept: 'application/dicom+json' } })).json();
+    const number = (m, tag) => Number(m[tag]?.Value?.[0] ?? 0);
+    metadata.sort((a, b) => number(a, '00200013') - number(b, '00200013'));
+    const imageIds = metadata.map((m) => {
+      const id = 'wadors:' + base + '/instances/' + m['00080018'].Value[0] + '/frames/1';
+      wadors.metaDataManager.add(id, m);
+      return id;
+    });
+    return cornerstoneStack(imageIds, started);
+  },
+  async 'dicomstream viewer'() {
+    const started = performance.now();
+    const client = await connect(params.get('ws'));
+    const series = await client.openSeries(params.get('series'));
+    const decoded = new Array(series.instances.length);
+    const byUid = new Map(series.instances.map((instance, i) => [instance.sopInstanceUid, i]));
+    let firstMs;
+    const pending = [];
+    for await (const frame of client.requestFrames(series.instances.map((i, position) => ({ sopInstanceUid: i.sopInstanceUid, frameNumber: 1, position })), { priority: 10 })) {
+      const at = byUid.get(frame.sopInstanceUid);
+      pending.push(decodeFrame(frame.bytes, frame.instance, { bitOffset: frame.bitOffset }).then((d) => {
+        decoded[at] = d.pixels;
+        if (at === 0) firstMs = performance.now() - started;
+      }));
+    }
+    await Promise.all(pending);
+    const allMs = performance.now() - started;
+    client.close();
+    return { firstMs, allMs, images: decoded.length, sha256: null };
+  },
+};
+ways[params.get('way')]().then((r) => { document.body.dataset.result = JSON.stringify(r); }, (e) => { document.body.dataset.error = String(e && e.stack || e); });
+`;
+
+interface Result { firstMs: number; allMs: number; images: number; sha256: string | null; heapMiB: number }
+interface Way { name: string; query: Record<string, string>; results: Result[] }
+
+async function inFreshBrowser(url: string): Promise<Result> {
+  const profile = mkdtempSync(join(tmpdir(), 'dicomstream-bench-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM, headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await context.newPage();
+    await page.goto(url);
+    await page.waitForFunction(() => document.body.dataset.result !== undefined || document.body.dataset.error !== undefined, null, { timeout: 300_000 });
+    const error = await page.evaluate(() => document.body.dataset.error);
+    if (error) throw new BenchError(`the page failed: ${error}`);
+    const result = JSON.parse((await page.evaluate(() => document.body.dataset.result))!) as Omit<Result, 'heapMiB'>;
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Performance.enable');
+    const { metrics } = await cdp.send('Performance.getMetrics') as { metrics: Array<{ name: string; value: number }> };
+    const heap = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0;
+    return { ...result, heapMiB: heap / 1024 / 1024 };
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The page's origin for DICOMweb: files from `site`, and `/{port}/…` passed to 127.0.0.1:{port}/…
+ * (streamed both ways, headers kept).
+ */
+function dicomwebProxy(site: string): Promise<{ server: Server; origin: string }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  const server = createServer((req, res) => {
+    const m = /^\/(\d+)(\/.*)$/.exec(req.url ?? '');
+    const target = m ? { port: Number(m[1]), path: m[2]! } : { port: Number(new URL(site).port), path: req.url ?? '/' };
+    const upstream = request({ agent, host: '127.0.0.1', port: target.port, method: req.method, path: target.path, headers: { ...req.headers, host: `127.0.0.1:${target.port}` } }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => {
+    const address = server.address();
+    ok({ server, origin: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` });
+  }));
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, series: { type: 'string' } } });
+  const runs = Math.max(1, Number(values.runs));
+  let orthanc = findOrthanc();
+  if (orthanc && !loopbackOnly()) {
+    if (process.env[NETNS_ENV]) throw new BenchError('still not in a loopback-only network namespace after unshare -n');
+    const problem = namespaceProblem();
+    if (problem === undefined) {
+      console.log('Orthanc is installed: running the benchmark inside a private network namespace (unshare -n, loopback only)');
+      return rerunInNamespace();
+    }
+    console.log(`Orthanc skipped: no private network namespace (${problem})`);
+    orthanc = undefined;
+  } else if (!orthanc) console.log('Orthanc not installed (apt-get install orthanc orthanc-dicomweb): its rows are skipped');
+  const seriesDir = values.series ?? join(OUT, 'series');
+  if (!values.series) ensureSeries(seriesDir);
+  const warning = ensureBuild();
+  if (warning) console.log(warning);
+
+  const closer = new Closer();
+  const dir = mkdtempSync(join(tmpdir(), 'dicomstream-bench-browser-'));
+  closer.add(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    console.log('building the benchmark page with Vite from the packed package...');
+    const app = packedApp(dir, { 'main.js': PAGE }, ['@cornerstonejs/core', '@cornerstonejs/dicom-image-loader', '@cornerstonejs/metadata', 'events']);
+    await viteBuild({ root: app, logLevel: 'silent', configFile: false, worker: { format: 'es' }, build: { outDir: join(app, 'dist'), emptyOutDir: true } });
+    const site = await serveFolder(join(app, 'dist'));
+    closer.add(() => { site.server.close(); });
+    // Orthanc sends no CORS headers: as in OHIF's own deployments, the page reaches DICOMweb through a
+    // proxy on its own origin; dicomstream's DICOMweb goes through the same proxy, for the same cost.
+    const proxy = await dicomwebProxy(site.origin);
+    closer.add(() => { proxy.server.close(); });
+    const lines: string[] = [];
+    for (const syntax of ['uncompressed', 'jpegls']) {
+      const root = join(seriesDir, syntax);
+      if (!existsSync(root)) throw new BenchError(`no ${syntax}/ folder in ${seriesDir}`);
+      const ds = startServerProcess('dicomstream', [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);
+      const dsUrl = await ds.url;
+      const port = new URL(dsUrl).port;
+      const catalogue = await (await fetch(`http://127.0.0.1:${port}/dicomweb/studies`)).json() as Array<Record<string, { Value?: string[] }>>;
+      const study = catalogue[0]!['0020000D']!.Value![0]!;
+      const seriesList = await (await fetch(`http://127.0.0.1:${port}/dicomweb/studies/${study}/series`)).json() as Array<Record<string, { Value?: string[] }>>;
+      const series = seriesList[0]!['0020000E']!.Value![0]!;
+      const common = { ws: dsUrl, study, series };
+      const ways: Way[] = [
+        { name: 'cornerstone+dicomstream', query: { way: 'cornerstone+dicomstream', ...common }, results: [] },
+        { name: 'cornerstone+wadors:dicomstream', query: { way: 'cornerstone+wadors', web: `${proxy.origin}/${port}/dicomweb`, ...common }, results: [] },
+        { name: 'dicomstream viewer', query: { way: 'dicomstream viewer', ...common }, results: [] },
+      ];
+      const local = new Closer();
+      local.add(() => ds.stop());
+      try {
+        if (orthanc) {
+          // The series' files, not the saved index dicomstream keeps beside them.
+          const files = (readdirSync(root, { recursive: true }) as string[]).filter((name) => !name.startsWith('.dicomstream')).map((name) => ({ path: join(root, name) })).filter((f) => statSync(f.path).isFile());
+          const peer = await startOrthanc(orthanc, files, local);
+          ways.splice(1, 0, { name: 'cornerstone+wadors:orthanc', query: { way: 'cornerstone+wadors', web: `${proxy.origin}/${peer.port}/dicom-web`, ...common }, results: [] });
+        }
+        // One warm-up round (servers' caches, the page in the OS cache), then alternating runs.
+        for (let run = 0; run <= runs; run++) {
+          for (let k = 0; k < ways.length; k++) {
+            const way = ways[(k + run) % ways.length]!;
+            const result = await inFreshBrowser(`${proxy.origin}/?${new URLSearchParams(way.query)}`);
+            if (result.images !== 200 && result.images <= 0) throw new BenchError(`${way.name}: ${result.images} images`);
+            if (run > 0) way.results.push(result);
+            console.log(`${syntax} ${run === 0 ? 'warm-up' : `run ${run}`} ${way.name}: first ${fmt(result.firstMs, 0)} ms, all ${fmt(result.allMs, 0)} ms, heap ${fmt(result.heapMiB)} MiB`);
+          }
+        }
+      } finally {
+        await local.closeAll();
+      }
+      const hashes = new Set(ways.flatMap((w) => w.results.map((r) => r.sha256)).filter((h) => h !== null));
+      if (hashes.size !== 1) throw new BenchError(`${syntax}: Cornerstone held different pixels depending on the loader (${hashes.size} hashes)`);
+      const med = (w: Way, k: 'firstMs' | 'allMs' | 'heapMiB') => median(w.results.map((r) => r[k]));
+      lines.push(`\n${syntax} (${ways[0]!.results[0]!.images} slices, medians of ${runs} fresh browsers; the same pixels in Cornerstone whichever loader):`);
+      lines.push('| way | first image ms | whole series ms | page JS heap MiB |', '|---|---:|---:|---:|');
+      for (const w of ways) lines.push(`| ${w.name} | ${fmt(med(w, 'firstMs'), 0)} | ${fmt(med(w, 'allMs'), 0)} | ${fmt(med(w, 'heapMiB'))} |`);
+      const by = new Map(ways.map((w) => [w.name, w]));
+      const ours = by.get('cornerstone+dicomstream')!;
+      const viewer = by.get('dicomstream viewer')!;
+      const orthancWay = by.get('cornerstone+wadors:orthanc');
+      if (orthancWay) {
+        lines.push(`- whole series: Orthanc wadors: / dicomstream loader = ${fmt(med(orthancWay, 'allMs') / med(ours, 'allMs'), 2)}× (target ≥ 4)`);
+        lines.push(`- first image: dicomstream loader / Orthanc wadors: = ${fmt(med(ours, 'firstMs') / med(orthancWay, 'firstMs'), 2)} (target ≤ 0.33)`);
+      }
+      lines.push(`- whole series: dicomstream loader / dicomstream viewer = ${fmt(med(ours, 'allMs') / med(viewer, 'allMs'), 2)} (target ≤ 1.25)`);
+    }
+    console.log(lines.join('\n'));
+    return 0;
+  } finally {
+    await closer.closeAll();
+  }
+}
+
+main().then((code) => process.exit(code), (e: unknown) => {
+  console.error(e instanceof BenchError ? `bench:browser: ${e.message}` : e);
+  process.exit(1);
+});
