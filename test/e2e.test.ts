@@ -247,6 +247,34 @@ describe('demo viewer in Chromium', () => {
     });
   });
 
+  it('a decode pool decodes a high-priority frame before the low-priority ones still waiting for a worker', async () => {
+    const sop = server.catalogue.listStudies(0, 1).studies[0]!.series[0]!;
+    const first = (await server.catalogue.series(sop.seriesInstanceUid))!.instances[0]!.sopInstanceUid;
+    const order = await withBrowser(async (context) => {
+      const page = await context.newPage();
+      await page.goto(`${server.url.replace('ws://', 'http://')}assets/decode-worker.js`);
+      return page.evaluate(async (uid) => {
+        const bundle = '/assets/dicomstream-client.js';
+        const api = await import(bundle) as typeof import('../web-client/browser.js');
+        const client = await api.connect(`ws://${location.host}/`);
+        const frame = await client.getFrame(uid, 1);
+        client.close();
+        const pool = api.createDecodePool(1);
+        const done: string[] = [];
+        // A prefetch of 12 frames, then the one on screen.
+        const low = Array.from({ length: 12 }, (_, i) => pool.decode(frame.bytes, frame.instance!, { priority: 0 }).then(() => { done.push(`low ${i}`); }));
+        const high = pool.decode(frame.bytes, frame.instance!, { priority: 30 }).then(() => { done.push('high'); });
+        await Promise.all([...low, high]);
+        pool.close();
+        return done;
+      }, first);
+    });
+    assert.equal(order.length, 13);
+    // One worker holds two decodes at a time: the two sent before it came, then the high one.
+    assert.ok(order.indexOf('high') <= 2, `the high-priority frame decoded ${order.indexOf('high') + 1}th: ${order.join(', ')}`);
+    assert.deepEqual(order.filter((o) => o !== 'high'), Array.from({ length: 12 }, (_, i) => `low ${i}`), 'the others in the order asked');
+  });
+
   it('decodes every compressed corpus frame in Chromium\'s workers to the reference pixels', async () => {
     const corpusServer = await startServer({ root: filesDir, host: '127.0.0.1', port: 0, log: createLogger('silent'), indexDir: false });
     try {

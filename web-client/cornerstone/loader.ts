@@ -44,7 +44,8 @@ const PRIORITY: Record<string, number> = { interaction: 30, thumbnail: 20, prefe
 
 export interface LoaderDependencies {
   connect: (url: string, options: ConnectOptions) => Promise<DicomStreamClient>;
-  decodeFrame: (bytes: Uint8Array, instance: DecodeInstance, options?: { bitOffset?: number }) => Promise<DecodedFrame>;
+  /** `priority` orders decodes waiting for a worker (browsers); Node decodes in place. */
+  decodeFrame: (bytes: Uint8Array, instance: DecodeInstance, options?: { bitOffset?: number; priority?: number }) => Promise<DecodedFrame>;
 }
 
 export async function registerWith(cornerstone: CornerstoneCore, options: DicomStreamCornerstoneOptions, deps: LoaderDependencies): Promise<DicomStreamCornerstone> {
@@ -116,7 +117,7 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
       if (!frame) throw summary.errors[0] ?? new ProtocolError(ErrorCode.INTERNAL, `${imageId}: the frame did not arrive`);
       const instance = records.get(imageId)?.instance ?? (frame.instance && frameInstance(frame.instance, id.frameNumber));
       if (!instance) throw new ProtocolError(ErrorCode.INTERNAL, `${imageId}: no attributes for the instance`);
-      const decoded = await deps.decodeFrame(frame.bytes, instance, { bitOffset: frame.bitOffset });
+      const decoded = await deps.decodeFrame(frame.bytes, instance, { bitOffset: frame.bitOffset, priority: PRIORITY[requestType] ?? 0 });
       return cornerstoneImage(cornerstone, imageId, instance, decoded);
     })();
     const cancel = (): void => {

@@ -1,5 +1,7 @@
 // A small pool of decode workers. Each decode goes to the least busy worker; the frame's bytes
 // are transferred when the caller allows it (they are then unusable here), the pixels always.
+// Workers get at most two decodes at a time; the rest wait here, highest priority first (then in
+// order), so that an image the user looks at is not decoded after a whole prefetch.
 // A pool is closed with close(): its workers stop, and pending and later decodes reject with
 // POOL_TERMINATED, so a page that drops a viewer leaves no threads or promises behind.
 import type { DecodedFrame, DecodeInstance } from '../decode/decode-frame.js';
@@ -8,7 +10,20 @@ import { poolClosed, type FrameDecodePool } from '../decode-pool-api.js';
 import type { DecodeRequest, DecodeResponse, WorkerDecodeOptions } from './messages.js';
 
 /** decodeFrame's options in a pool; `transfer: true` hands the frame's buffer to the worker (no copy). */
-export type PoolDecodeOptions = WorkerDecodeOptions & { transfer?: boolean };
+export type PoolDecodeOptions = WorkerDecodeOptions & {
+  transfer?: boolean;
+  /** Higher is decoded first among the decodes still waiting for a worker. Default 0. */
+  priority?: number;
+};
+
+/** Decodes handed to one worker at once: one running, one ready behind it. */
+const IN_FLIGHT_PER_WORKER = 2;
+
+interface Queued extends Pending {
+  request: DecodeRequest;
+  transfer: ArrayBuffer[];
+  priority: number;
+}
 
 interface Pending {
   resolve: (frame: DecodedFrame) => void;
@@ -23,6 +38,8 @@ interface PooledWorker {
 export class DecodePool implements FrameDecodePool {
   private readonly workers: PooledWorker[] = [];
   private readonly pending = new Map<number, Pending & { worker: PooledWorker }>();
+  /** Decodes waiting for a worker, highest priority first, in arrival order within a priority. */
+  private readonly queue: Queued[] = [];
   private nextId = 1;
   private closed = false;
 
@@ -38,15 +55,27 @@ export class DecodePool implements FrameDecodePool {
 
   decode(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions = {}): Promise<DecodedFrame> {
     if (this.closed) return Promise.reject(poolClosed());
-    const pooled = this.pick();
     const id = this.nextId++;
     const request: DecodeRequest = { id, bytes, instance: plainInstance(instance), options: options.bitOffset === undefined ? {} : { bitOffset: options.bitOffset } };
-    const transfer = options.transfer === true;
+    const transfer = options.transfer === true ? [bytes.buffer as ArrayBuffer] : [];
+    const priority = options.priority ?? 0;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, worker: pooled });
-      pooled.busy++;
-      pooled.worker.postMessage(request, transfer ? [bytes.buffer as ArrayBuffer] : []);
+      const at = this.queue.findIndex((q) => q.priority < priority);
+      this.queue.splice(at < 0 ? this.queue.length : at, 0, { request, transfer, priority, resolve, reject });
+      this.dispatch();
     });
+  }
+
+  /** Hands waiting decodes to workers with room for them. */
+  private dispatch(): void {
+    while (this.queue.length > 0) {
+      const pooled = this.pick();
+      if (pooled.busy >= IN_FLIGHT_PER_WORKER) return;
+      const { request, transfer, resolve, reject } = this.queue.shift()!;
+      this.pending.set(request.id, { resolve, reject, worker: pooled });
+      pooled.busy++;
+      pooled.worker.postMessage(request, transfer);
+    }
   }
 
   /** Starts the workers now, so the first decode does not wait for them to load. */
@@ -67,6 +96,7 @@ export class DecodePool implements FrameDecodePool {
     this.workers.length = 0;
     for (const p of this.pending.values()) p.reject(poolClosed());
     this.pending.clear();
+    for (const q of this.queue.splice(0)) q.reject(poolClosed());
   }
 
   /** The same as close() (the Worker API's name). */
@@ -95,6 +125,7 @@ export class DecodePool implements FrameDecodePool {
     p.worker.busy--;
     if (response.error) p.reject(new DecodeError(response.error.code, response.error.message));
     else p.resolve(response.colourSpace ? { pixels: response.pixels!, colourSpace: response.colourSpace } : { pixels: response.pixels! });
+    this.dispatch();
   }
 
   private failed(pooled: PooledWorker, message: string): void {
@@ -104,6 +135,7 @@ export class DecodePool implements FrameDecodePool {
       p.reject(new DecodeError('WORKER_FAILED', message));
     }
     pooled.busy = 0;
+    this.dispatch();
   }
 }
 
