@@ -1,6 +1,6 @@
 // A small pool of decode workers. Each decode goes to the least busy worker; the frame's bytes
 // are transferred when the caller allows it (they are then unusable here), the pixels always.
-// Workers get at most two decodes at a time; the rest wait here, highest priority first (then in
+// Workers get at most four decodes at a time; the rest wait here, highest priority first (then in
 // order), so that an image the user looks at is not decoded after a whole prefetch.
 // A pool is closed with close(): its workers stop, and pending and later decodes reject with
 // POOL_TERMINATED, so a page that drops a viewer leaves no threads or promises behind.
@@ -16,8 +16,8 @@ export type PoolDecodeOptions = WorkerDecodeOptions & {
   priority?: number;
 };
 
-/** Decodes handed to one worker at once: one running, one ready behind it. */
-const IN_FLIGHT_PER_WORKER = 2;
+/** Decodes handed to one worker at once: enough that it never waits for the page between two. */
+const IN_FLIGHT_PER_WORKER = 4;
 
 interface Queued extends Pending {
   request: DecodeRequest;
