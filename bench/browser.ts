@@ -14,12 +14,11 @@ import { Agent, createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
 import { build as viteBuild } from 'vite';
 import { packedApp, serveFolder } from '../test/helpers/packed-app.js';
-import { CHROMIUM } from '../test/helpers/browser.js';
+import { withBrowser } from '../test/helpers/browser.js';
 import { BenchError, CLI, Closer, ensureBuild, ensureSeries, fmt, median, OUT, startServerProcess } from './common.js';
-import { findOrthanc, loopbackOnly, namespaceProblem, NETNS_ENV, rerunInNamespace, startOrthanc } from './orthanc.js';
+import { findOrthanc, inNamespaceForOrthanc, startOrthanc } from './orthanc.js';
 
 const PAGE = `import * as cornerstone from '@cornerstonejs/core';
 import { init as initDicomImageLoader, wadors } from '@cornerstonejs/dicom-image-loader';
@@ -100,13 +99,9 @@ ways[params.get('way')]().then((r) => { document.body.dataset.result = JSON.stri
 interface Result { firstMs: number; allMs: number; images: number; sha256: string | null; heapMiB: number }
 interface Way { name: string; query: Record<string, string>; results: Result[] }
 
-async function inFreshBrowser(url: string): Promise<Result> {
-  const profile = mkdtempSync(join(tmpdir(), 'dicomstream-bench-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM, headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  try {
+/** The page at `url` in a fresh Chromium (the tests' launcher: its own profile, the same flags). */
+function inFreshBrowser(url: string): Promise<Result> {
+  return withBrowser(async (context) => {
     const page = await context.newPage();
     await page.goto(url);
     await page.waitForFunction(() => document.body.dataset.result !== undefined || document.body.dataset.error !== undefined, null, { timeout: 300_000 });
@@ -118,10 +113,7 @@ async function inFreshBrowser(url: string): Promise<Result> {
     const { metrics } = await cdp.send('Performance.getMetrics') as { metrics: Array<{ name: string; value: number }> };
     const heap = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0;
     return { ...result, heapMiB: heap / 1024 / 1024 };
-  } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
-  }
+  });
 }
 
 /**
@@ -150,14 +142,10 @@ async function main(): Promise<number> {
   const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, series: { type: 'string' } } });
   const runs = Math.max(1, Number(values.runs));
   let orthanc = findOrthanc();
-  if (orthanc && !loopbackOnly()) {
-    if (process.env[NETNS_ENV]) throw new BenchError('still not in a loopback-only network namespace after unshare -n');
-    const problem = namespaceProblem();
-    if (problem === undefined) {
-      console.log('Orthanc is installed: running the benchmark inside a private network namespace (unshare -n, loopback only)');
-      return rerunInNamespace();
-    }
-    console.log(`Orthanc skipped: no private network namespace (${problem})`);
+  const placed = orthanc ? await inNamespaceForOrthanc() : undefined;
+  if (placed && 'rerunExit' in placed) return placed.rerunExit;
+  if (placed) {
+    console.log(placed.skipped);
     orthanc = undefined;
   } else if (!orthanc) console.log('Orthanc not installed (apt-get install orthanc orthanc-dicomweb): its rows are skipped');
   const seriesDir = values.series ?? join(OUT, 'series');

@@ -199,3 +199,16 @@ export async function startOrthanc(install: OrthancInstall, files: ReadonlyArray
   return { server, port };
 }
 
+/**
+ * Orthanc is installed: runs this script again inside a loopback-only network namespace unless it
+ * is in one already. Gives the copy's exit code once it has run, undefined when already inside
+ * one, or why Orthanc must be skipped.
+ */
+export async function inNamespaceForOrthanc(): Promise<{ rerunExit: number } | { skipped: string } | undefined> {
+  if (loopbackOnly()) return undefined;
+  if (process.env[NETNS_ENV]) throw new BenchError('still not in a loopback-only network namespace after unshare -n');
+  const problem = namespaceProblem();
+  if (problem !== undefined) return { skipped: `Orthanc skipped: it listens on every interface, and no private network namespace could be made (${problem})` };
+  console.log('Orthanc is installed: running the benchmark inside a private network namespace (unshare -n, loopback only)');
+  return { rerunExit: await rerunInNamespace() };
+}

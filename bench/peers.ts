@@ -23,7 +23,7 @@ import {
   type Check, type Expected, type Fetcher, type Received, type SeriesFile, type ServerProcess,
 } from './common.js';
 import { findWrk, loadBlocks, wrkVersion, type LoadTarget } from './wado-load.js';
-import { findOrthanc, http, loopbackOnly, namespaceProblem, NETNS_ENV, rerunInNamespace, resentOnStaleSocket, singlePart, startOrthanc } from './orthanc.js';
+import { findOrthanc, http, inNamespaceForOrthanc, loopbackOnly, resentOnStaleSocket, singlePart, startOrthanc } from './orthanc.js';
 
 const DEFAULT_CLIENTS = [1, 8, 32];
 /** A round that takes longer than this fails its system (for this client count) instead of hanging the run. */
@@ -317,14 +317,10 @@ async function main(): Promise<number> {
   if (!options.orthanc) orthancNote = 'Orthanc: skipped (--no-orthanc)';
   else if (!orthanc) orthancNote = 'Orthanc not installed: skipped';
   else orthancNote = `Orthanc: ${orthanc.versions}`;
-  if (orthanc && !loopbackOnly()) {
-    if (process.env[NETNS_ENV]) throw new BenchError('still not in a loopback-only network namespace after unshare -n');
-    const problem = namespaceProblem();
-    if (problem === undefined) {
-      console.log('Orthanc is installed: running the benchmark inside a private network namespace (unshare -n, loopback only)');
-      return rerunInNamespace();
-    }
-    orthancNote = `Orthanc skipped: it listens on every interface, and no private network namespace could be made (${problem})`;
+  const placed = orthanc ? await inNamespaceForOrthanc() : undefined;
+  if (placed && 'rerunExit' in placed) return placed.rerunExit;
+  if (placed) {
+    orthancNote = placed.skipped;
     orthanc = undefined;
   }
   console.log(orthancNote);
