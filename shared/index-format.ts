@@ -12,8 +12,9 @@ const ix = dicomstream.index.v1;
  * 2: text attributes decoded by Specific Character Set (version 1 kept one code point a byte: rebuilt).
  * 3: the study and series attributes QIDO-RS answers with (birth date, sex, study ID, referring physician, series date/time).
  * 4: each image's Frame of Reference UID (Cornerstone's volumes and MPR).
+ * 5: PET images' SUV inputs (ImageAttributes.pet).
  */
-export const INDEX_FORMAT_VERSION = 4;
+export const INDEX_FORMAT_VERSION = 5;
 const MAGIC = 0x58495344; // "DSIX" read as a little-endian uint32
 const HEADER_BYTES = 20;
 

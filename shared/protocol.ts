@@ -48,9 +48,10 @@ export type StudySummary = Omit<Plain<dicomstream.v1.StudySummary>, 'series'> & 
 export type StudyList = Omit<Plain<dicomstream.v1.StudyList>, 'studies'> & { studies: StudySummary[] };
 export type LookupTable = Plain<dicomstream.v1.LookupTable>;
 export type FrameAttributes = Plain<dicomstream.v1.FrameAttributes>;
+export type PetAttributes = Plain<dicomstream.v1.PetAttributes>;
 export type ImageAttributes = Omit<
   Plain<dicomstream.v1.ImageAttributes>,
-  'modalityLut' | 'voiLuts' | 'redPalette' | 'greenPalette' | 'bluePalette' | 'frames'
+  'modalityLut' | 'voiLuts' | 'redPalette' | 'greenPalette' | 'bluePalette' | 'frames' | 'pet'
 > & {
   modalityLut: LookupTable | null;
   voiLuts: LookupTable[];
@@ -58,6 +59,7 @@ export type ImageAttributes = Omit<
   greenPalette: LookupTable | null;
   bluePalette: LookupTable | null;
   frames: FrameAttributes[];
+  pet: PetAttributes | null;
 };
 export type SeriesManifest = Omit<Plain<dicomstream.v1.SeriesManifest>, 'instances'> & { instances: ImageAttributes[] };
 export type FrameChunkHeader = Omit<Plain<dicomstream.v1.FrameChunk>, 'instance'> & { instance: ImageAttributes | null };

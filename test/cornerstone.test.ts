@@ -4,7 +4,8 @@
 // the array type Cornerstone's own loader picks, metadata modules from the manifest, and
 // cancellation.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -178,5 +179,85 @@ describe('dicomstream/cornerstone', () => {
       assert.ok(at(100) < at(30), `image 100 (arrived ${at(100)}th) before image 30 (${at(30)}th)`);
       assert.ok(at(95) < at(40) && at(105) < at(40), 'the neighbours of the image on screen before images far from it');
     });
+  });
+});
+
+interface PetCase {
+  case: string; series_instance_uid: string; suvbw: number | null;
+  files: Array<{ sop_instance_uid: string; slope: number; intercept: number; stored: number[] }>;
+}
+
+describe('dicomstream/cornerstone on PET: SUV scaling (scalingModule)', () => {
+  let dir: string;
+  let indexDir: string;
+  let cases: PetCase[];
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dicomstream-pet-'));
+    indexDir = mkdtempSync(join(tmpdir(), 'dicomstream-pet-index-'));
+    cases = JSON.parse(execFileSync('/usr/bin/python3', [join(import.meta.dirname, 'helpers', 'pet-series.py'), dir], { encoding: 'utf8' })) as PetCase[];
+    // Whole-second mtimes, which utimes can set back exactly after a file is changed.
+    for (const name of readdirSync(dir)) utimesSync(join(dir, name), 1_700_000_000, 1_700_000_000);
+  });
+  after(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(indexDir, { recursive: true, force: true });
+  });
+
+  /** Each case's scalingModule and images, through a server that indexes the folder into indexDir (or reads it back). */
+  async function loadCases(check: (c: PetCase, imageIds: string[]) => Promise<void>): Promise<void> {
+    const server = await startServer({ root: dir, host: '127.0.0.1', port: 0, log: createLogger('silent'), indexDir });
+    const ds = await registerDicomStream(cornerstone, { url: server.url, WebSocket });
+    try {
+      for (const c of cases) await check(c, await ds.imageIdsForSeries(c.series_instance_uid));
+    } finally {
+      ds.close();
+      await server.close();
+    }
+  }
+
+  it('gives SUVbw factors worked out over the whole series, and SUV values prescaled as Cornerstone\'s loader makes them', async () => {
+    await loadCases(async (c, imageIds) => {
+      assert.equal(imageIds.length, c.files.length, c.case);
+      for (const imageId of imageIds) {
+        const file = c.files.find((f) => f.sop_instance_uid === parseImageId(imageId)!.sopInstanceUid)!;
+        const scaling = cornerstone.metaData.get('scalingModule', imageId) as { suvbw: number; suvlbm?: number; suvbsa?: number } | undefined;
+        const image = await cornerstone.imageLoader.loadImage(imageId);
+        if (c.suvbw === null) {
+          assert.equal(scaling, undefined, `${c.case}: no SUV without a patient weight`);
+          assert.deepEqual(Array.from(image.getPixelData()), Array.from(Float32Array.from(file.stored, (v) => v * file.slope + file.intercept)), `${c.case}: modality LUT only`);
+          assert.equal(cornerstone.utilities.isPTPrescaledWithSUV(image), false);
+          continue;
+        }
+        assert.ok(scaling, `${c.case}: a scalingModule`);
+        assert.ok(Math.abs(scaling.suvbw - c.suvbw) <= 1e-12 * c.suvbw, `${c.case}: suvbw ${scaling.suvbw}, QIBA's formula gives ${c.suvbw}`);
+        if (c.case === 'bqml') assert.ok(scaling.suvlbm! > 0 && scaling.suvbsa! > 0, 'lean body mass and body surface area factors from size and sex');
+        const expected = Float32Array.from(file.stored, (v) => scaling.suvbw * (v * file.slope + file.intercept));
+        const pixels = image.getPixelData();
+        assert.ok(pixels instanceof Float32Array, `${c.case}: SUVs in a Float32Array`);
+        assert.deepEqual(Array.from(pixels), Array.from(expected), `${c.case}: SUV values`);
+        assert.equal(image.minPixelValue, scaling.suvbw * (Math.min(...file.stored) * file.slope + file.intercept));
+        assert.equal(image.maxPixelValue, scaling.suvbw * (Math.max(...file.stored) * file.slope + file.intercept));
+        assert.equal(image.slope, file.slope, 'the image keeps the modality LUT slope');
+        assert.ok(cornerstone.utilities.isPTPrescaledWithSUV(image), 'Cornerstone sees the image as prescaled with SUV (its PT viewports\' default window)');
+        assert.equal(cornerstone.utilities.getScalingParameters(imageId).suvbw, scaling.suvbw);
+      }
+    });
+  });
+
+  it('keeps what SUV needs in the on-disk index: a restarted server gives the same factors without parsing the files again', async () => {
+    const first = new Map<string, unknown>();
+    await loadCases(async (_c, imageIds) => { for (const id of imageIds) first.set(id, cornerstone.metaData.get('scalingModule', id)); });
+    // Another patient weight of the same length, the files' size and mtime kept: only the index
+    // can still give the first factors.
+    for (const name of readdirSync(dir).filter((f) => f.startsWith('bqml-'))) {
+      const path = join(dir, name);
+      const bytes = readFileSync(path);
+      const at = bytes.indexOf(Buffer.from('75'), bytes.indexOf(Buffer.from([0x10, 0x00, 0x30, 0x10])));
+      bytes.write('95', at, 'latin1');
+      writeFileSync(path, bytes);
+      utimesSync(path, 1_700_000_000, 1_700_000_000);
+    }
+    await loadCases(async (_c, imageIds) => { for (const id of imageIds) assert.deepEqual(cornerstone.metaData.get('scalingModule', id), first.get(id), id); });
   });
 });

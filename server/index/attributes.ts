@@ -1,7 +1,7 @@
 // Reads what a viewer needs from a parsed data set: the study/series/instance identity and the
 // image attributes of proto ImageAttributes.
 import type { DataSet, Element } from 'dicom-parser';
-import type { ImageAttributes, LookupTable, FrameAttributes } from '../../shared/protocol.js';
+import type { ImageAttributes, LookupTable, FrameAttributes, PetAttributes } from '../../shared/protocol.js';
 import type { SeriesFactsRecord, StudyFactsRecord } from '../../shared/index-format.js';
 import { characterSetOf, decodedText } from './character-set.js';
 
@@ -119,6 +119,50 @@ function frameAttributes(item: DataSet | undefined, shared: DataSet | undefined)
   };
 }
 
+/**
+ * The tag of element `element` (two hex digits) in the private block that `creator` reserved in
+ * `group` (PS3.5 7.8.1), or undefined when the file has no such block.
+ */
+function privateTag(ds: DataSet, group: string, creator: string, element: string): string | undefined {
+  for (let block = 0x10; block <= 0xff; block++) {
+    const reservation = `x${group}00${block.toString(16).padStart(2, '0')}`;
+    if (ds.elements[reservation] && text(ds, reservation) === creator) return `x${group}${block.toString(16).padStart(2, '0')}${element}`;
+  }
+  return undefined;
+}
+
+function privateNumber(ds: DataSet, group: string, creator: string, element: string): number {
+  const tag = privateTag(ds, group, creator, element);
+  return (tag && firstNumber(ds, tag)) || 0;
+}
+
+/** What SUV scaling needs of a PT image (PS3.3 C.8.9), where the file gives it. */
+function petAttributes(ds: DataSet): PetAttributes {
+  const isotope = firstItem(ds, 'x00540016');
+  const geTag = privateTag(ds, '0009', 'GEMS_PETD_01', '0d');
+  return {
+    units: text(ds, 'x00541001'),
+    correctedImage: text(ds, 'x00280051') ? text(ds, 'x00280051').split('\\').map((v) => v.trim()) : [],
+    decayCorrection: text(ds, 'x00541102'),
+    patientWeight: firstNumber(ds, 'x00101030') ?? 0,
+    patientSize: firstNumber(ds, 'x00101020') ?? 0,
+    patientSex: text(ds, 'x00100040'),
+    radionuclideTotalDose: firstNumber(isotope, 'x00181074') ?? 0,
+    radionuclideHalfLife: firstNumber(isotope, 'x00181075') ?? 0,
+    radiopharmaceuticalStartTime: isotope ? text(isotope, 'x00181072') : '',
+    radiopharmaceuticalStartDateTime: isotope ? text(isotope, 'x00181078') : '',
+    seriesDate: text(ds, 'x00080021'),
+    seriesTime: text(ds, 'x00080031'),
+    acquisitionDate: text(ds, 'x00080022'),
+    acquisitionTime: text(ds, 'x00080032'),
+    frameReferenceTime: firstNumber(ds, 'x00541300') ?? 0,
+    actualFrameDuration: firstNumber(ds, 'x00181242') ?? 0,
+    philipsSuvScaleFactor: privateNumber(ds, '7053', 'Philips PET Private Group', '00'),
+    philipsActivityConcentrationScaleFactor: privateNumber(ds, '7053', 'Philips PET Private Group', '09'),
+    gePostInjectionDateTime: geTag ? text(ds, geTag) : '',
+  };
+}
+
 export interface ImageFacts {
   attributes: ImageAttributes;
   /** Number of Frames as written, when it was not a valid positive integer. */
@@ -193,6 +237,7 @@ export function imageFacts(ds: DataSet, transferSyntaxUid: string, flags: { bigE
     lossyImageCompression: text(ds, 'x00282110') === '01',
     frames,
     frameSource: flags.inflated ? 'inflated' : 'file',
+    pet: text(ds, 'x00080060') === 'PT' ? petAttributes(ds) : null,
   };
   return framesWritten && !(framesValue > 0) ? { attributes, invalidNumberOfFrames: framesWritten } : { attributes };
 }

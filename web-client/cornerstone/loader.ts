@@ -14,6 +14,7 @@ import { imageIdOf, parseImageId, SCHEME } from './image-id.js';
 import { frameInstance, metadataModule, rescaleOf, spacingOf, windowOf, type ImageRecord } from './metadata.js';
 import { prescaled } from './pixel-type.js';
 import { cornerstoneColour } from './colour.js';
+import { suvFactorsOf, type SuvFactors } from './suv.js';
 import { minMax } from '../decode/pixels.js';
 
 /** What of @cornerstonejs/core this uses: the app's own copy of it. */
@@ -115,10 +116,11 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
       const summary = await stream.done;
       if (cancelled) throw new CodedError('LOAD_CANCELLED', `${imageId}: cancelled`);
       if (!frame) throw summary.errors[0] ?? new ProtocolError(ErrorCode.INTERNAL, `${imageId}: the frame did not arrive`);
-      const instance = records.get(imageId)?.instance ?? (frame.instance && frameInstance(frame.instance, id.frameNumber));
+      const known = records.get(imageId);
+      const instance = known?.instance ?? (frame.instance && frameInstance(frame.instance, id.frameNumber));
       if (!instance) throw new ProtocolError(ErrorCode.INTERNAL, `${imageId}: no attributes for the instance`);
       const decoded = await deps.decodeFrame(frame.bytes, instance, { bitOffset: frame.bitOffset, priority: PRIORITY[requestType] ?? 0 });
-      return cornerstoneImage(cornerstone, imageId, instance, decoded);
+      return cornerstoneImage(cornerstone, imageId, instance, decoded, known?.suv);
     })();
     const cancel = (): void => {
       if (cancelled) return;
@@ -136,11 +138,12 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
       const series = await client.openSeries(seriesInstanceUid);
       if (!studies.has(series.studyInstanceUid)) for (const s of await client.listStudies()) studies.set(s.studyInstanceUid, s);
       const study = studies.get(series.studyInstanceUid);
+      const suv = await suvFactorsOf(series.modality, series.instances);
       const ids: string[] = [];
       for (const instance of series.instances) {
         for (let frameNumber = 1; frameNumber <= Math.max(1, instance.numberOfFrames); frameNumber++) {
           const imageId = imageIdOf({ studyInstanceUid: series.studyInstanceUid, seriesInstanceUid, sopInstanceUid: instance.sopInstanceUid, frameNumber });
-          records.set(imageId, { instance: frameInstance(instance, frameNumber), frameNumber, series, study, position: ids.length });
+          records.set(imageId, { instance: frameInstance(instance, frameNumber), frameNumber, series, study, position: ids.length, suv: suv.get(instance.sopInstanceUid) });
           ids.push(imageId);
         }
       }
@@ -157,15 +160,19 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
   };
 }
 
-/** The frame as Cornerstone's DICOM image loader makes an IImage of it; `instance` with the frame's own values (frameInstance). */
-export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, instance: ImageAttributes, decoded: DecodedFrame): Core.Types.IImage {
+/**
+ * The frame as Cornerstone's DICOM image loader makes an IImage of it; `instance` with the frame's
+ * own values (frameInstance); `suv`, a PT image's scalingModule: its values are then SUVbw.
+ */
+export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, instance: ImageAttributes, decoded: DecodedFrame, suv?: SuvFactors): Core.Types.IImage {
   const photometric = decoded.colourSpace ?? instance.photometricInterpretation;
   const color = (instance.samplesPerPixel || 1) > 1 || photometric === 'PALETTE COLOR';
   const { slope, intercept } = color ? { slope: 1, intercept: 0 } : rescaleOf(instance);
   const rgb = color ? cornerstoneColour(decoded.pixels, photometric, instance) : undefined;
   // 1-bit frames (segmentations, overlays) come decoded as packed bits: Cornerstone wants a byte a pixel.
   const stored = instance.bitsAllocated === 1 ? unpackBits(decoded.pixels, instance.rows * instance.columns) : decoded.pixels;
-  const { pixels, min, max, scaled } = rgb ? { pixels: rgb, ...minMax(rgb), scaled: false } : prescaled(stored, slope, intercept);
+  const suvbw = color ? undefined : suv?.suvbw;
+  const { pixels, min, max, scaled } = rgb ? { pixels: rgb, ...minMax(rgb), scaled: false } : prescaled(stored, slope, intercept, suvbw);
   // Colour images get the loader's fixed 8-bit window.
   const window = color ? { center: 128, width: 256 } : windowOf(instance, min, max);
   const spacing = spacingOf(instance);
@@ -196,7 +203,10 @@ export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, 
     photometricInterpretation: color ? 'RGB' : photometric,
     sizeInBytes: pixels.byteLength,
     dataType: pixels.constructor.name as Core.Types.PixelDataTypedArrayString,
-    preScale: { enabled: true, scaled, scalingParameters: { rescaleSlope: slope, rescaleIntercept: intercept } },
+    preScale: {
+      enabled: true, scaled,
+      scalingParameters: { rescaleSlope: slope, rescaleIntercept: intercept, ...(suvbw !== undefined ? { modality: 'PT', ...suv } : {}) },
+    },
     isPreScaled: scaled,
     voxelManager,
   } as Core.Types.IImage;

@@ -2,6 +2,7 @@
 // client already holds (no request per image). Names and shapes as @cornerstonejs/core's
 // metadata module types and its DICOM image loader's providers give them.
 import type { ImageAttributes, SeriesManifest, StudySummary } from '../../shared/protocol.js';
+import type { SuvFactors } from './suv.js';
 
 /** What the provider knows of one imageId. */
 export interface ImageRecord {
@@ -12,6 +13,8 @@ export interface ImageRecord {
   position: number;
   series: Omit<SeriesManifest, 'requestId'>;
   study?: StudySummary;
+  /** PT images whose series has what SUV needs: their SUV factors (scalingModule). */
+  suv?: SuvFactors;
 }
 
 type Module = Record<string, unknown>;
@@ -98,6 +101,8 @@ export function metadataModule(type: string, r: ImageRecord): Module | undefined
       return { NumberOfFrames: i.numberOfFrames || 1, frameNumber: r.frameNumber };
     case 'calibrationModule':
       return {};
+    case 'scalingModule':
+      return r.suv && { ...r.suv };
     default:
       return undefined;
   }

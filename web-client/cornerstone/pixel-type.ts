@@ -23,10 +23,17 @@ export function pixelTypeFor(min: number, max: number): PixelConstructor {
 
 /**
  * Stored values scaled by slope and intercept (when they change anything) into the type that holds
- * the results, as Cornerstone prescales; the range of the values returned.
+ * the results, as Cornerstone prescales; then by `suvbw` for a PT image with SUV factors (in
+ * Cornerstone's order of operations, so that float32 rounding is the same); the range of the values returned.
  */
-export function prescaled(stored: PixelArray, slope: number, intercept: number): { pixels: CornerstonePixels; min: number; max: number; scaled: boolean } {
+export function prescaled(stored: PixelArray, slope: number, intercept: number, suvbw?: number): { pixels: CornerstonePixels; min: number; max: number; scaled: boolean } {
   const raw = minMax(stored);
+  if (suvbw !== undefined && Number.isFinite(suvbw)) {
+    const ends = [suvbw * (raw.min * slope + intercept), suvbw * (raw.max * slope + intercept)];
+    const out = new (pixelTypeFor(Math.min(...ends), Math.max(...ends)))(stored.length);
+    for (let i = 0; i < stored.length; i++) out[i] = suvbw * (stored[i]! * slope + intercept);
+    return { pixels: out, min: Math.min(...ends), max: Math.max(...ends), scaled: true };
+  }
   const scaled = slope !== 1 || intercept !== 0;
   const ends = [raw.min * slope + intercept, raw.max * slope + intercept];
   const min = scaled ? Math.min(...ends) : raw.min;
