@@ -8,7 +8,8 @@
 // decoded for the viewer), to the whole series loaded, and the page's JS heap at the end; medians
 // of the runs, and the ratios the targets are stated in. Every run's pixels are hashed and must be
 // the same across the ways that give Cornerstone images.
-// Run from the project root: `npm run bench:browser [-- --runs 5] [-- --series DIR]`.
+// Run from the project root: `npm run bench:browser [-- --runs 5] [-- --series DIR]`; `--only A,B`
+// runs the ways whose name holds A or B, `--profile` prints where each way's page spent its time.
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { Agent, createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,9 @@ import { parseArgs } from 'node:util';
 import { build as viteBuild } from 'vite';
 import { packedApp, serveFolder } from '../test/helpers/packed-app.js';
 import { withBrowser } from '../test/helpers/browser.js';
-import { BenchError, CLI, Closer, ensureBuild, ensureSeries, fmt, median, OUT, startServerProcess } from './common.js';
+import WebSocket from 'ws';
+import { connect } from '../web-client/index.js';
+import { BARE_SERVER, BenchError, CLI, Closer, ensureBuild, ensureSeries, expectations, fmt, frameRanges, median, OUT, startServerProcess } from './common.js';
 import { findOrthanc, inNamespaceForOrthanc, startOrthanc } from './orthanc.js';
 
 const PAGE = `import * as cornerstone from '@cornerstonejs/core';
@@ -72,43 +75,88 @@ const ways = {
     });
     return cornerstoneStack(imageIds, started);
   },
-  async 'dicomstream viewer'() {
+  // The raw limit: a bare browser WebSocket receiving the same frames from bench/bare-ws-server.mjs.
+  async 'bare websocket'() {
     const started = performance.now();
-    const client = await connect(params.get('ws'));
-    const series = await client.openSeries(params.get('series'));
-    const decoded = new Array(series.instances.length);
-    const byUid = new Map(series.instances.map((instance, i) => [instance.sopInstanceUid, i]));
+    const ws = new WebSocket(params.get('bare'));
+    ws.binaryType = 'arraybuffer';
+    await new Promise((ok, no) => { ws.onopen = ok; ws.onerror = no; });
+    const frames = Number(params.get('frames'));
     let firstMs;
-    const pending = [];
-    for await (const frame of client.requestFrames(series.instances.map((i, position) => ({ sopInstanceUid: i.sopInstanceUid, frameNumber: 1, position })), { priority: 10 })) {
-      const at = byUid.get(frame.sopInstanceUid);
-      pending.push(decodeFrame(frame.bytes, frame.instance, { bitOffset: frame.bitOffset }).then((d) => {
-        decoded[at] = d.pixels;
-        if (at === 0) firstMs = performance.now() - started;
-      }));
-    }
-    await Promise.all(pending);
+    let count = 0;
+    await new Promise((ok) => {
+      ws.onmessage = () => {
+        if (count++ === 0) firstMs = performance.now() - started;
+        if (count === frames) ok();
+      };
+      ws.send('go');
+    });
     const allMs = performance.now() - started;
-    client.close();
-    return { firstMs, allMs, images: decoded.length, sha256: null };
+    ws.close();
+    return { firstMs, allMs, images: count, sha256: null };
   },
+  // dicomstream's client receiving the series (every frame's bytes), not decoding it.
+  'dicomstream client': () => dicomstreamSeries((frame, at, arrived) => { if (at === 0) arrived(); }),
+  // As the demo viewer does: every frame decoded in the client's workers.
+  'dicomstream viewer': () => dicomstreamSeries((frame, at, arrived) => decodeFrame(frame.bytes, frame.instance, { bitOffset: frame.bitOffset }).then(() => { if (at === 0) arrived(); })),
 };
+/** The series through dicomstream's client, each frame handed to onFrame(frame, stack index, mark image 0 in). */
+async function dicomstreamSeries(onFrame) {
+  const started = performance.now();
+  const client = await connect(params.get('ws'));
+  const series = await client.openSeries(params.get('series'));
+  const byUid = new Map(series.instances.map((instance, i) => [instance.sopInstanceUid, i]));
+  let firstMs;
+  const arrived = () => { firstMs = performance.now() - started; };
+  const pending = [];
+  for await (const frame of client.requestFrames(series.instances.map((i, position) => ({ sopInstanceUid: i.sopInstanceUid, frameNumber: 1, position })), { priority: 10 })) {
+    pending.push(onFrame(frame, byUid.get(frame.sopInstanceUid), arrived));
+  }
+  await Promise.all(pending);
+  const allMs = performance.now() - started;
+  client.close();
+  return { firstMs, allMs, images: pending.length, sha256: null };
+}
 ways[params.get('way')]().then((r) => { document.body.dataset.result = JSON.stringify(r); }, (e) => { document.body.dataset.error = String(e && e.stack || e); });
 `;
 
 interface Result { firstMs: number; allMs: number; images: number; sha256: string | null; heapMiB: number }
 interface Way { name: string; query: Record<string, string>; results: Result[] }
 
-/** The page at `url` in a fresh Chromium (the tests' launcher: its own profile, the same flags). */
-function inFreshBrowser(url: string): Promise<Result> {
+interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
+interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+
+/** The functions the main thread spent most time in (self time), a line each. */
+function topFunctions(profile: Profile, count: number): string[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<string, number>();
+  profile.samples.forEach((id, k) => {
+    const frame = byId.get(id)!.callFrame;
+    const name = `${frame.functionName || '(anonymous)'} ${frame.url.split('/').pop()}:${frame.lineNumber + 1}`;
+    self.set(name, (self.get(name) ?? 0) + (profile.timeDeltas[k] ?? 0) / 1000);
+  });
+  return [...self].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, ms]) => `    ${fmt(ms, 0).padStart(6)} ms  ${name}`);
+}
+
+/**
+ * The page at `url` in a fresh Chromium (the tests' launcher: its own profile, the same flags);
+ * with `profile`, the page's main thread is profiled and its top functions printed.
+ */
+function inFreshBrowser(url: string, profile = false): Promise<Result> {
   return withBrowser(async (context) => {
     const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    if (profile) {
+      await cdp.send('Profiler.enable');
+      await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+      await cdp.send('Profiler.start');
+    }
     await page.goto(url);
     await page.waitForFunction(() => document.body.dataset.result !== undefined || document.body.dataset.error !== undefined, null, { timeout: 300_000 });
+    if (profile) console.log(topFunctions(((await cdp.send('Profiler.stop')) as { profile: Profile }).profile, 25).join('\n'));
     const error = await page.evaluate(() => document.body.dataset.error);
     if (error) throw new BenchError(`the page failed: ${error}`);
     const result = JSON.parse((await page.evaluate(() => document.body.dataset.result))!) as Omit<Result, 'heapMiB'>;
-    const cdp = await context.newCDPSession(page);
     await cdp.send('Performance.enable');
     const { metrics } = await cdp.send('Performance.getMetrics') as { metrics: Array<{ name: string; value: number }> };
     const heap = metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? 0;
@@ -139,7 +187,7 @@ function dicomwebProxy(site: string): Promise<{ server: Server; origin: string }
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, series: { type: 'string' } } });
+  const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' }, series: { type: 'string' }, profile: { type: 'boolean', default: false }, only: { type: 'string' } } });
   const runs = Math.max(1, Number(values.runs));
   let orthanc = findOrthanc();
   const placed = orthanc ? await inNamespaceForOrthanc() : undefined;
@@ -159,7 +207,7 @@ async function main(): Promise<number> {
   try {
     console.log('building the benchmark page with Vite from the packed package...');
     const app = packedApp(dir, { 'main.js': PAGE }, ['@cornerstonejs/core', '@cornerstonejs/dicom-image-loader', '@cornerstonejs/metadata', 'events']);
-    await viteBuild({ root: app, logLevel: 'silent', configFile: false, worker: { format: 'es' }, build: { outDir: join(app, 'dist'), emptyOutDir: true } });
+    await viteBuild({ root: app, logLevel: 'silent', configFile: false, worker: { format: 'es' }, build: { outDir: join(app, 'dist'), emptyOutDir: true, minify: !values.profile } });
     const site = await serveFolder(join(app, 'dist'));
     closer.add(() => { site.server.close(); });
     // Orthanc sends no CORS headers: as in OHIF's own deployments, the page reaches DICOMweb through a
@@ -186,17 +234,34 @@ async function main(): Promise<number> {
       const local = new Closer();
       local.add(() => ds.stop());
       try {
+        if (syntax === 'uncompressed') {
+          // The raw limit in the same page: the same frame bytes from a bare `ws` server, and
+          // dicomstream's client receiving them (not decoding).
+          const client = await connect(dsUrl, { WebSocket });
+          const instances = (await client.openSeries(series)).instances;
+          client.close();
+          const expected = expectations(instances, undefined);
+          const bare = startServerProcess('bare ws', [BARE_SERVER], JSON.stringify(frameRanges(root, expected.addresses.map((a) => a.sopInstanceUid), expected.frameBytes)));
+          local.add(() => bare.stop());
+          ways.push(
+            { name: 'bare websocket', query: { way: 'bare websocket', bare: await bare.url, frames: String(instances.length) }, results: [] },
+            { name: 'dicomstream client', query: { way: 'dicomstream client', ...common }, results: [] },
+          );
+        }
         if (orthanc) {
           // The series' files, not the saved index dicomstream keeps beside them.
           const files = (readdirSync(root, { recursive: true }) as string[]).filter((name) => !name.startsWith('.dicomstream')).map((name) => ({ path: join(root, name) })).filter((f) => statSync(f.path).isFile());
           const peer = await startOrthanc(orthanc, files, local);
           ways.splice(1, 0, { name: 'cornerstone+wadors:orthanc', query: { way: 'cornerstone+wadors', web: `${proxy.origin}/${peer.port}/dicom-web`, ...common }, results: [] });
         }
+        if (values.only) ways.splice(0, ways.length, ...ways.filter((w) => values.only!.split(',').some((part) => w.name.includes(part))));
+        if (ways.length === 0) continue;
         // One warm-up round (servers' caches, the page in the OS cache), then alternating runs.
         for (let run = 0; run <= runs; run++) {
           for (let k = 0; k < ways.length; k++) {
             const way = ways[(k + run) % ways.length]!;
-            const result = await inFreshBrowser(`${proxy.origin}/?${new URLSearchParams(way.query)}`);
+            if (values.profile && run === 1) console.log(`${syntax} ${way.name}: the page's main thread, self time`);
+            const result = await inFreshBrowser(`${proxy.origin}/?${new URLSearchParams(way.query)}`, values.profile && run === 1);
             if (result.images !== 200 && result.images <= 0) throw new BenchError(`${way.name}: ${result.images} images`);
             if (run > 0) way.results.push(result);
             console.log(`${syntax} ${run === 0 ? 'warm-up' : `run ${run}`} ${way.name}: first ${fmt(result.firstMs, 0)} ms, all ${fmt(result.allMs, 0)} ms, heap ${fmt(result.heapMiB)} MiB`);
@@ -205,21 +270,26 @@ async function main(): Promise<number> {
       } finally {
         await local.closeAll();
       }
+      if (ways.length === 0) continue;
       const hashes = new Set(ways.flatMap((w) => w.results.map((r) => r.sha256)).filter((h) => h !== null));
-      if (hashes.size !== 1) throw new BenchError(`${syntax}: Cornerstone held different pixels depending on the loader (${hashes.size} hashes)`);
+      if (hashes.size > 1) throw new BenchError(`${syntax}: Cornerstone held different pixels depending on the loader (${hashes.size} hashes)`);
       const med = (w: Way, k: 'firstMs' | 'allMs' | 'heapMiB') => median(w.results.map((r) => r[k]));
       lines.push(`\n${syntax} (${ways[0]!.results[0]!.images} slices, medians of ${runs} fresh browsers; the same pixels in Cornerstone whichever loader):`);
       lines.push('| way | first image ms | whole series ms | page JS heap MiB |', '|---|---:|---:|---:|');
       for (const w of ways) lines.push(`| ${w.name} | ${fmt(med(w, 'firstMs'), 0)} | ${fmt(med(w, 'allMs'), 0)} | ${fmt(med(w, 'heapMiB'))} |`);
       const by = new Map(ways.map((w) => [w.name, w]));
-      const ours = by.get('cornerstone+dicomstream')!;
-      const viewer = by.get('dicomstream viewer')!;
+      const ours = by.get('cornerstone+dicomstream');
+      const viewer = by.get('dicomstream viewer');
       const orthancWay = by.get('cornerstone+wadors:orthanc');
-      if (orthancWay) {
+      if (orthancWay && ours) {
         lines.push(`- whole series: Orthanc wadors: / dicomstream loader = ${fmt(med(orthancWay, 'allMs') / med(ours, 'allMs'), 2)}× (target ≥ 4)`);
         lines.push(`- first image: dicomstream loader / Orthanc wadors: = ${fmt(med(ours, 'firstMs') / med(orthancWay, 'firstMs'), 2)} (target ≤ 0.33)`);
       }
-      lines.push(`- whole series: dicomstream loader / dicomstream viewer = ${fmt(med(ours, 'allMs') / med(viewer, 'allMs'), 2)} (target ≤ 1.25)`);
+      if (viewer && ours) lines.push(`- whole series: dicomstream loader / dicomstream viewer = ${fmt(med(ours, 'allMs') / med(viewer, 'allMs'), 2)} (target ≤ 1.25)`);
+      const bareWay = by.get('bare websocket');
+      const receiving = by.get('dicomstream client');
+      if (bareWay && receiving) lines.push(`- received: bare WebSocket / dicomstream client = ${fmt(med(bareWay, 'allMs') / med(receiving, 'allMs'), 2)}× (target ≥ 0.8)`);
+      if (bareWay && viewer) lines.push(`- whole series: dicomstream viewer / bare WebSocket = ${fmt(med(viewer, 'allMs') / med(bareWay, 'allMs'), 2)} (target ≤ 1.3)`);
     }
     console.log(lines.join('\n'));
     return 0;

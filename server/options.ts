@@ -43,7 +43,7 @@ const both = ['serve', 'index'] as const;
 export const OPTIONS = [
   { flag: '--port', short: '-p', argument: 'n', kind: 'integer', min: 0, default: 8080, meaning: 'port to listen on (0: any free port)', commands: serve },
   { flag: '--host', short: '-H', argument: 'addr', kind: 'string', default: '127.0.0.1', meaning: 'address to listen on; any but loopback needs an access policy', commands: serve },
-  { flag: '--chunk-size', argument: 'bytes', kind: 'bytes', min: 1024, default: 256 * KiB, meaning: 'largest frame chunk in one message', commands: serve },
+  { flag: '--chunk-size', argument: 'bytes', kind: 'bytes', min: 1024, default: 1 * MiB, meaning: 'largest frame chunk in one message (a frame up to it goes whole, as one message)', commands: serve },
   { flag: '--max-buffered', argument: 'bytes', kind: 'bytes', min: 1, default: 1 * MiB, meaning: 'unsent bytes held per connection at most', past: 'nothing more is read or sent for it until it drains; a client that sends and never reads is closed (1008)', commands: serve },
   { flag: '--max-open-files', argument: 'n', kind: 'integer', min: 1, default: 512, meaning: 'file handles kept open', past: 'idle handles closed', commands: serve },
   { flag: '--frame-cache', argument: 'bytes', kind: 'bytes', min: 1, default: 64 * MiB, meaning: 'frames kept in memory, shared by all clients and read ahead into', past: 'least recently used frames evicted', commands: serve },

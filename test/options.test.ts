@@ -66,7 +66,7 @@ describe('options table', () => {
 
   it('--help shows each default as the docs do', () => {
     const text = help('serve').replace(/\s+/g, ' ');
-    assert.match(text, /--chunk-size <bytes> largest frame chunk in one message \(default: 256 KiB\)/);
+    assert.match(text, /--chunk-size <bytes> largest frame chunk in one message \(a frame up to it goes whole, as one message\) \(default: 1 MiB\)/);
     assert.match(text, /--heartbeat <seconds> .*?\(default: 30 s\)/);
   });
 });

@@ -8,6 +8,7 @@ import type { IndexedFile } from '../index/index-file.js';
 import type { FrameReader } from './frame-reader.js';
 import { ReadLimiter, type LimitedTask } from './read-limiter.js';
 import { DEFAULTS } from '../options.js';
+import { allocFrame } from './headroom.js';
 import { CodedError } from '../../shared/coded-error.js';
 
 /** What the cache needs of a FrameReader (tests wrap one to watch or hold its reads). */
@@ -174,8 +175,8 @@ export class FrameCache {
         return undefined;
       }
       this.counters.reads++;
-      // Not zero-filled: the reader overwrites every byte or rejects.
-      const bytes = new Uint8Array(Buffer.allocUnsafeSlow(location.length).buffer, 0, location.length);
+      // Not zero-filled: the reader overwrites every byte or rejects. Room before it for a header (headroom.ts).
+      const bytes = allocFrame(location.length);
       await this.reader.read(file, location, 0, location.length, bytes, 0);
       const keep = loading.bytes > 0 && generation === this.generation && (!loading.prefetchOnly || this.fits(location.length));
       if (keep) this.cache.set(key, bytes);

@@ -4,7 +4,6 @@
 // answers are not held back, but a client that sends and never reads is cut off past a bound.
 import { encodeServerMessage, type ServerMessage } from '../../shared/protocol.js';
 import type { Logger } from '../log.js';
-import type { ChunkBuffers } from './chunk-buffers.js';
 
 /** What a connection needs of its socket (a `ws` WebSocket has it). */
 export interface SessionSocket {
@@ -14,7 +13,6 @@ export interface SessionSocket {
 
 export interface OutboxContext {
   maxBufferedBytes: number;
-  buffers: ChunkBuffers;
   /** The most bytes any connection had buffered (a server-wide gauge). */
   stats: { maxBufferedBytes: number };
   /** Wakes the pump: there is room again. */
@@ -58,10 +56,10 @@ export class Outbox {
     this.send(encodeServerMessage(message).buffer);
   }
 
-  /** Hands bytes to the socket; a `pooled` buffer goes back to the pool once written. */
-  send(bytes: Uint8Array, pooled = false): void {
+  /** Hands bytes to the socket; `written` is called once it has written them (or failed to). */
+  send(bytes: Uint8Array, written?: () => void): void {
     if (this.closed) {
-      if (pooled) this.ctx.buffers.give(bytes);
+      written?.();
       return;
     }
     this.buffered += bytes.length;
@@ -69,7 +67,7 @@ export class Outbox {
     this.socket.send(bytes, (error) => {
       this.buffered -= bytes.length;
       // Written out (or failed for good): nothing reads the buffer any more.
-      if (pooled) this.ctx.buffers.give(bytes);
+      written?.();
       if (error) {
         if (!this.closed) this.ctx.log.debug('send failed', { error: error.message });
         this.closed = true;

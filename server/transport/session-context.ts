@@ -7,6 +7,7 @@ import type { ChunkBuffers } from './chunk-buffers.js';
 import type { QueuedFrame } from './frame-resolver.js';
 import type { Outbox } from './outbox.js';
 import type { Chunk, Scheduler } from './scheduler.js';
+import { withHeader } from '../files/headroom.js';
 
 export interface SessionLimits {
   chunkBytes: number;
@@ -29,12 +30,20 @@ export interface SessionLimits {
  */
 export type ReadChunk = (frame: QueuedFrame, offset: number, length: number, into: Uint8Array, at: number, next: QueuedFrame[]) => Promise<void>;
 
+/**
+ * The frame cache's own bytes of a frame that goes through it (not to be modified), else
+ * undefined; `next` as for ReadChunk.
+ */
+export type CachedFrame = (frame: QueuedFrame, next: QueuedFrame[]) => Promise<Uint8Array | undefined>;
+
 export interface SessionContext {
   catalogue: () => Catalogue;
   scheduler: Scheduler<QueuedFrame>;
   /** Wakes the pump: there may be something to send. */
   kick: () => void;
   readChunk: ReadChunk;
+  /** Whole frames from the cache, sent without a copy where their buffer has room for the header. */
+  cachedFrame?: CachedFrame;
   /** Frames to read ahead per group. */
   readahead: number;
   limits: SessionLimits;
@@ -64,12 +73,16 @@ export function welcomeOf(ctx: SessionContext): Welcome {
   };
 }
 
+/** A chunk's message, and what to call once the socket has written it (or it is dropped). */
+export interface ChunkMessage { message: Uint8Array; done: () => void }
+
 /**
- * One chunk of a frame as a FrameChunk message in a pooled buffer (the instance's attributes
- * with it when `describe`), its bytes read into place; the frames the group sends next are
- * passed on to be read ahead. On a read error the buffer goes back to the pool.
+ * One chunk of a frame as a FrameChunk message (the instance's attributes with it when
+ * `describe`); the frames the group sends next are passed on to be read ahead. A whole frame in
+ * the cache goes as a view of the cache's buffer with the header in the room before the frame
+ * (headroom.ts); otherwise the chunk is read or copied into a pooled buffer behind its header.
  */
-export async function readFrameChunk(chunk: Chunk<QueuedFrame>, describe: boolean, clientId: number, ctx: SessionContext, outbox: Outbox): Promise<Uint8Array> {
+export async function readFrameChunk(chunk: Chunk<QueuedFrame>, describe: boolean, clientId: number, ctx: SessionContext, outbox: Outbox): Promise<ChunkMessage> {
   const frame = chunk.item.frame;
   const header: ServerMessage = {
     frameChunk: {
@@ -77,14 +90,31 @@ export async function readFrameChunk(chunk: Chunk<QueuedFrame>, describe: boolea
       totalLength: chunk.item.length, instance: describe ? frame.file.image : null, bitOffset: frame.location.bitOffset,
     },
   };
+  const next = chunk.offset === 0 ? ctx.scheduler.upcoming(clientId, chunk.groupId, ctx.readahead + 1).slice(1) : [];
+  if (ctx.cachedFrame && chunk.offset === 0 && chunk.length === chunk.item.length) {
+    const { buffer: head } = encodeServerMessage(header);
+    // Counted from now (synchronously after the scheduler chose it), so concurrent reads for this
+    // client cannot overshoot the bound together.
+    const release = outbox.reserve(head.length + chunk.length);
+    try {
+      const cached = await ctx.cachedFrame(frame, next);
+      if (cached) {
+        const viewed = withHeader(cached, head);
+        if (viewed) return { message: viewed.message, done: viewed.release };
+        const buffer = ctx.buffers.take(head.length + chunk.length);
+        buffer.set(head, 0);
+        buffer.set(cached, head.length);
+        return { message: buffer, done: () => ctx.buffers.give(buffer) };
+      }
+    } finally {
+      release();
+    }
+  }
   const { buffer, payloadOffset } = encodeServerMessage(header, chunk.length, (n) => ctx.buffers.take(n));
-  // Counted from now (synchronously after the scheduler chose it), so concurrent reads for this
-  // client cannot overshoot the bound together.
   const release = outbox.reserve(buffer.length);
   try {
-    const next = chunk.offset === 0 ? ctx.scheduler.upcoming(clientId, chunk.groupId, ctx.readahead + 1).slice(1) : [];
     await ctx.readChunk(frame, chunk.offset, chunk.length, buffer, payloadOffset, next);
-    return buffer;
+    return { message: buffer, done: () => ctx.buffers.give(buffer) };
   } catch (e) {
     ctx.buffers.give(buffer);
     throw e;

@@ -20,7 +20,7 @@ import { readFrameChunk, welcomeOf, type SessionContext } from './session-contex
 
 export type { QueuedFrame } from './frame-resolver.js';
 export type { SessionSocket } from './outbox.js';
-export type { ReadChunk, SessionContext, SessionLimits } from './session-context.js';
+export type { CachedFrame, ReadChunk, SessionContext, SessionLimits } from './session-context.js';
 export { MAX_FRAME_ERRORS, MAX_UID_LENGTH } from './refusals.js';
 
 /** Implicit groups (a request that names none) get negative ids, out of the way of the client's. */
@@ -50,7 +50,7 @@ export class Session implements PumpTarget<QueuedFrame> {
   ) {
     this.rate = new RateLimit(ctx.limits.maxMessagesPerSecond);
     this.outbox = new Outbox(socket, {
-      maxBufferedBytes: ctx.limits.maxBufferedBytes, buffers: ctx.buffers, stats: ctx.stats, kick: ctx.kick, log, onBroken: () => this.onClose(),
+      maxBufferedBytes: ctx.limits.maxBufferedBytes, stats: ctx.stats, kick: ctx.kick, log, onBroken: () => this.onClose(),
     });
     this.resolver = new FrameResolver(ctx.catalogue, access);
   }
@@ -120,13 +120,13 @@ export class Session implements PumpTarget<QueuedFrame> {
   async sendChunk(chunk: Chunk<QueuedFrame>, stillWanted: () => boolean): Promise<boolean> {
     const { sopInstanceUid } = chunk.item.frame;
     const describe = chunk.offset === 0 && !this.described.has(sopInstanceUid);
-    const buffer = await readFrameChunk(chunk, describe, this.id, this.ctx, this.outbox);
+    const { message, done } = await readFrameChunk(chunk, describe, this.id, this.ctx, this.outbox);
     // Cancelled or closed while reading: the chunk is dropped.
     if (this.closed || !stillWanted()) {
-      this.ctx.buffers.give(buffer);
+      done();
       return false;
     }
-    this.outbox.send(buffer, true);
+    this.outbox.send(message, done);
     if (describe) this.described.add(sopInstanceUid);
     this.ctx.stats.bytesSent += chunk.length;
     return true;
