@@ -6,7 +6,7 @@ import { errorCodeName } from '../shared/protocol.js';
 
 export interface MetricSources {
   connections(): number;
-  stats(): { framesSent: number; bytesSent: number; requestsCancelled: number };
+  stats(): { framesSent: number; bytesSent: number; requestsCancelled: number; httpStreams: number };
   frameCache(): { hits: number; misses: number; evictions: number; bytes: number };
   indexCache(): { hits: number; misses: number; evictions: number; bytes: number };
   index(): { studies: number; series: number; instances: number; frames: number; files: number; skipped: number };
@@ -37,6 +37,7 @@ export function createMetrics(sources: MetricSources): ServerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'dicomstream_' });
   new Gauge({ name: 'dicomstream_connections', help: 'Open WebSocket connections.', registers: [registry], collect() { this.set(sources.connections()); } });
+  new Gauge({ name: 'dicomstream_http_streams', help: 'Connections whose server messages go over an HTTP stream.', registers: [registry], collect() { this.set(sources.stats().httpStreams); } });
   const opened = new Counter({ name: 'dicomstream_connections_total', help: 'WebSocket connections accepted.', registers: [registry] });
   const refused = new Counter({ name: 'dicomstream_connections_refused_total', help: 'Connections refused, by reason.', labelNames: ['reason'], registers: [registry] });
   followingCounter(registry, 'dicomstream_frames_sent_total', 'Frames sent whole.', () => sources.stats().framesSent);

@@ -65,6 +65,7 @@ export const OPTIONS = [
   { flag: '--max-queued-frames-total', argument: 'n', kind: 'integer', min: 1, default: 1_000_000, meaning: 'frames queued at most over all connections (about 0.5 KB of memory each)', past: '`TOO_MANY_REQUESTS`', commands: serve },
   { flag: '--heartbeat', argument: 'seconds', kind: 'seconds', min: 0, default: 30, meaning: 'ping every connection this often (0: never)', past: 'a peer that did not answer the last ping is cut', commands: serve },
   { flag: '--shutdown-timeout', argument: 'seconds', kind: 'seconds', min: 0, default: 10, meaning: 'on close (SIGTERM/SIGINT), let frames in flight finish this long', past: 'frames still in flight are cancelled', commands: serve },
+  { flag: '--no-http-stream', kind: 'boolean', default: true, meaning: 'do not offer browsers the HTTP stream (their WebSocket receives several times slower): every message then goes over the WebSocket', commands: serve },
   { flag: '--no-dicomweb', kind: 'boolean', default: true, meaning: 'do not serve DICOMweb (QIDO-RS, WADO-RS)', commands: serve },
   { flag: '--dicomweb-path', argument: 'path', kind: 'string', default: '/dicomweb', meaning: 'where DICOMweb is served (under the server\'s own path when mounted)', commands: serve },
   { flag: '--follow-symlinks', kind: 'boolean', default: false, meaning: 'also serve files through symbolic links that lead outside the folder', commands: serve },

@@ -84,8 +84,9 @@ export interface RunningServer {
   /** Takes an HTTP upgrade as a dicomstream connection (for `noServer`, or any routing of one's own). */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
   /**
-   * Answers `/healthz`, `/readyz`, `/metrics` (under `path` when mounted; with the viewer page when
-   * the server listens on its own port) and returns true, or returns false and leaves the request alone.
+   * Answers the HTTP streams (`/http-stream`), DICOMweb, `/healthz`, `/readyz`, `/metrics` (under
+   * `path` when mounted; with the viewer page when the server listens on its own port) and returns
+   * true, or returns false and leaves the request alone.
    */
   handleRequest(request: IncomingMessage, response: ServerResponse): boolean;
   /**
@@ -147,7 +148,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     cachedFrame: (frame, next) => frames.cached(frame, next),
     readahead: frames.readahead, readConcurrency: o.readConcurrency,
     limits: sessionLimits(o), connectionLimits: connectionLimits(o), access,
-    serverName: SERVER_NAME, transferSyntaxes: indexedTransferSyntaxes(), log, observe: metrics,
+    serverName: SERVER_NAME, transferSyntaxes: indexedTransferSyntaxes(), httpStream: o.httpStream, base, log, observe: metrics,
   });
   index.onChange = (change) => {
     for (const path of change.staleFiles) frames.forget(path);
@@ -159,7 +160,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const dicomweb = o.dicomweb
     ? dicomWebRoutes({ base: base + mountPath(o.dicomwebPath), catalogue: () => index.catalogue, frames, access, log })
     : undefined;
-  const routes: RequestHandler = dicomweb ? (req, res) => dicomweb(req, res) || plainRoutes(req, res) : plainRoutes;
+  const routes: RequestHandler = (req, res) => stream.handleRequest(req, res) || (dicomweb?.(req, res) ?? false) || plainRoutes(req, res);
   const upgrade: UpgradeHandler = (req, socket, head) => stream.handleUpgrade(req, socket, head);
   const to: AttachTo = mounted ? { kind: 'mount', server: mounted, base, policy: options.access ?? {} }
     : options.noServer ? { kind: 'none' } : { kind: 'port', port: o.port, host: o.host, tls: options.tls, base };

@@ -32,7 +32,8 @@ export const ERRORS = {
   // The client library.
   CONNECT_FAILED: { surface: 'client', meaning: 'the WebSocket could not be opened, or the handshake failed', action: 'check the URL, the server, TLS, the Origin allowlist (HTTP 403) and the token' },
   CONNECTION_CLOSED: { surface: 'client', meaning: 'the connection closed while this was pending (close code in the message)', action: 'connect again and re-request what is still wanted' },
-  PROTOCOL_VIOLATION: { surface: 'client', meaning: 'the server sent something the protocol does not allow (a chunk past its frame\'s end)', action: 'report it: client and server versions disagree' },
+  HTTP_STREAM_UNAVAILABLE: { surface: 'client', meaning: 'the HTTP stream could not be opened (a proxy or an embedder that does not pass `GET …/http-stream` to dicomstream, an older server): the client goes on over the WebSocket (`client.httpStreamError`)', action: 'nothing; for a browser\'s full speed, route `<stream path>/http-stream` to dicomstream (README: reverse proxies)' },
+  PROTOCOL_VIOLATION: { surface: 'client', meaning: 'the server sent something the protocol does not allow (a chunk past its frame\'s end, an HTTP stream message over its bound)', action: 'report it: client and server versions disagree' },
   NOT_A_DICOMSTREAM_IMAGE_ID: { surface: 'client', meaning: 'the Cornerstone loader was given an imageId it cannot read (not dicomstream:/studies/…/frames/{n})', action: 'make imageIds with imageIdsForSeries() or imageIdOf()' },
   LOAD_CANCELLED: { surface: 'client', meaning: 'Cornerstone cancelled the image load (cancelFn, decache, cancelLoadAll); the server stopped sending it', action: 'expected: ignore' },
   NOT_FOR_CORNERSTONE: { surface: 'client', meaning: 'a canvas asked of a dicomstream Cornerstone image (getCanvas)', action: 'render Cornerstone images with a viewport' },

@@ -102,7 +102,8 @@ export type DecodedClientMessage =
   | { kind: 'updateGroup'; updateGroup: UpdateGroup }
   | { kind: 'cancelGroup'; cancelGroup: CancelGroup }
   | { kind: 'windowUpdate'; windowUpdate: WindowUpdate }
-  | { kind: 'authenticate'; authenticate: Authenticate };
+  | { kind: 'authenticate'; authenticate: Authenticate }
+  | { kind: 'useHttpStream' };
 
 /** Decodes one client message; throws an Error (code MALFORMED_MESSAGE) for anything else. */
 export function decodeClientMessage(bytes: Uint8Array): DecodedClientMessage {
@@ -123,6 +124,7 @@ export function decodeClientMessage(bytes: Uint8Array): DecodedClientMessage {
     case 'cancelGroup': return { kind: 'cancelGroup', cancelGroup: o.cancelGroup as CancelGroup };
     case 'windowUpdate': return { kind: 'windowUpdate', windowUpdate: o.windowUpdate as WindowUpdate };
     case 'authenticate': return { kind: 'authenticate', authenticate: o.authenticate as Authenticate };
+    case 'useHttpStream': return { kind: 'useHttpStream' };
     default: throw protocolError(ErrorCode.MALFORMED_MESSAGE, 'ClientMessage has no body');
   }
 }
@@ -152,7 +154,8 @@ export type DecodedServerMessage =
   | { kind: 'requestComplete'; requestComplete: RequestComplete }
   | { kind: 'error'; error: ErrorMessage }
   | { kind: 'seriesUpdated'; seriesUpdated: SeriesUpdated }
-  | { kind: 'authenticated'; authenticated: Authenticated };
+  | { kind: 'authenticated'; authenticated: Authenticated }
+  | { kind: 'httpStreamOpened' };
 
 /** Decodes one server WebSocket message. A FrameChunk's payload is a view into `bytes` (no copy). */
 export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
@@ -179,6 +182,7 @@ export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
     case 'error': return { kind: 'error', error: o.error as ErrorMessage };
     case 'seriesUpdated': return { kind: 'seriesUpdated', seriesUpdated: o.seriesUpdated as SeriesUpdated };
     case 'authenticated': return { kind: 'authenticated', authenticated: o.authenticated as Authenticated };
+    case 'httpStreamOpened': return { kind: 'httpStreamOpened' };
     default: throw protocolError(ErrorCode.MALFORMED_MESSAGE, 'ServerMessage has no body');
   }
 }

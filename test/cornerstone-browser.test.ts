@@ -90,7 +90,7 @@ async function scroll() {
   await viewport.setImageIdIndex(100);
   await shown;
   await Promise.all(loads);
-  return { arrived, current: ids.indexOf(viewport.getCurrentImageId()), count: ids.length };
+  return { arrived, current: ids.indexOf(viewport.getCurrentImageId()), count: ids.length, transport: ds.client.transport };
 }
 
 /** A volume viewport on the synthetic CT: its voxels, and a slice of it loaded as an image. */
@@ -256,7 +256,8 @@ describe('dicomstream/cornerstone beside Cornerstone\'s own loader, in Chromium'
   });
 
   it('scrolling a StackViewport moves the image on screen and what the server sends next', async () => {
-    const got = await run<{ arrived: number[]; current: number; count: number }>({ job: 'scroll', server: sample.url, series: sampleSeries });
+    const got = await run<{ arrived: number[]; current: number; count: number; transport: string }>({ job: 'scroll', server: sample.url, series: sampleSeries });
+    assert.equal(got.transport, 'http-stream', 'a page from another origin takes the frames over the HTTP stream (CORS)');
     assert.equal(got.current, 100, 'the viewport shows image 100');
     assert.equal(got.arrived.length, got.count, 'every image of the prefetch arrived');
     const at = (i: number) => got.arrived.indexOf(i);

@@ -2,6 +2,7 @@
 // its pixels equal values computed independently from the stored pixels of that frame at the
 // window shown; scrolling and a window change are checked the same way; the progress bar fills.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -208,6 +209,67 @@ describe('demo viewer in Chromium', () => {
         await page.close();
       }
     });
+  });
+
+  it('takes frames over the HTTP stream, byte-exact, and decodes them rescaled in a worker from bytes handed over', async () => {
+    const sop = server.catalogue.listStudies(0, 1).studies[0]!.series[0]!;
+    const series = (await server.catalogue.series(sop.seriesInstanceUid))!;
+    const stored = await Promise.all(series.instances.map(async (instance) => {
+      const file = (await server.catalogue.instance(instance.sopInstanceUid))!;
+      const [offset, length] = file.frames[0]!.segments as [number, number];
+      return readFileSync(file.path).subarray(offset, offset + length);
+    }));
+    const want = stored.map((bytes) => createHash('sha256').update(bytes).digest('hex'));
+    // The same page against a server that offers no HTTP stream: the client stays on the WebSocket.
+    const plain = await startServer({ root: join(sampleDir, 'sample'), host: '127.0.0.1', port: 0, log: createLogger('silent'), httpStream: false, indexDir: false });
+    try {
+      await withBrowser(async (context) => {
+        const page = await context.newPage();
+        await page.goto(`${server.url.replace('ws://', 'http://')}assets/decode-worker.js`); // a same-origin page running nothing
+        const got = await page.evaluate(async ({ seriesUid, plainUrl }) => {
+          const bundle = '/assets/dicomstream-client.js';
+          const api = await import(bundle) as typeof import('../web-client/browser.js');
+          const client = await api.connect(`ws://${location.host}/`);
+          const manifest = await client.openSeries(seriesUid);
+          const hashes: string[] = new Array(manifest.instances.length);
+          const index = new Map(manifest.instances.map((m, k) => [m.sopInstanceUid, k]));
+          let rescaled: { min: number; max: number; type: string; detached: boolean; sum: number } | undefined;
+          for await (const frame of client.requestFrames(manifest.instances.map((m) => ({ sopInstanceUid: m.sopInstanceUid, frameNumber: 1 })))) {
+            const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', frame.bytes as Uint8Array<ArrayBuffer>));
+            hashes[index.get(frame.sopInstanceUid)!] = [...digest].map((b) => b.toString(16).padStart(2, '0')).join('');
+            if (!rescaled) {
+              const i = manifest.instances[index.get(frame.sopInstanceUid)!]!;
+              const r = await api.decodeFrame(frame.bytes, i, { transfer: true, rescale: { slope: i.rescaleSlope, intercept: i.rescaleIntercept } });
+              let sum = 0;
+              for (let k = 0; k < r.pixels.length; k++) sum += r.pixels[k]!;
+              rescaled = { min: r.min, max: r.max, type: r.pixels.constructor.name, detached: frame.bytes.byteLength === 0, sum };
+            }
+          }
+          const transport = client.transport;
+          client.close();
+          const other = await api.connect(plainUrl);
+          const plainTransport = other.transport;
+          const listed = (await other.listStudies()).length;
+          other.close();
+          return { transport, hashes, rescaled, plainTransport, listed, firstUid: manifest.instances[0]!.sopInstanceUid };
+        }, { seriesUid: sop.seriesInstanceUid, plainUrl: plain.url });
+        assert.equal(got.transport, 'http-stream');
+        assert.deepEqual(got.hashes, want, 'every frame byte-exact over the HTTP stream');
+        assert.equal(got.plainTransport, 'websocket');
+        assert.ok(got.listed > 0);
+        // The first frame that arrived, rescaled in the worker: the modality LUT over the stored values.
+        assert.ok(got.rescaled!.detached, 'the bytes were handed to the worker, not copied');
+        const k = series.instances.findIndex((i) => i.sopInstanceUid === got.firstUid);
+        const first = series.instances[k]!;
+        const values = samples(stored[k]!, first.bitsAllocated, first.pixelRepresentation === 1).map((v) => v * first.rescaleSlope + first.rescaleIntercept);
+        assert.equal(got.rescaled!.min, values.reduce((a, b) => Math.min(a, b)));
+        assert.equal(got.rescaled!.max, values.reduce((a, b) => Math.max(a, b)));
+        assert.equal(got.rescaled!.sum, values.reduce((a, b) => a + b, 0));
+        assert.equal(got.rescaled!.type, 'Int16Array');
+      });
+    } finally {
+      await plain.close();
+    }
   });
 
   it('a decode pool closes: its pending and later decodes reject with POOL_TERMINATED, and closeDecoders() lets the next decodeFrame start anew', async () => {

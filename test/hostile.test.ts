@@ -30,7 +30,7 @@ import {
   type DecodedClientMessage,
 } from '../shared/protocol.js';
 import type { DicomStreamClient, Frame } from '../web-client/index.js';
-import { expectation, filesDir, manifest, sha256 } from './helpers/corpus.js';
+import { filesDir, manifest, servedFrameHashes, sha256 } from './helpers/corpus.js';
 import { RawClient, client, servedFiles, withServer } from './helpers/server.js';
 import { Rng } from './helpers/rng.js';
 
@@ -94,14 +94,7 @@ interface Corpus {
 }
 
 async function corpusOf(server: RunningServer): Promise<Corpus> {
-  const hashes = new Map<string, Set<string>[]>();
-  for (const f of manifest.files) {
-    const e = expectation(f);
-    if (e.outcome !== 'served' || !f.sop_instance_uid) continue;
-    const list = hashes.get(f.sop_instance_uid) ?? [];
-    e.hashes.forEach((h, i) => { (list[i] ??= new Set()).add(h); });
-    hashes.set(f.sop_instance_uid, list);
-  }
+  const hashes = servedFrameHashes();
   const files = await servedFiles(server.catalogue);
   const frames = new Map(files.map((f) => [f.image.sopInstanceUid, f.frames.map((l) => l.length)]));
   const uids = [...frames.keys()];

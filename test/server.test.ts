@@ -4,21 +4,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { ErrorCode, ProtocolError, type DicomStreamClient, type Frame } from '../web-client/index.js';
-import { expectation, manifest, sha256 } from './helpers/corpus.js';
+import { expectation, manifest, servedFrameHashes, sha256 } from './helpers/corpus.js';
 import { RawClient, client, servedFiles, withServer } from './helpers/server.js';
 import { waitFor } from './helpers/wait-for.js';
 
 /** Every (instance, frame) the server offers, with the hashes any copy of that instance may match. */
 async function allFrames(c: DicomStreamClient) {
   const wanted: Array<{ sopInstanceUid: string; frameNumber: number; hashes: Set<string> }> = [];
-  const byUid = new Map<string, Set<string>[]>();
-  for (const f of manifest.files) {
-    const e = expectation(f);
-    if (e.outcome !== 'served' || !f.sop_instance_uid) continue;
-    const list = byUid.get(f.sop_instance_uid) ?? [];
-    e.hashes.forEach((h, i) => { (list[i] ??= new Set()).add(h); });
-    byUid.set(f.sop_instance_uid, list);
-  }
+  const byUid = servedFrameHashes();
   const studies = await c.listStudies();
   for (const study of studies) {
     for (const s of study.series) {

@@ -1,7 +1,7 @@
 // dicomstream/client in browsers: the same API, with frames decoded in a pool of Web Workers.
 // decodeFrame uses a default pool, started on first use; a viewer that wants its own (a size of
 // its choosing, closed with the viewer) makes one with createDecodePool().
-import type { DecodedFrame, DecodeInstance } from './decode/index.js';
+import type { DecodedFrame, DecodeInstance, Rescale, RescaledFrame } from './decode/index.js';
 import { DecodePool, type PoolDecodeOptions } from './worker/decode-pool.js';
 
 export * from './index.js';
@@ -20,7 +20,9 @@ const startWorker = (): Worker => new Worker(new URL('./decode-worker.js', impor
  * Decodes a frame in a worker. With `transfer: true` the frame's buffer is handed to the worker
  * (no copy; `bytes` is unusable afterwards); by default it is copied.
  */
-export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions = {}): Promise<DecodedFrame> {
+export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions & { rescale: Rescale }): Promise<RescaledFrame>;
+export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options?: PoolDecodeOptions): Promise<DecodedFrame>;
+export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions = {}): Promise<DecodedFrame | RescaledFrame> {
   return defaultPool().decode(bytes, instance, options);
 }
 
@@ -38,7 +40,7 @@ export function closeDecoders(): void {
   pool = undefined;
 }
 
-/** A decode pool of its own: `size` workers at most (default: cores - 1, 1..4). Close it with close(). */
+/** A decode pool of its own: `size` workers at most (default: one per core, 1..4; each one more only once those running fall behind). Close it with close(). */
 export function createDecodePool(size?: number): DecodePool {
   return new DecodePool(startWorker, size);
 }

@@ -40,8 +40,11 @@ export class FrameStream implements AsyncIterable<Frame> {
     private readonly cancelRequest: (id: number) => void,
     private readonly onFrame?: FrameCallback,
     private readonly onError?: (e: ProtocolError) => void,
-    /** Told when the consumer is done with a frame (flow control gives its bytes back then). */
-    private readonly consumed?: (f: Frame) => void,
+    /**
+     * Told when the consumer is done with a frame, with its size as it arrived (flow control gives
+     * its bytes back then; by then a decode may have transferred the buffer away).
+     */
+    private readonly consumed?: (bytes: number) => void,
   ) {
     this.requestId = requestId;
     this.done = new Promise((resolve, reject) => { this.resolveDone = resolve; this.rejectDone = reject; });
@@ -57,16 +60,17 @@ export class FrameStream implements AsyncIterable<Frame> {
 
   /** @internal */
   pushFrame(frame: Frame): void {
+    const size = frame.bytes.length;
     if (this.onFrame) {
       // The callback is the consumer; an iterator beside it only gets a copy of the list.
       const result = this.onFrame(frame);
-      if (result instanceof Promise) result.then(() => this.consumed?.(frame), () => this.consumed?.(frame));
-      else this.consumed?.(frame);
+      if (result instanceof Promise) result.then(() => this.consumed?.(size), () => this.consumed?.(size));
+      else this.consumed?.(size);
     }
     const waiter = this.waiting.shift();
     if (waiter) {
       this.failures.shift();
-      if (!this.onFrame) this.consumed?.(frame);
+      if (!this.onFrame) this.consumed?.(size);
       waiter({ value: frame, done: false });
     } else if (this.iterating || !this.onFrame) {
       this.buffered.push(frame); // without a callback, held (against the window) until iterated
@@ -104,7 +108,7 @@ export class FrameStream implements AsyncIterable<Frame> {
       next: () => {
         const frame = this.buffered.shift();
         if (frame) {
-          if (!this.onFrame) this.consumed?.(frame);
+          if (!this.onFrame) this.consumed?.(frame.bytes.length);
           return Promise.resolve({ value: frame, done: false });
         }
         if (this.failure !== undefined) return Promise.reject(this.failure);
@@ -114,7 +118,7 @@ export class FrameStream implements AsyncIterable<Frame> {
       return: () => {
         // Leaving a for-await loop early cancels what is left, and lets go of what was kept for it.
         if (!this.finished) this.cancelRequest(this.requestId);
-        for (const frame of this.buffered.splice(0)) if (!this.onFrame) this.consumed?.(frame);
+        for (const frame of this.buffered.splice(0)) if (!this.onFrame) this.consumed?.(frame.bytes.length);
         return Promise.resolve({ value: undefined, done: true });
       },
     };

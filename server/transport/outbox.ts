@@ -27,8 +27,17 @@ export class Outbox {
   /** Bytes of chunks being read for this client: counted against the bound before they exist. */
   private reserved = 0;
   private closed = false;
+  /** Where messages go: the WebSocket, or the connection's HTTP stream once the client switched to it. */
+  private sink: Pick<SessionSocket, 'send'>;
 
-  constructor(private readonly socket: SessionSocket, private readonly ctx: OutboxContext) {}
+  constructor(private readonly socket: SessionSocket, private readonly ctx: OutboxContext) {
+    this.sink = socket;
+  }
+
+  /** Sends every later message through `sink` (the HTTP stream); the WebSocket stays for the close. */
+  switchTo(sink: Pick<SessionSocket, 'send'>): void {
+    this.sink = sink;
+  }
 
   /** Bytes handed to the socket and not yet written out. */
   get bufferedBytes(): number { return this.buffered; }
@@ -64,7 +73,7 @@ export class Outbox {
     }
     this.buffered += bytes.length;
     if (this.buffered > this.ctx.stats.maxBufferedBytes) this.ctx.stats.maxBufferedBytes = this.buffered;
-    this.socket.send(bytes, (error) => {
+    this.sink.send(bytes, (error) => {
       this.buffered -= bytes.length;
       // Written out (or failed for good): nothing reads the buffer any more.
       written?.();

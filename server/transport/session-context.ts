@@ -8,6 +8,7 @@ import type { QueuedFrame } from './frame-resolver.js';
 import type { Outbox } from './outbox.js';
 import type { Chunk, Scheduler } from './scheduler.js';
 import { withHeader } from '../files/headroom.js';
+import type { HttpStreamOffer, HttpStreamSink } from './http-stream.js';
 
 export interface SessionLimits {
   chunkBytes: number;
@@ -55,14 +56,17 @@ export interface SessionContext {
   stats: { framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number; requestsCancelled: number };
   /** Frames queued over all connections now. */
   queuedFramesInAll: () => number;
+  /** Offers clients that ask for one an HTTP stream (absent: the server offers none). */
+  httpStreams?: { offer(attached: (sink: HttpStreamSink) => void): HttpStreamOffer };
   /** Told of every error reply (by code) and every frame sent (seconds from request to last chunk). */
   observe?: { error(code: number): void; frameSent(seconds: number): void };
 }
 
-export function welcomeOf(ctx: SessionContext): Welcome {
+export function welcomeOf(ctx: SessionContext, httpStreamKey = ''): Welcome {
   const l = ctx.limits;
   return {
     protocolVersion: PROTOCOL_VERSION,
+    httpStreamKey,
     serverName: ctx.serverName,
     transferSyntaxes: ctx.transferSyntaxes,
     limits: {

@@ -3,11 +3,12 @@
 // refused, and why), frame-resolver.ts (catalogue lookups and access), outbox.ts (sending within
 // the memory bound), rate-limit.ts. The server's pump sends its chunks while its outbox has room.
 import {
-  ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeClientMessage, errorCodeName, type DecodedClientMessage, type RequestFrames,
+  ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeClientMessage, errorCodeName, type DecodedClientMessage, type Hello, type RequestFrames,
 } from '../../shared/protocol.js';
 import { AccessError } from '../access.js';
 import type { Logger } from '../log.js';
 import { FrameResolver, type QueuedFrame, type ResolvedFrames } from './frame-resolver.js';
+import type { HttpStreamOffer, HttpStreamSink } from './http-stream.js';
 import { Outbox, type SessionSocket } from './outbox.js';
 import type { PumpTarget } from './pump.js';
 import { RateLimit } from './rate-limit.js';
@@ -40,6 +41,10 @@ export class Session implements PumpTarget<QueuedFrame> {
   private readonly rate: RateLimit;
   private readonly outbox: Outbox;
   private readonly resolver: FrameResolver;
+  /** The HTTP stream: offered (a key in Welcome), attached (the GET came), then used (UseHttpStream). */
+  private streamOffer: HttpStreamOffer | undefined;
+  private stream: HttpStreamSink | undefined;
+  private streamUsed = false;
 
   constructor(
     readonly id: number,
@@ -109,6 +114,8 @@ export class Session implements PumpTarget<QueuedFrame> {
     this.outbox.ended();
     this.ctx.scheduler.removeClient(this.id);
     this.tallies.clear();
+    this.streamOffer?.withdraw();
+    this.stream?.close();
   }
 
   // ---------------------------------------------------------------- PumpTarget
@@ -151,7 +158,7 @@ export class Session implements PumpTarget<QueuedFrame> {
   // ---------------------------------------------------------------- requests
 
   private handle(message: DecodedClientMessage): Promise<void> | void {
-    if (message.kind === 'hello') return this.hello(message.hello.protocolVersion, message.hello.initialWindow, message.hello.token);
+    if (message.kind === 'hello') return this.hello(message.hello);
     const requestId = requestIdOf(message);
     const refusal = messageRefusal(message, { handshaken: this.handshaken, expired: this.access.expired });
     if (refusal) return this.refuse(refusal, requestId);
@@ -192,7 +199,24 @@ export class Session implements PumpTarget<QueuedFrame> {
         scheduler.grant(this.id, message.windowUpdate.bytes);
         this.ctx.kick();
         return;
+      case 'useHttpStream':
+        if (!this.stream || this.streamUsed) return this.sendError(ErrorCode.MALFORMED_MESSAGE, 'no HTTP stream is attached to this connection', 0);
+        this.streamUsed = true;
+        this.outbox.switchTo(this.stream);
+        return;
     }
+  }
+
+  /** The GET with this connection's key came: the stream is used once the client says so. */
+  private attached(sink: HttpStreamSink): void {
+    this.streamOffer = undefined;
+    if (this.closed) return sink.close();
+    this.stream = sink;
+    // Once in use, the stream is the connection's only way out: losing it ends the connection.
+    sink.onLost(() => {
+      if (this.streamUsed) this.outbox.close(1001, 'HTTP stream closed');
+      else this.stream = undefined;
+    });
   }
 
   /** A new token in-band: the grant is replaced; a refused one leaves the old grant as it was. */
@@ -203,26 +227,27 @@ export class Session implements PumpTarget<QueuedFrame> {
     );
   }
 
-  private hello(version: number, initialWindow: number, token: string): Promise<void> | void {
-    const refusal = helloRefusal(version, PROTOCOL_VERSION);
+  private hello({ protocolVersion, initialWindow, token, httpStream }: Hello): Promise<void> | void {
+    const refusal = helloRefusal(protocolVersion, PROTOCOL_VERSION);
     if (refusal) {
       this.refuse(refusal, 0);
       this.outbox.close(1002, 'unsupported protocol version');
       return;
     }
-    if (this.handshaken) return this.welcome(initialWindow);
-    return this.access.login(token).then(() => this.welcome(initialWindow), (e: unknown) => {
+    if (this.handshaken) return this.welcome(initialWindow, false);
+    return this.access.login(token).then(() => this.welcome(initialWindow, httpStream), (e: unknown) => {
       // No, a wrong or an expired token: say why, then close (1008: policy violation).
       this.sendError(ErrorCode.UNAUTHENTICATED, e instanceof AccessError ? e.message : 'the token is not valid', 0);
       this.outbox.close(1008, 'unauthenticated');
     });
   }
 
-  private welcome(initialWindow: number): void {
+  private welcome(initialWindow: number, httpStream: boolean): void {
     if (this.closed) return;
     if (!this.handshaken) this.ctx.scheduler.addClient(this.id, { window: initialWindow });
     this.handshaken = true;
-    this.outbox.control({ welcome: welcomeOf(this.ctx) });
+    if (httpStream && this.ctx.httpStreams) this.streamOffer = this.ctx.httpStreams.offer((sink) => this.attached(sink));
+    this.outbox.control({ welcome: welcomeOf(this.ctx, this.streamOffer?.key) });
   }
 
   /** Refused whole before anything is looked up; else the frames are found (loading series indexes) and queued. */

@@ -2,7 +2,7 @@
 // session per connection, and runs the one scheduler and pump all sessions share (weighted
 // round-robin between clients needs to see them all). Mount it on any HTTP server with
 // `handleUpgrade`, as `ws`'s `noServer` mode does.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { bearerToken, type AccessControl } from '../access.js';
@@ -10,6 +10,7 @@ import type { Catalogue } from '../index/catalogue.js';
 import type { Logger } from '../log.js';
 import { ChunkBuffers } from './chunk-buffers.js';
 import { ConnectionFront, type ConnectionLimits } from './connections.js';
+import { HttpStreams } from './http-stream.js';
 import { Pump } from './pump.js';
 import { Scheduler } from './scheduler.js';
 import { SessionAccess } from './session-access.js';
@@ -34,16 +35,24 @@ export interface StreamHandlerOptions {
   access: AccessControl;
   serverName: string;
   transferSyntaxes: string[];
+  /** Offer clients the HTTP stream (at `<base>/http-stream`, answered by handleRequest). */
+  httpStream: boolean;
+  /** The path the stream lives under: '' or the mount path. */
+  base: string;
   log: Logger;
   observe: StreamObserver;
 }
 
-/** Counters; maxBufferedBytes is the most unsent data any one connection held. */
-export interface StreamStats { connections: number; framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number; requestsCancelled: number }
+/**
+ * Counters; maxBufferedBytes is the most unsent data any one connection held; httpStreams, the
+ * connections whose server messages go over an HTTP stream now.
+ */
+export interface StreamStats { connections: number; framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number; requestsCancelled: number; readonly httpStreams: number }
 
 export class StreamHandler {
-  readonly stats: StreamStats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0, requestsCancelled: 0 };
+  readonly stats: StreamStats;
   private readonly sessions = new Map<number, Session>();
+  private readonly httpStreams: HttpStreams | undefined;
   private readonly scheduler: Scheduler<QueuedFrame>;
   private readonly pump: Pump<QueuedFrame>;
   private readonly front: ConnectionFront;
@@ -51,6 +60,10 @@ export class StreamHandler {
 
   constructor(private readonly options: StreamHandlerOptions) {
     const { limits, log } = options;
+    const httpStreams = this.httpStreams = options.httpStream
+      ? new HttpStreams({ base: options.base, originAllowed: (origin) => options.access.originAllowed(origin), keepAliveMs: options.connectionLimits.heartbeatMs, log })
+      : undefined;
+    this.stats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0, requestsCancelled: 0, get httpStreams() { return httpStreams?.count ?? 0; } };
     this.scheduler = new Scheduler<QueuedFrame>({ chunkBytes: limits.chunkBytes });
     this.pump = new Pump<QueuedFrame>(this.scheduler, this.sessions, options.readConcurrency);
     // Room for a chunk and its header; 16 kept for reuse (a few MB), more are allocated as needed.
@@ -59,7 +72,7 @@ export class StreamHandler {
       catalogue: options.catalogue, scheduler: this.scheduler, kick: () => this.pump.kick(), readChunk: options.readChunk,
       cachedFrame: options.cachedFrame,
       readahead: options.readahead, limits, serverName: options.serverName, transferSyntaxes: options.transferSyntaxes,
-      stats: this.stats, buffers, queuedFramesInAll: () => this.scheduler.queuedFramesInAll(),
+      stats: this.stats, buffers, queuedFramesInAll: () => this.scheduler.queuedFramesInAll(), httpStreams,
       observe: { error: (code: number) => options.observe.error(code), frameSent: (s: number) => options.observe.frameSent(s) },
     };
     this.front = new ConnectionFront({
@@ -74,6 +87,11 @@ export class StreamHandler {
   /** Takes over an HTTP upgrade request: admits it as a dicomstream connection or refuses it. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.front.handleUpgrade(request, socket, head);
+  }
+
+  /** Answers a GET of a connection's HTTP stream and returns true; false for any other request. */
+  handleRequest(request: IncomingMessage, response: ServerResponse): boolean {
+    return this.httpStreams?.handleRequest(request, response) ?? false;
   }
 
   /** Frame requests still open over all connections. */
@@ -104,6 +122,7 @@ export class StreamHandler {
     while (this.openRequests > 0 && Date.now() < deadline) await this.requestsSettled(deadline);
     const cancelled = this.openRequests;
     await this.front.closeAll(1001, 'server shutting down');
+    this.httpStreams?.close();
     return cancelled;
   }
 

@@ -67,6 +67,22 @@ export function expectation(f: ManifestFile): Expectation {
   return { outcome: 'skipped', codes: ['NOT_DICOM', 'CORRUPT', 'NO_PIXEL_DATA', 'NOT_AN_IMAGE', 'TRUNCATED', 'UNSUPPORTED'] };
 }
 
+/**
+ * For every served SOP Instance UID, per frame (0-based), the sha256 any served copy of that
+ * instance may have (the same image can be stored in several files).
+ */
+export function servedFrameHashes(): Map<string, Set<string>[]> {
+  const byUid = new Map<string, Set<string>[]>();
+  for (const f of manifest.files) {
+    const e = expectation(f);
+    if (e.outcome !== 'served' || !f.sop_instance_uid) continue;
+    const list = byUid.get(f.sop_instance_uid) ?? [];
+    e.hashes.forEach((h, i) => { (list[i] ??= new Set()).add(h); });
+    byUid.set(f.sop_instance_uid, list);
+  }
+  return byUid;
+}
+
 /** Manifest numbers are written as in the file: a list for multi-valued, sometimes a string. */
 export function firstValue(v: number | string | number[] | null): number | undefined {
   if (v === null || v === undefined) return undefined;

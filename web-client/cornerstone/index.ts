@@ -10,5 +10,8 @@ export { cornerstoneImage, type CornerstoneCore, type DicomStreamCornerstone, ty
  * loader for `dicomstream:` imageIds and a metadata provider for them.
  */
 export function registerDicomStream(cornerstone: CornerstoneCore, options: DicomStreamCornerstoneOptions): Promise<DicomStreamCornerstone> {
-  return registerWith(cornerstone, options, { connect, decodeFrame });
+  return registerWith(cornerstone, options, {
+    connect,
+    decode: (bytes, instance, o) => (o.rescale ? decodeFrame(bytes, instance, { ...o, rescale: o.rescale }) : decodeFrame(bytes, instance, o)),
+  });
 }

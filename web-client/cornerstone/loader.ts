@@ -6,13 +6,13 @@
 import type * as Core from '@cornerstonejs/core';
 import type { DicomStreamClient } from '../client.js';
 import type { ConnectOptions } from '../client.js';
-import type { DecodedFrame, DecodeInstance } from '../decode/index.js';
+import type { DecodedFrame, DecodeInstance, Rescale, RescaledFrame } from '../decode/index.js';
 import type { ImageAttributes, StudySummary } from '../../shared/protocol.js';
 import { CodedError } from '../../shared/coded-error.js';
 import { ErrorCode, ProtocolError } from '../../shared/protocol.js';
 import { imageIdOf, parseImageId, SCHEME } from './image-id.js';
 import { frameInstance, metadataModule, rescaleOf, spacingOf, windowOf, type ImageRecord } from './metadata.js';
-import { prescaled } from './pixel-type.js';
+import { rescale } from '../decode/rescale.js';
 import { cornerstoneColour } from './colour.js';
 import { suvFactorsOf, type SuvFactors } from './suv.js';
 import { minMax } from '../decode/pixels.js';
@@ -45,9 +45,14 @@ const PRIORITY: Record<string, number> = { interaction: 30, thumbnail: 20, prefe
 
 export interface LoaderDependencies {
   connect: (url: string, options: ConnectOptions) => Promise<DicomStreamClient>;
-  /** `priority` orders decodes waiting for a worker (browsers); Node decodes in place. */
-  decodeFrame: (bytes: Uint8Array, instance: DecodeInstance, options?: { bitOffset?: number; priority?: number }) => Promise<DecodedFrame>;
+  /**
+   * Decodes a frame: in browsers in a worker, handed the bytes (`transfer`), `priority` ordering
+   * the decodes waiting for one, `rescale` applied there; Node decodes in place.
+   */
+  decode: (bytes: Uint8Array, instance: DecodeInstance, options: LoaderDecodeOptions) => Promise<DecodedFrame | RescaledFrame>;
 }
+
+export interface LoaderDecodeOptions { bitOffset?: number; priority?: number; transfer?: boolean; rescale?: Rescale }
 
 export async function registerWith(cornerstone: CornerstoneCore, options: DicomStreamCornerstoneOptions, deps: LoaderDependencies): Promise<DicomStreamCornerstone> {
   const { url, metadataPriority = 10000, ...connectOptions } = options;
@@ -119,7 +124,13 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
       const known = records.get(imageId);
       const instance = known?.instance ?? (frame.instance && frameInstance(frame.instance, id.frameNumber));
       if (!instance) throw new ProtocolError(ErrorCode.INTERNAL, `${imageId}: no attributes for the instance`);
-      const decoded = await deps.decodeFrame(frame.bytes, instance, { bitOffset: frame.bitOffset, priority: PRIORITY[requestType] ?? 0 });
+      // Grey frames come back prescaled from the decode worker: the page's main thread only wraps them.
+      const grey = isGrey(instance);
+      const { slope, intercept } = rescaleOf(instance);
+      const decoded = await deps.decode(frame.bytes, instance, {
+        bitOffset: frame.bitOffset, priority: PRIORITY[requestType] ?? 0, transfer: true,
+        ...(grey ? { rescale: { slope, intercept, ...(known?.suv ? { factor: known.suv.suvbw } : {}) } } : {}),
+      });
       return cornerstoneImage(cornerstone, imageId, instance, decoded, known?.suv);
     })();
     const cancel = (): void => {
@@ -164,15 +175,23 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
  * The frame as Cornerstone's DICOM image loader makes an IImage of it; `instance` with the frame's
  * own values (frameInstance); `suv`, a PT image's scalingModule: its values are then SUVbw.
  */
-export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, instance: ImageAttributes, decoded: DecodedFrame, suv?: SuvFactors): Core.Types.IImage {
+export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, instance: ImageAttributes, decoded: DecodedFrame | RescaledFrame, suv?: SuvFactors): Core.Types.IImage {
   const photometric = decoded.colourSpace ?? instance.photometricInterpretation;
   const color = (instance.samplesPerPixel || 1) > 1 || photometric === 'PALETTE COLOR';
   const { slope, intercept } = color ? { slope: 1, intercept: 0 } : rescaleOf(instance);
-  const rgb = color ? cornerstoneColour(decoded.pixels, photometric, instance) : undefined;
-  // 1-bit frames (segmentations, overlays) come decoded as packed bits: Cornerstone wants a byte a pixel.
-  const stored = instance.bitsAllocated === 1 ? unpackBits(decoded.pixels, instance.rows * instance.columns) : decoded.pixels;
   const suvbw = color ? undefined : suv?.suvbw;
-  const { pixels, min, max, scaled } = rgb ? { pixels: rgb, ...minMax(rgb), scaled: false } : prescaled(stored, slope, intercept, suvbw);
+  const factor = suvbw === undefined ? {} : { factor: suvbw };
+  let values;
+  if ('scaled' in decoded) values = decoded;
+  else if (color) {
+    const rgb = cornerstoneColour(decoded.pixels, photometric, instance);
+    values = { pixels: rgb, ...minMax(rgb), scaled: false };
+  } else {
+    // 1-bit frames (segmentations, overlays) come decoded as packed bits: Cornerstone wants a byte a pixel.
+    const stored = instance.bitsAllocated === 1 ? unpackBits(decoded.pixels, instance.rows * instance.columns) : decoded.pixels;
+    values = rescale(stored, { slope, intercept, ...factor });
+  }
+  const { pixels, min, max, scaled } = values;
   // Colour images get the loader's fixed 8-bit window.
   const window = color ? { center: 128, width: 256 } : windowOf(instance, min, max);
   const spacing = spacingOf(instance);
@@ -210,6 +229,11 @@ export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, 
     isPreScaled: scaled,
     voxelManager,
   } as Core.Types.IImage;
+}
+
+/** Frames the decoder can prescale: one sample a pixel, more than one bit, not a palette. */
+function isGrey(instance: ImageAttributes): boolean {
+  return (instance.samplesPerPixel || 1) === 1 && instance.bitsAllocated > 1 && instance.photometricInterpretation !== 'PALETTE COLOR';
 }
 
 /** Bits packed LSB first, as 0 and 1 a byte each. */

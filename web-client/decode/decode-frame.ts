@@ -5,10 +5,12 @@ import { frameLayout, frameSyntax, type DecodeInstance } from './frame-layout.js
 import { decodeNative } from './native.js';
 import type { PixelArray } from './pixels.js';
 import { defaultDecoders, type Decoders } from './decoders.js';
+import { rescale, type Rescale, type RescaledPixels } from './rescale.js';
 
 export { DecodeError, type DecodeErrorCode } from './errors.js';
 export type { DecodeInstance } from './frame-layout.js';
 export type { PixelArray } from './pixels.js';
+export type { Rescale, RescaledArray, RescaledPixels } from './rescale.js';
 
 export interface DecodedFrame {
   /**
@@ -29,10 +31,30 @@ export interface DecodeOptions {
   bitOffset?: number;
   /** The decoders of compressed frames to use (default: the module's own, which registerDecoder changes). */
   decoders?: Decoders;
+  /**
+   * Grey frames: apply the modality LUT (slope, intercept, then a factor) where the frame is
+   * decoded (in a worker, in browsers); the answer is then a RescaledFrame (rescale.ts).
+   */
+  rescale?: Rescale;
 }
 
-/** Decodes one frame's bytes as the server sent them. */
-export async function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions = {}): Promise<DecodedFrame> {
+/** A grey frame decoded with the `rescale` option: its values rescaled, and their range. */
+export interface RescaledFrame extends RescaledPixels {
+  colourSpace?: undefined;
+}
+
+/** Decodes one frame's bytes as the server sent them (with `rescale`: and applies the modality LUT). */
+export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions & { rescale: Rescale }): Promise<RescaledFrame>;
+export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options?: DecodeOptions): Promise<DecodedFrame>;
+export async function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions = {}): Promise<DecodedFrame | RescaledFrame> {
+  if (!options.rescale) return decodeStored(bytes, instance, options);
+  if ((instance.samplesPerPixel || 1) !== 1 || instance.bitsAllocated === 1 || instance.photometricInterpretation === 'PALETTE COLOR') {
+    throw new DecodeError('BAD_ATTRIBUTES', `rescale applies to grey frames, not ${instance.photometricInterpretation} with ${instance.bitsAllocated}-bit samples`);
+  }
+  return rescale((await decodeStored(bytes, instance, options)).pixels, options.rescale);
+}
+
+async function decodeStored(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions): Promise<DecodedFrame> {
   const syntax = frameSyntax(instance);
   const bitOffset = options.bitOffset ?? 0;
   // Not encapsulated covers the native syntaxes, deflated ones (sent inflated) and native data

@@ -4,7 +4,7 @@
 // order), so that an image the user looks at is not decoded after a whole prefetch.
 // A pool is closed with close(): its workers stop, and pending and later decodes reject with
 // POOL_TERMINATED, so a page that drops a viewer leaves no threads or promises behind.
-import type { DecodedFrame, DecodeInstance } from '../decode/decode-frame.js';
+import type { DecodedFrame, DecodeInstance, Rescale, RescaledFrame } from '../decode/decode-frame.js';
 import { DecodeError } from '../decode/errors.js';
 import { poolClosed, type FrameDecodePool } from '../decode-pool-api.js';
 import type { DecodeRequest, DecodeResponse, WorkerDecodeOptions } from './messages.js';
@@ -26,7 +26,7 @@ interface Queued extends Pending {
 }
 
 interface Pending {
-  resolve: (frame: DecodedFrame) => void;
+  resolve: (frame: DecodedFrame & RescaledFrame) => void;
   reject: (error: Error) => void;
 }
 
@@ -53,10 +53,14 @@ export class DecodePool implements FrameDecodePool {
     this.newWorker = worker instanceof URL ? () => new Worker(worker, { type: 'module' }) : worker;
   }
 
-  decode(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions = {}): Promise<DecodedFrame> {
+  /** Decodes a frame in a worker (with `rescale`: and applies the modality LUT there). */
+  decode(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions & { rescale: Rescale }): Promise<RescaledFrame>;
+  decode(bytes: Uint8Array, instance: DecodeInstance, options?: PoolDecodeOptions): Promise<DecodedFrame>;
+  decode(bytes: Uint8Array, instance: DecodeInstance, options: PoolDecodeOptions = {}): Promise<DecodedFrame | RescaledFrame> {
     if (this.closed) return Promise.reject(poolClosed());
     const id = this.nextId++;
-    const request: DecodeRequest = { id, bytes, instance: plainInstance(instance), options: options.bitOffset === undefined ? {} : { bitOffset: options.bitOffset } };
+    const { bitOffset, rescale } = options;
+    const request: DecodeRequest = { id, bytes, instance: plainInstance(instance), options: { ...(bitOffset === undefined ? {} : { bitOffset }), ...(rescale ? { rescale } : {}) } };
     const transfer = options.transfer === true ? [bytes.buffer as ArrayBuffer] : [];
     const priority = options.priority ?? 0;
     return new Promise((resolve, reject) => {
@@ -81,7 +85,7 @@ export class DecodePool implements FrameDecodePool {
   /** Starts the workers now, so the first decode does not wait for them to load. */
   warm(): void {
     if (this.closed) return;
-    while (this.workers.length < this.size) this.pick();
+    while (this.workers.length < this.size) this.spawn();
   }
 
   /** Workers running now (started on demand, up to `size`). */
@@ -107,15 +111,19 @@ export class DecodePool implements FrameDecodePool {
   private pick(): PooledWorker {
     const idle = this.workers.find((w) => w.busy === 0);
     if (idle) return idle;
-    if (this.workers.length < this.size) {
-      const worker = this.newWorker();
-      const pooled = { worker, busy: 0 };
-      worker.onmessage = (event: MessageEvent<DecodeResponse>) => this.answered(event.data);
-      worker.onerror = (event) => this.failed(pooled, event.message || 'decode worker failed to load');
-      this.workers.push(pooled);
-      return pooled;
-    }
+    // Another worker (a thread, a copy of the codec) only once those running have a full queue:
+    // quick decodes (native frames) keep to one, slow ones (JPEG-LS, JPEG 2000) spread over all.
+    if (this.workers.length < this.size && this.workers.every((w) => w.busy >= IN_FLIGHT_PER_WORKER)) return this.spawn();
     return this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+  }
+
+  private spawn(): PooledWorker {
+    const worker = this.newWorker();
+    const pooled = { worker, busy: 0 };
+    worker.onmessage = (event: MessageEvent<DecodeResponse>) => this.answered(event.data);
+    worker.onerror = (event) => this.failed(pooled, event.message || 'decode worker failed to load');
+    this.workers.push(pooled);
+    return pooled;
   }
 
   private answered(response: DecodeResponse): void {
@@ -124,7 +132,8 @@ export class DecodePool implements FrameDecodePool {
     this.pending.delete(response.id);
     p.worker.busy--;
     if (response.error) p.reject(new DecodeError(response.error.code, response.error.message));
-    else p.resolve(response.colourSpace ? { pixels: response.pixels!, colourSpace: response.colourSpace } : { pixels: response.pixels! });
+    else if (response.rescaled) p.resolve({ pixels: response.pixels as RescaledFrame['pixels'], ...response.rescaled } as DecodedFrame & RescaledFrame);
+    else p.resolve((response.colourSpace ? { pixels: response.pixels, colourSpace: response.colourSpace } : { pixels: response.pixels }) as DecodedFrame & RescaledFrame);
     this.dispatch();
   }
 
@@ -141,7 +150,7 @@ export class DecodePool implements FrameDecodePool {
 
 function defaultSize(): number {
   const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 2;
-  return Math.max(1, Math.min(4, cores - 1));
+  return Math.max(1, Math.min(4, cores));
 }
 
 /** Only the fields a decoder reads go to the worker (LUTs and per-frame attributes stay here). */

@@ -11,8 +11,12 @@ const scope = globalThis as unknown as WorkerScope;
 
 scope.onmessage = (event) => {
   const { id, bytes, instance, options } = event.data;
-  decodeFrame(bytes, instance, options).then(
-    ({ pixels, colourSpace }) => scope.postMessage(colourSpace ? { id, pixels, colourSpace } : { id, pixels }, [pixels.buffer as ArrayBuffer]),
+  const rescale = options?.rescale;
+  const answer: Promise<DecodeResponse> = rescale
+    ? decodeFrame(bytes, instance, { ...options, rescale }).then(({ pixels, min, max, scaled }) => ({ id, pixels, rescaled: { min, max, scaled } }))
+    : decodeFrame(bytes, instance, options).then(({ pixels, colourSpace }) => (colourSpace ? { id, pixels, colourSpace } : { id, pixels }));
+  answer.then(
+    (response) => scope.postMessage(response, [response.pixels!.buffer as ArrayBuffer]),
     (error: unknown) => {
       // Decoders throw DecodeError; anything else here is a codec module that failed to load.
       const code = error instanceof DecodeError ? error.code : 'WORKER_FAILED';

@@ -1,5 +1,5 @@
 // What the page and the decode workers say to each other.
-import type { DecodeError, DecodeInstance, DecodeOptions, PixelArray } from '../decode/decode-frame.js';
+import type { DecodeError, DecodeInstance, DecodeOptions, PixelArray, RescaledArray } from '../decode/decode-frame.js';
 
 /** The options that cross to a worker (a Decoders table holds functions: it stays on each side). */
 export type WorkerDecodeOptions = Omit<DecodeOptions, 'decoders'>;
@@ -12,5 +12,5 @@ export interface DecodeRequest {
 }
 
 export type DecodeResponse =
-  | { id: number; pixels: PixelArray; colourSpace?: string; error?: undefined }
+  | { id: number; pixels: PixelArray | RescaledArray; colourSpace?: string; rescaled?: { min: number; max: number; scaled: boolean }; error?: undefined }
   | { id: number; pixels?: undefined; error: { message: string; code: DecodeError['code'] } };
