@@ -1,9 +1,11 @@
-// Browser benchmark: the 200-slice CT (uncompressed and JPEG-LS) loaded into a Chromium page four
-// ways, alternating, each run in a fresh browser:
-//   cornerstone+dicomstream   Cornerstone3D with the dicomstream/cornerstone loader (WebSocket)
+// Browser benchmark: the 200-slice CT (uncompressed and JPEG-LS) loaded into a Chromium page
+// several ways, alternating, each run in a fresh browser:
+//   cornerstone+dicomstream   Cornerstone3D with the dicomstream/cornerstone loader
 //   cornerstone+wadors:orthanc  Cornerstone3D with its own wadors: loader from Orthanc's DICOMweb
 //   cornerstone+wadors:dicomstream  the same loader from dicomstream's DICOMweb
 //   dicomstream viewer        dicomstream's own client: the series loaded and decoded as the demo does
+//   cornerstone floor         Cornerstone3D with images made in memory: what it takes by itself
+//   bare websocket, dicomstream client (uncompressed): the bytes received, no more
 // For each: time to the first image (the stack's first, shown in a StackViewport for Cornerstone,
 // decoded for the viewer), to the whole series loaded, and the page's JS heap at the end; medians
 // of the runs, and the ratios the targets are stated in. Every run's pixels are hashed and must be
@@ -25,7 +27,7 @@ import { findOrthanc, inNamespaceForOrthanc, startOrthanc } from './orthanc.js';
 
 const PAGE = `import * as cornerstone from '@cornerstonejs/core';
 import { init as initDicomImageLoader, wadors } from '@cornerstonejs/dicom-image-loader';
-import { registerDicomStream } from 'dicomstream/cornerstone';
+import { cornerstoneImage, parseImageId, registerDicomStream } from 'dicomstream/cornerstone';
 import { connect, decodeFrame } from 'dicomstream/client';
 const params = new URLSearchParams(location.search);
 const hex = async (a) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', a))].map((b) => b.toString(16).padStart(2, '0')).join('');
@@ -74,6 +76,21 @@ const ways = {
       return id;
     });
     return cornerstoneStack(imageIds, started);
+  },
+  // What Cornerstone itself takes: the same imageIds and metadata (from dicomstream), but each image
+  // made in memory at once by the loader (pixels of zeros): no network, no decoding. No loader can
+  // show the first image or fill the cache faster than this.
+  async 'cornerstone floor'() {
+    await cornerstone.init();
+    const ds = await registerDicomStream(cornerstone, { url: params.get('ws') });
+    const imageIds = await ds.imageIdsForSeries(params.get('series'));
+    cornerstone.imageLoader.registerImageLoader('dicomstream', (imageId) => ({
+      promise: Promise.resolve().then(() => {
+        const instance = ds.client.instance(parseImageId(imageId).sopInstanceUid);
+        return cornerstoneImage(cornerstone, imageId, instance, { pixels: new Int16Array(instance.rows * instance.columns), min: 0, max: 0, scaled: true });
+      }),
+    }));
+    return cornerstoneStack(imageIds, performance.now());
   },
   // The raw limit: a bare browser WebSocket receiving the same frames from bench/bare-ws-server.mjs.
   async 'bare websocket'() {
@@ -230,6 +247,7 @@ async function main(): Promise<number> {
         { name: 'cornerstone+dicomstream', query: { way: 'cornerstone+dicomstream', ...common }, results: [] },
         { name: 'cornerstone+wadors:dicomstream', query: { way: 'cornerstone+wadors', web: `${proxy.origin}/${port}/dicomweb`, ...common }, results: [] },
         { name: 'dicomstream viewer', query: { way: 'dicomstream viewer', ...common }, results: [] },
+        { name: 'cornerstone floor', query: { way: 'cornerstone floor', ...common }, results: [] },
       ];
       const local = new Closer();
       local.add(() => ds.stop());
@@ -271,7 +289,7 @@ async function main(): Promise<number> {
         await local.closeAll();
       }
       if (ways.length === 0) continue;
-      const hashes = new Set(ways.flatMap((w) => w.results.map((r) => r.sha256)).filter((h) => h !== null));
+      const hashes = new Set(ways.filter((w) => w.name !== 'cornerstone floor').flatMap((w) => w.results.map((r) => r.sha256)).filter((h) => h !== null));
       if (hashes.size > 1) throw new BenchError(`${syntax}: Cornerstone held different pixels depending on the loader (${hashes.size} hashes)`);
       const med = (w: Way, k: 'firstMs' | 'allMs' | 'heapMiB') => median(w.results.map((r) => r[k]));
       lines.push(`\n${syntax} (${ways[0]!.results[0]!.images} slices, medians of ${runs} fresh browsers; the same pixels in Cornerstone whichever loader):`);
@@ -281,9 +299,11 @@ async function main(): Promise<number> {
       const ours = by.get('cornerstone+dicomstream');
       const viewer = by.get('dicomstream viewer');
       const orthancWay = by.get('cornerstone+wadors:orthanc');
+      const floor = by.get('cornerstone floor');
       if (orthancWay && ours) {
         lines.push(`- whole series: Orthanc wadors: / dicomstream loader = ${fmt(med(orthancWay, 'allMs') / med(ours, 'allMs'), 2)}× (target ≥ 4)`);
         lines.push(`- first image: dicomstream loader / Orthanc wadors: = ${fmt(med(ours, 'firstMs') / med(orthancWay, 'firstMs'), 2)} (target ≤ 0.33)`);
+        if (floor) lines.push(`- Cornerstone alone (images in memory) / Orthanc wadors: = ${fmt(med(floor, 'firstMs') / med(orthancWay, 'firstMs'), 2)} of the first image, ${fmt(med(floor, 'allMs') / med(orthancWay, 'allMs'), 2)} of the whole series: no loader does better`);
       }
       if (viewer && ours) lines.push(`- whole series: dicomstream loader / dicomstream viewer = ${fmt(med(ours, 'allMs') / med(viewer, 'allMs'), 2)} (target ≤ 1.25)`);
       const bareWay = by.get('bare websocket');

@@ -61,8 +61,8 @@ export type ImageAttributes = Omit<
   frames: FrameAttributes[];
   pet: PetAttributes | null;
 };
-export type SeriesManifest = Omit<Plain<dicomstream.v1.SeriesManifest>, 'instances'> & { instances: ImageAttributes[] };
-export type FrameChunkHeader = Omit<Plain<dicomstream.v1.FrameChunk>, 'instance'> & { instance: ImageAttributes | null };
+export type SeriesManifest = Omit<Plain<dicomstream.v1.SeriesManifest>, 'instances' | 'study'> & { instances: ImageAttributes[]; study: StudySummary | null };
+export type FrameChunkHeader = Omit<Plain<dicomstream.v1.FrameChunk>, 'instance' | 'padding'> & { instance: ImageAttributes | null };
 export type RequestComplete = Plain<dicomstream.v1.RequestComplete>;
 export type ErrorMessage = Plain<dicomstream.v1.Error>;
 export type SeriesUpdated = Plain<dicomstream.v1.SeriesUpdated>;
@@ -139,11 +139,31 @@ export function decodeClientMessage(bytes: Uint8Array): DecodedClientMessage {
 export function encodeServerMessage(
   message: ServerMessage, reserve = 0, alloc: (size: number) => Uint8Array = allocUnsafe,
 ): { buffer: Uint8Array; payloadOffset: number } {
-  const header = v1.ServerMessage.encodeDelimited(message).finish();
+  const header = message.frameChunk ? alignedHeader(message.frameChunk) : v1.ServerMessage.encodeDelimited(message).finish();
   if (reserve === 0) return { buffer: header, payloadOffset: header.length };
   const buffer = alloc(header.length + reserve);
   buffer.set(header, 0);
   return { buffer, payloadOffset: header.length };
+}
+
+/** Where a frame chunk's payload starts in its message: a multiple of this. */
+export const PAYLOAD_ALIGNMENT = 8;
+
+/**
+ * A FrameChunk's header padded (its `padding` field) to a multiple of PAYLOAD_ALIGNMENT bytes,
+ * so that the payload after it can be viewed as 16- or 32-bit samples where it lands.
+ */
+function alignedHeader(chunk: NonNullable<ServerMessage['frameChunk']>): Uint8Array {
+  const encode = (n: number) => v1.ServerMessage.encodeDelimited({ frameChunk: { ...chunk, padding: n ? new Uint8Array(n) : null } }).finish();
+  const plain = encode(0);
+  if (plain.length % PAYLOAD_ALIGNMENT === 0) return plain;
+  // One padding byte costs one byte, but the field itself (tag, length) costs two, and a length
+  // prefix can grow by a byte at 128 or 16384: measure with one byte, then step to the boundary.
+  const one = encode(1);
+  for (let n = 1 + ((PAYLOAD_ALIGNMENT - (one.length % PAYLOAD_ALIGNMENT)) % PAYLOAD_ALIGNMENT); ; n++) {
+    const padded = encode(n);
+    if (padded.length % PAYLOAD_ALIGNMENT === 0) return padded;
+  }
 }
 
 export type DecodedServerMessage =

@@ -17,6 +17,8 @@ async function allFrames(c: DicomStreamClient) {
     for (const s of study.series) {
       const series = await c.openSeries(s.seriesInstanceUid);
       assert.equal(series.instances.length, s.numberOfInstances);
+      // The manifest carries its study: a viewer needs no study list for the patient and dates.
+      assert.deepEqual(series.study, study);
       for (const instance of series.instances) {
         for (let n = 1; n <= instance.numberOfFrames; n++) {
           wanted.push({ sopInstanceUid: instance.sopInstanceUid, frameNumber: n, hashes: byUid.get(instance.sopInstanceUid)?.[n - 1] ?? new Set() });

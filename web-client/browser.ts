@@ -26,9 +26,12 @@ export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options
   return defaultPool().decode(bytes, instance, options);
 }
 
-/** Starts the decode workers ahead of the first frame (a page calls it while it connects). */
-export function prepareDecoders(): void {
-  defaultPool().warm();
+/**
+ * Starts the decode workers ahead of the first frame (a page calls it while it connects): `workers`
+ * of them (default: all), with the codecs of these transfer syntaxes loaded.
+ */
+export function prepareDecoders(transferSyntaxUids: string[] = [], workers?: number): void {
+  defaultPool().warm(transferSyntaxUids, workers);
 }
 
 /**

@@ -1,6 +1,7 @@
 // What a decode pool offers, in browsers (Web Workers, worker/decode-pool.ts) and in Node (decodes
 // in-process, here): the same calls, so code that makes and closes a pool runs in both.
 import { decodeFrame, DecodeError, type DecodedFrame, type DecodeInstance } from './decode/index.js';
+import { defaultDecoders } from './decode/decoders.js';
 
 /** What a closed pool's pending and later decodes reject with. */
 export const poolClosed = (): DecodeError => new DecodeError('POOL_TERMINATED', 'the decode pool was closed');
@@ -8,8 +9,11 @@ export const poolClosed = (): DecodeError => new DecodeError('POOL_TERMINATED', 
 export interface FrameDecodePool {
   /** `transfer: true` hands the frame's buffer to a worker (no copy; `bytes` is unusable afterwards). */
   decode(bytes: Uint8Array, instance: DecodeInstance, options?: { bitOffset?: number; transfer?: boolean }): Promise<DecodedFrame>;
-  /** Starts the workers now, so the first decode does not wait for them. */
-  warm(): void;
+  /**
+   * Starts `workers` workers now (default: all) with the codecs of these transfer syntaxes loaded,
+   * so the first decodes wait for neither.
+   */
+  warm(transferSyntaxUids?: string[], workers?: number): void;
   /** Stops the workers; pending decodes and any later one reject with POOL_TERMINATED. */
   close(): void;
   /** Workers running now. */
@@ -26,7 +30,10 @@ export class InProcessDecodePool implements FrameDecodePool {
     return decodeFrame(bytes, instance, options.bitOffset === undefined ? {} : { bitOffset: options.bitOffset });
   }
 
-  warm(): void {}
+  warm(transferSyntaxUids: string[] = []): void {
+    // No workers here; the codecs load in-process (a failure shows at the first frame that needs it).
+    for (const uid of transferSyntaxUids) defaultDecoders.load(uid)?.catch(() => undefined);
+  }
 
   close(): void {
     this.closed = true;

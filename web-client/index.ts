@@ -11,16 +11,23 @@ export {
 } from '../shared/protocol.js';
 export { transferSyntax, type TransferSyntax } from '../shared/transfer-syntax.js';
 export {
-  decodeFrame, DecodeError, Decoders, registerDecoder, hasDecoder,
+  decodeFrame, DecodeError, Decoders, registerDecoder, hasDecoder, rescale, arrayTypeFor,
   type DecodedFrame, type DecodeOptions, type DecodeInstance, type PixelArray, type FrameDecoder, type DecoderLoader, type CodecOutput,
+  type Rescale, type RescaledArray, type RescaledFrame, type RescaledPixels,
 } from './decode/index.js';
 export { renderRgba, initialWindow, isGrey, type RenderOptions, type RenderInstance, type Pixels } from './render/render-rgba.js';
 export { greyFunction, windowFunction, modalityTransform, type Window, type GreyOptions } from './render/grey-lut.js';
 export { FrameCanvas } from './render/frame-canvas.js';
 export { SeriesLoader, outwardOrder, type StackFrame, type SeriesLoaderOptions } from './series-loader.js';
 
-/** Starts decoders ahead of the first frame. In Node they run in-process: nothing to start. */
-export function prepareDecoders(): void {}
+/**
+ * Loads the codecs of these transfer syntaxes ahead of the first frame. In Node decoders run
+ * in-process: there are no workers to start.
+ */
+export function prepareDecoders(transferSyntaxUids: string[] = [], workers?: number): void {
+  void workers;
+  new InProcessDecodePool().warm(transferSyntaxUids);
+}
 
 /** Stops the decode workers (browsers). In Node decoders run in-process: nothing to stop. */
 export function closeDecoders(): void {}

@@ -270,6 +270,7 @@ export class Catalogue {
         studyInstanceUid: entry.studyInstanceUid, seriesInstanceUid, modality: entry.summary.modality,
         seriesDescription: entry.summary.seriesDescription, seriesNumber: entry.summary.seriesNumber,
         instances: files.map((f) => f.image), numberOfFrames: files.reduce((n, f) => n + f.frames.length, 0),
+        study: this.studyEntry(entry.studyInstanceUid)?.summary ?? null,
       },
       files: new Map(files.map((f) => [f.image.sopInstanceUid, f])),
       positions: new Map(files.map((f, i) => [f.image.sopInstanceUid, i])),

@@ -77,8 +77,12 @@ export function welcomeOf(ctx: SessionContext, httpStreamKey = ''): Welcome {
   };
 }
 
-/** A chunk's message, and what to call once the socket has written it (or it is dropped). */
-export interface ChunkMessage { message: Uint8Array; done: () => void }
+/**
+ * A chunk's message; `done` once the socket has written it (or it is dropped); `unreserve` once it
+ * is handed to the outbox (or dropped): until then its bytes count against the connection's bound
+ * as reserved, so that no other chunk slips in between the read and the send.
+ */
+export interface ChunkMessage { message: Uint8Array; done: () => void; unreserve: () => void }
 
 /**
  * One chunk of a frame as a FrameChunk message (the instance's attributes with it when
@@ -99,30 +103,32 @@ export async function readFrameChunk(chunk: Chunk<QueuedFrame>, describe: boolea
     const { buffer: head } = encodeServerMessage(header);
     // Counted from now (synchronously after the scheduler chose it), so concurrent reads for this
     // client cannot overshoot the bound together.
-    const release = outbox.reserve(head.length + chunk.length);
+    const unreserve = outbox.reserve(head.length + chunk.length);
+    let cached: Uint8Array | undefined;
     try {
-      const cached = await ctx.cachedFrame(frame, next);
-      if (cached) {
-        const viewed = withHeader(cached, head);
-        if (viewed) return { message: viewed.message, done: viewed.release };
-        const buffer = ctx.buffers.take(head.length + chunk.length);
-        buffer.set(head, 0);
-        buffer.set(cached, head.length);
-        return { message: buffer, done: () => ctx.buffers.give(buffer) };
-      }
-    } finally {
-      release();
+      cached = await ctx.cachedFrame(frame, next);
+    } catch (e) {
+      unreserve();
+      throw e;
     }
+    if (cached) {
+      const viewed = withHeader(cached, head);
+      if (viewed) return { message: viewed.message, done: viewed.release, unreserve };
+      const buffer = ctx.buffers.take(head.length + chunk.length);
+      buffer.set(head, 0);
+      buffer.set(cached, head.length);
+      return { message: buffer, done: () => ctx.buffers.give(buffer), unreserve };
+    }
+    unreserve();
   }
   const { buffer, payloadOffset } = encodeServerMessage(header, chunk.length, (n) => ctx.buffers.take(n));
-  const release = outbox.reserve(buffer.length);
+  const unreserve = outbox.reserve(buffer.length);
   try {
     await ctx.readChunk(frame, chunk.offset, chunk.length, buffer, payloadOffset, next);
-    return { message: buffer, done: () => ctx.buffers.give(buffer) };
+    return { message: buffer, done: () => ctx.buffers.give(buffer), unreserve };
   } catch (e) {
+    unreserve();
     ctx.buffers.give(buffer);
     throw e;
-  } finally {
-    release();
   }
 }

@@ -127,13 +127,16 @@ export class Session implements PumpTarget<QueuedFrame> {
   async sendChunk(chunk: Chunk<QueuedFrame>, stillWanted: () => boolean): Promise<boolean> {
     const { sopInstanceUid } = chunk.item.frame;
     const describe = chunk.offset === 0 && !this.described.has(sopInstanceUid);
-    const { message, done } = await readFrameChunk(chunk, describe, this.id, this.ctx, this.outbox);
+    const { message, done, unreserve } = await readFrameChunk(chunk, describe, this.id, this.ctx, this.outbox);
     // Cancelled or closed while reading: the chunk is dropped.
     if (this.closed || !stillWanted()) {
+      unreserve();
       done();
       return false;
     }
+    // Buffered before it stops being reserved: no moment when another chunk sees room it does not have.
     this.outbox.send(message, done);
+    unreserve();
     if (describe) this.described.add(sopInstanceUid);
     this.ctx.stats.bytesSent += chunk.length;
     return true;

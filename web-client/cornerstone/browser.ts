@@ -1,5 +1,5 @@
 // dicomstream/cornerstone in browsers: the loader with dicomstream's decode workers.
-import { connect, decodeFrame } from '../browser.js';
+import { connect, decodeFrame, prepareDecoders } from '../browser.js';
 import { registerWith, type CornerstoneCore, type DicomStreamCornerstone, type DicomStreamCornerstoneOptions } from './loader.js';
 
 export { imageIdOf, parseImageId, SCHEME, type FrameId } from './image-id.js';
@@ -13,5 +13,6 @@ export function registerDicomStream(cornerstone: CornerstoneCore, options: Dicom
   return registerWith(cornerstone, options, {
     connect,
     decode: (bytes, instance, o) => (o.rescale ? decodeFrame(bytes, instance, { ...o, rescale: o.rescale }) : decodeFrame(bytes, instance, o)),
+    prepare: prepareDecoders,
   });
 }

@@ -50,12 +50,16 @@ export interface LoaderDependencies {
    * the decodes waiting for one, `rescale` applied there; Node decodes in place.
    */
   decode: (bytes: Uint8Array, instance: DecodeInstance, options: LoaderDecodeOptions) => Promise<DecodedFrame | RescaledFrame>;
+  /** Starts decoding's workers (`workers` of them) with these syntaxes' codecs, ahead of the first frame. */
+  prepare: (transferSyntaxUids: string[], workers: number) => void;
 }
 
-export interface LoaderDecodeOptions { bitOffset?: number; priority?: number; transfer?: boolean; rescale?: Rescale }
+export interface LoaderDecodeOptions { bitOffset?: number; priority?: number; transfer?: boolean; rescale?: Rescale; consume?: boolean }
 
 export async function registerWith(cornerstone: CornerstoneCore, options: DicomStreamCornerstoneOptions, deps: LoaderDependencies): Promise<DicomStreamCornerstone> {
   const { url, metadataPriority = 10000, ...connectOptions } = options;
+  // A decode worker starts while the connection opens: the first image does not wait for it.
+  deps.prepare([], 1);
   const client = await deps.connect(url, connectOptions);
   const records = new Map<string, ImageRecord>();
   const studies = new Map<string, StudySummary>();
@@ -128,7 +132,7 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
       const grey = isGrey(instance);
       const { slope, intercept } = rescaleOf(instance);
       const decoded = await deps.decode(frame.bytes, instance, {
-        bitOffset: frame.bitOffset, priority: PRIORITY[requestType] ?? 0, transfer: true,
+        bitOffset: frame.bitOffset, priority: PRIORITY[requestType] ?? 0, transfer: true, consume: true,
         ...(grey ? { rescale: { slope, intercept, ...(known?.suv ? { factor: known.suv.suvbw } : {}) } } : {}),
       });
       return cornerstoneImage(cornerstone, imageId, instance, decoded, known?.suv);
@@ -147,8 +151,12 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
     loadImage,
     async imageIdsForSeries(seriesInstanceUid) {
       const series = await client.openSeries(seriesInstanceUid);
-      if (!studies.has(series.studyInstanceUid)) for (const s of await client.listStudies()) studies.set(s.studyInstanceUid, s);
+      if (series.study) studies.set(series.studyInstanceUid, series.study);
+      // A server before the manifest carried its study: list them.
+      else if (!studies.has(series.studyInstanceUid)) for (const s of await client.listStudies()) studies.set(s.studyInstanceUid, s);
       const study = studies.get(series.studyInstanceUid);
+      // The series' codecs load while the app sets its viewport up.
+      deps.prepare([...new Set(series.instances.map((i) => i.transferSyntaxUid))], 1);
       const suv = await suvFactorsOf(series.modality, series.instances);
       const ids: string[] = [];
       for (const instance of series.instances) {

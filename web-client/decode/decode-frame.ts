@@ -36,6 +36,11 @@ export interface DecodeOptions {
    * decoded (in a worker, in browsers); the answer is then a RescaledFrame (rescale.ts).
    */
   rescale?: Rescale;
+  /**
+   * The bytes are the decoder's to overwrite (a decode worker's own copy, or a frame nobody reads
+   * again): a native frame's pixels can then be normalised and rescaled where they lie.
+   */
+  consume?: boolean;
 }
 
 /** A grey frame decoded with the `rescale` option: its values rescaled, and their range. */
@@ -51,7 +56,9 @@ export async function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, o
   if ((instance.samplesPerPixel || 1) !== 1 || instance.bitsAllocated === 1 || instance.photometricInterpretation === 'PALETTE COLOR') {
     throw new DecodeError('BAD_ATTRIBUTES', `rescale applies to grey frames, not ${instance.photometricInterpretation} with ${instance.bitsAllocated}-bit samples`);
   }
-  return rescale((await decodeStored(bytes, instance, options)).pixels, options.rescale);
+  const { pixels } = await decodeStored(bytes, instance, options);
+  // Pixels in memory of their own (a codec's output, a copy) or in bytes that may be overwritten.
+  return rescale(pixels, options.rescale, options.consume === true || pixels.buffer !== bytes.buffer);
 }
 
 async function decodeStored(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions): Promise<DecodedFrame> {
@@ -60,7 +67,7 @@ async function decodeStored(bytes: Uint8Array, instance: DecodeInstance, options
   // Not encapsulated covers the native syntaxes, deflated ones (sent inflated) and native data
   // found in a nominally compressed syntax (the server flags it encapsulated: false).
   if (syntax.encapsulated === false) {
-    return { pixels: decodeNative(bytes, frameLayout(instance, syntax), bitOffset) };
+    return { pixels: decodeNative(bytes, frameLayout(instance, syntax), bitOffset, options.consume === true) };
   }
   const loading = syntax.encapsulated ? (options.decoders ?? defaultDecoders).load(syntax.uid) : undefined;
   if (!loading) {

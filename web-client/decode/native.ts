@@ -7,7 +7,8 @@
 // impossible because the frame does not start on a multiple of the sample size in its buffer
 // (e.g. a frame that is a view into a WebSocket message after an odd-length header). The
 // returned array may therefore share memory with `bytes`: it must not be modified by a caller
-// that still needs the received bytes.
+// that still needs the received bytes. A caller that does not (`consume`) lets the swap and the
+// clearing of unused bits happen in `bytes` itself.
 import { swapBytesInPlace } from './byte-order.js';
 import { DecodeError } from './errors.js';
 import type { FrameLayout } from './frame-layout.js';
@@ -15,7 +16,8 @@ import { framePackedBits } from './packed-bits.js';
 import { interleavePlanes } from './planar.js';
 import { normaliseBits, pixelView, type PixelArray } from './pixels.js';
 
-export function decodeNative(bytes: Uint8Array, layout: FrameLayout, bitOffset = 0): PixelArray {
+/** `consume`: `bytes` may be overwritten (swapped, unused bits cleared) instead of copied first. */
+export function decodeNative(bytes: Uint8Array, layout: FrameLayout, bitOffset = 0, consume = false): PixelArray {
   const pixelCount = layout.rows * layout.columns;
   if (layout.bitsAllocated === 1) return framePackedBits(bytes, pixelCount * layout.samplesPerPixel, bitOffset);
   if (bitOffset !== 0) throw new DecodeError('BAD_ATTRIBUTES', `bit offset ${bitOffset} given for a frame of Bits Allocated ${layout.bitsAllocated}`);
@@ -28,7 +30,7 @@ export function decodeNative(bytes: Uint8Array, layout: FrameLayout, bitOffset =
 
   // Extra bytes (a pad byte to even length) are not pixels.
   let data = bytes.subarray(0, needed);
-  let owned = false;
+  let owned = consume;
   if (layout.planar) {
     data = interleavePlanes(data, pixelCount, samplesPerPixel, sampleBytes);
     owned = true;

@@ -11,7 +11,11 @@ export interface Rescale {
 }
 
 export type RescaledArray = Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Float32Array;
-type RescaledConstructor = new (length: number) => RescaledArray;
+interface RescaledConstructor {
+  new (length: number): RescaledArray;
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): RescaledArray;
+  readonly BYTES_PER_ELEMENT: number;
+}
 
 /** A frame's values with its Rescale applied, and their range. */
 export interface RescaledPixels {
@@ -39,24 +43,23 @@ export function arrayTypeFor(min: number, max: number): RescaledConstructor {
 
 /**
  * Stored values scaled by slope and intercept (when they change anything), then by `factor` when
- * given (in Cornerstone's order of operations, so that float32 rounding is the same).
+ * given (in Cornerstone's order of operations, so that float32 rounding is the same). `inPlace`:
+ * `stored` is the caller's to overwrite, and the results go into its memory when their type has
+ * the same size (a CT's Uint16 or Int16 into Int16): no second frame-sized buffer.
  */
-export function rescale(stored: PixelArray, { slope, intercept, factor }: Rescale): RescaledPixels {
+export function rescale(stored: PixelArray, { slope, intercept, factor }: Rescale, inPlace = false): RescaledPixels {
   const raw = minMax(stored);
-  if (factor !== undefined && Number.isFinite(factor)) {
-    const ends = [factor * (raw.min * slope + intercept), factor * (raw.max * slope + intercept)];
-    const out = new (arrayTypeFor(Math.min(...ends), Math.max(...ends)))(stored.length);
-    for (let i = 0; i < stored.length; i++) out[i] = factor * (stored[i]! * slope + intercept);
-    return { pixels: out, min: Math.min(...ends), max: Math.max(...ends), scaled: true };
-  }
-  const scaled = slope !== 1 || intercept !== 0;
-  const ends = [raw.min * slope + intercept, raw.max * slope + intercept];
+  const suv = factor !== undefined && Number.isFinite(factor);
+  const scaled = suv || slope !== 1 || intercept !== 0;
+  const ends = suv ? [factor * (raw.min * slope + intercept), factor * (raw.max * slope + intercept)] : [raw.min * slope + intercept, raw.max * slope + intercept];
   const min = scaled ? Math.min(...ends) : raw.min;
   const max = scaled ? Math.max(...ends) : raw.max;
   const Type = arrayTypeFor(min, max);
   if (!scaled && stored instanceof Type) return { pixels: stored as RescaledArray, min, max, scaled };
-  const out = new Type(stored.length);
-  if (scaled) for (let i = 0; i < stored.length; i++) out[i] = stored[i]! * slope + intercept;
+  // Each element is read before the same element is written: the two views may share memory.
+  const out = inPlace && Type.BYTES_PER_ELEMENT === stored.BYTES_PER_ELEMENT ? new Type(stored.buffer, stored.byteOffset, stored.length) : new Type(stored.length);
+  if (suv) for (let i = 0; i < stored.length; i++) out[i] = factor * (stored[i]! * slope + intercept);
+  else if (scaled) for (let i = 0; i < stored.length; i++) out[i] = stored[i]! * slope + intercept;
   else out.set(stored);
   return { pixels: out, min, max, scaled };
 }

@@ -42,6 +42,8 @@ export class DecodePool implements FrameDecodePool {
   private readonly queue: Queued[] = [];
   private nextId = 1;
   private closed = false;
+  /** Transfer syntaxes whose codecs every worker loads as it starts. */
+  private readonly prepared = new Set<string>();
 
   private readonly newWorker: () => Worker;
 
@@ -82,10 +84,16 @@ export class DecodePool implements FrameDecodePool {
     }
   }
 
-  /** Starts the workers now, so the first decode does not wait for them to load. */
-  warm(): void {
+  /**
+   * Starts `workers` workers now (default: all) and loads the codecs of these transfer syntaxes in
+   * every worker, now and as more start: the first frames wait for neither.
+   */
+  warm(transferSyntaxUids: string[] = [], workers = this.size): void {
     if (this.closed) return;
-    while (this.workers.length < this.size) this.spawn();
+    const fresh = transferSyntaxUids.filter((uid) => !this.prepared.has(uid));
+    for (const uid of fresh) this.prepared.add(uid);
+    if (fresh.length) for (const w of this.workers) w.worker.postMessage({ prepare: fresh });
+    while (this.workers.length < Math.min(workers, this.size)) this.spawn();
   }
 
   /** Workers running now (started on demand, up to `size`). */
@@ -122,6 +130,7 @@ export class DecodePool implements FrameDecodePool {
     const pooled = { worker, busy: 0 };
     worker.onmessage = (event: MessageEvent<DecodeResponse>) => this.answered(event.data);
     worker.onerror = (event) => this.failed(pooled, event.message || 'decode worker failed to load');
+    if (this.prepared.size) worker.postMessage({ prepare: [...this.prepared] });
     this.workers.push(pooled);
     return pooled;
   }

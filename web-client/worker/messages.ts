@@ -4,6 +4,11 @@ import type { DecodeError, DecodeInstance, DecodeOptions, PixelArray, RescaledAr
 /** The options that cross to a worker (a Decoders table holds functions: it stays on each side). */
 export type WorkerDecodeOptions = Omit<DecodeOptions, 'decoders'>;
 
+/** Load these transfer syntaxes' codecs now (no answer): the first frames then do not wait for them. */
+export interface PrepareRequest {
+  prepare: string[];
+}
+
 export interface DecodeRequest {
   id: number;
   bytes: Uint8Array;
