@@ -127,7 +127,7 @@ describe('HTTP stream', () => {
       const plain = await new RawClient(server.url).open();
       try {
         assert.match(key, /^[0-9a-f]{32}$/);
-        const other = await getStream(httpStreamUrl(server.url, key.replace(/^./, key[0] === '0' ? '1' : '0')));
+        const other = await getStream(httpStreamUrl(server.url, 'not-a-key'));
         assert.equal(other.statusCode, 404, 'a wrong key');
         other.resume();
         // UseHttpStream before any stream is attached is refused; the connection goes on.
@@ -157,6 +157,51 @@ describe('HTTP stream', () => {
         raw.close();
         plain.close();
       }
+    });
+  });
+
+  it('takes a key of the client\'s own, its GET sent before the Hello is through; refuses a key already in use', async () => {
+    await withServer({}, async (server) => {
+      const key = 'a1'.repeat(16);
+      // The GET first: it waits for the connection that names its key.
+      const early = getStream(httpStreamUrl(server.url, key));
+      await new Promise((r) => setTimeout(r, 50));
+      const raw = await new RawClient(server.url).open(false);
+      const thief = await new RawClient(server.url).open(false);
+      const bad = await new RawClient(server.url).open(false);
+      try {
+        raw.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName: 'raw', httpStream: true, httpStreamKey: key } });
+        const welcome = await raw.next();
+        assert.ok(welcome.kind === 'welcome' && welcome.welcome.httpStreamKey === key, 'the client\'s key is offered');
+        const response = await early;
+        assert.equal(response.statusCode, 200);
+        const messages = messagesOf(response);
+        assert.equal((await messages.next()).kind, 'httpStreamOpened');
+        raw.send({ useHttpStream: {} });
+        raw.send({ listStudies: { requestId: 3 } });
+        assert.equal((await messages.next()).kind, 'studyList');
+        // Another connection naming the same key (or a key that is not 32 hex digits) is offered none.
+        thief.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName: 'thief', httpStream: true, httpStreamKey: key } });
+        const refused = await thief.next();
+        assert.ok(refused.kind === 'welcome' && refused.welcome.httpStreamKey === '');
+        bad.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName: 'bad', httpStream: true, httpStreamKey: 'x'.repeat(32) } });
+        const none = await bad.next();
+        assert.ok(none.kind === 'welcome' && none.welcome.httpStreamKey === '');
+        const again = await getStream(httpStreamUrl(server.url, key));
+        assert.equal(again.statusCode, 404, 'a key in use is not attached twice');
+        again.resume();
+        response.destroy();
+      } finally {
+        raw.close();
+        thief.close();
+        bad.close();
+      }
+      // A GET whose Hello never comes gets its 404 after a wait (5 s).
+      const t0 = Date.now();
+      const orphan = await getStream(httpStreamUrl(server.url, 'b2'.repeat(16)));
+      assert.equal(orphan.statusCode, 404);
+      assert.ok(Date.now() - t0 >= 4900, 'it waited for its Hello');
+      orphan.resume();
     });
   });
 

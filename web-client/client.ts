@@ -10,7 +10,7 @@ export type { GroupSettings };
 import { CodedError } from '../shared/coded-error.js';
 import { FrameAssembler } from './frame-assembler.js';
 import { FrameStream, type Frame, type FrameCallback, type RequestSummary } from './frame-stream.js';
-import { MessageReader, httpStreamUrl } from './http-stream.js';
+import { MessageReader, httpStreamKey, httpStreamUrl, openHttpStream } from './http-stream.js';
 import { messageBytes, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 
 export interface ConnectOptions {
@@ -78,9 +78,28 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   const window = options.window ?? 32 * 1024 * 1024;
   const timeoutMs = options.timeoutMs ?? 10_000;
   const httpStream = (options.httpStream ?? browserSocket) && typeof fetch === 'function';
-  await client.handshake(options.clientName ?? 'dicomstream-client', timeoutMs, window, options.backlog ?? window, options.token ?? '', httpStream);
-  const key = client.server.httpStreamKey;
-  if (httpStream && key) await client.openHttpStream(httpStreamUrl(url, key), Math.min(timeoutMs, 5000));
+  // The HTTP stream's GET goes out at once, beside the handshake, with a key of the client's own:
+  // the server holds it until the Hello naming that key is through.
+  const key = httpStream ? httpStreamKey() : '';
+  const abort = new AbortController();
+  const streamTimeout = Math.min(timeoutMs, 5000);
+  const opening = httpStream ? openHttpStream(httpStreamUrl(url, key), abort, streamTimeout) : undefined;
+  try {
+    await client.handshake(options.clientName ?? 'dicomstream-client', timeoutMs, window, options.backlog ?? window, options.token ?? '', httpStream, key);
+  } catch (e) {
+    abort.abort();
+    throw e;
+  }
+  const offered = client.server.httpStreamKey;
+  if (opening && offered === key) await client.useHttpStream(await opening, abort);
+  else if (opening) {
+    abort.abort();
+    // A server that chose a key of its own.
+    if (offered) {
+      const again = new AbortController();
+      await client.useHttpStream(await openHttpStream(httpStreamUrl(url, offered), again, streamTimeout), again);
+    }
+  }
   return client;
 }
 
@@ -126,7 +145,7 @@ export class DicomStreamClient {
   }
 
   /** @internal */
-  async handshake(clientName: string, timeoutMs: number, window: number, maxBacklog: number, token: string, httpStream = false): Promise<void> {
+  async handshake(clientName: string, timeoutMs: number, window: number, maxBacklog: number, token: string, httpStream = false, httpStreamKey = ''): Promise<void> {
     this.window = window;
     this.maxBacklog = maxBacklog;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -136,7 +155,7 @@ export class DicomStreamClient {
     try {
       await Promise.race([this.opened, timeout]);
       const welcome = new Promise<DecodedServerMessage>((resolve, reject) => { this.welcome = { resolve, reject }; });
-      this.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName, initialWindow: window, token, httpStream } });
+      this.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName, initialWindow: window, token, httpStream, httpStreamKey } });
       const answer = await Promise.race([welcome, timeout]);
       if (answer.kind !== 'welcome') throw new ConnectionError('CONNECT_FAILED', 'unexpected handshake answer');
       this.server = answer.welcome;
@@ -149,29 +168,21 @@ export class DicomStreamClient {
   }
 
   /**
-   * @internal Opens the HTTP stream at `url` and, once its first message says it is attached,
-   * tells the server to use it. Any failure leaves everything on the WebSocket (httpStreamError says why).
+   * @internal Once its HTTP stream is open (`opened`: its reader, or why not), tells the server to
+   * use it. Otherwise everything stays on the WebSocket, and httpStreamError says why.
    */
-  async openHttpStream(url: string, timeoutMs: number): Promise<void> {
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), timeoutMs);
-    try {
-      const response = await fetch(url, { signal: abort.signal, cache: 'no-store' });
-      if (!response.ok || !response.body) throw new CodedError('HTTP_STREAM_UNAVAILABLE', `HTTP ${response.status}`);
-      // Frame chunks are at most max_chunk_bytes; other messages (a series manifest) can be larger.
-      const reader = new MessageReader(response.body, Math.max(256 * 1024 * 1024, 2 * this.server.limits.maxChunkBytes));
-      const first = await reader.next();
-      if (!first || decodeServerMessage(first).kind !== 'httpStreamOpened') throw new CodedError('HTTP_STREAM_UNAVAILABLE', 'not a dicomstream HTTP stream');
-      if (this.closedWith) throw this.closedWith;
-      this.send({ useHttpStream: {} });
-      this.httpStream = { reader, abort };
-      void this.readHttpStream(reader);
-    } catch (e) {
-      abort.abort();
-      this.httpStreamError = new CodedError('HTTP_STREAM_UNAVAILABLE', `HTTP stream not used: ${(e as Error).message}`);
-    } finally {
-      clearTimeout(timer);
+  async useHttpStream(opened: MessageReader | CodedError<'HTTP_STREAM_UNAVAILABLE'>, abort: AbortController): Promise<void> {
+    if (opened instanceof CodedError) {
+      this.httpStreamError = opened;
+      return;
     }
+    if (this.closedWith) {
+      abort.abort();
+      return;
+    }
+    this.send({ useHttpStream: {} });
+    this.httpStream = { reader: opened, abort };
+    void this.readHttpStream(opened);
   }
 
   /** Every message of the HTTP stream, as if from the WebSocket; its end ends the connection. */

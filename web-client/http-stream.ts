@@ -3,6 +3,36 @@
 // times slower. Each message comes behind its length (4 bytes, little-endian); a zero length is a
 // keep-alive. The WebSocket still carries what the client sends.
 import { CodedError } from '../shared/coded-error.js';
+import { decodeServerMessage } from '../shared/protocol.js';
+
+/** Larger than any message (frame chunks are at most the server's chunk size). */
+const MAX_MESSAGE_BYTES = 1024 * 1024 * 1024;
+
+/** A key of the client's own for its HTTP stream: 128 random bits, hex. */
+export function httpStreamKey(): string {
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * GETs an HTTP stream and reads its first message: the reader of the rest, or why there is none.
+ * `abort` cancels the GET (and later the stream); `timeoutMs` bounds the wait for the first message.
+ */
+export async function openHttpStream(url: string, abort: AbortController, timeoutMs: number): Promise<MessageReader | CodedError<'HTTP_STREAM_UNAVAILABLE'>> {
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  try {
+    const response = await fetch(url, { signal: abort.signal, cache: 'no-store' });
+    if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+    const reader = new MessageReader(response.body, MAX_MESSAGE_BYTES);
+    const first = await reader.next();
+    if (!first || decodeServerMessage(first).kind !== 'httpStreamOpened') throw new Error('not a dicomstream HTTP stream');
+    return reader;
+  } catch (e) {
+    abort.abort();
+    return new CodedError('HTTP_STREAM_UNAVAILABLE', `HTTP stream not used: ${(e as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Longer than any message: not a dicomstream stream (an HTML page, say). */
 const tooLong = (length: number) => new CodedError('PROTOCOL_VIOLATION', `a message of ${length} bytes: not a dicomstream HTTP stream`);

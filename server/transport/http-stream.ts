@@ -28,8 +28,21 @@ export interface HttpStreamOffer {
   withdraw(): void;
 }
 
+/** A client's own key: 128 bits of its randomness, in hex. */
+const KEY = /^[0-9a-f]{32}$/;
+/** A GET may come before its connection's Hello is through (the client sends both at once): it waits this long. */
+const WAIT_MS = 5000;
+/** GETs waiting for their Hello, at most (each holds a socket). */
+const MAX_WAITING = 1024;
+
+/** A GET whose connection has not offered its key yet. */
+interface Waiting { req: IncomingMessage; res: ServerResponse; timer: NodeJS.Timeout }
+
 export class HttpStreams {
   private readonly offers = new Map<string, (sink: HttpStreamSink) => void>();
+  /** Keys whose stream is attached, while their connection lasts: a second GET is refused at once. */
+  private readonly spent = new Set<string>();
+  private readonly waiting = new Map<string, Waiting>();
   private readonly open = new Set<HttpStreamSink>();
   private readonly timer: NodeJS.Timeout | undefined;
 
@@ -43,27 +56,62 @@ export class HttpStreams {
   /** HTTP streams attached now. */
   get count(): number { return this.open.size; }
 
-  /** A key for one connection; `attached` gets its stream when the GET with it arrives. */
-  offer(attached: (sink: HttpStreamSink) => void): HttpStreamOffer {
-    // 128 random bits: the key is the only credential of the GET (the connection was authenticated).
-    const key = randomBytes(16).toString('hex');
+  /**
+   * A key for one connection (the client's own, or 128 random bits): `attached` gets its stream
+   * when the GET with it arrives, or at once if it came first. Undefined when the client's key is
+   * not one (malformed, or another connection's).
+   */
+  offer(attached: (sink: HttpStreamSink) => void, clientKey = ''): HttpStreamOffer | undefined {
+    // The key is the GET's only credential (its connection was authenticated): never guessable, never shared.
+    const key = clientKey || randomBytes(16).toString('hex');
+    if (!KEY.test(key) || this.offers.has(key) || this.spent.has(key)) return undefined;
+    const withdraw = () => { this.offers.delete(key); this.spent.delete(key); };
+    const early = this.waiting.get(key);
+    if (early) {
+      this.waiting.delete(key);
+      clearTimeout(early.timer);
+      this.spent.add(key);
+      this.attach(early.req, early.res, attached);
+      return { key, withdraw };
+    }
     this.offers.set(key, attached);
-    return { key, withdraw: () => { this.offers.delete(key); } };
+    return { key, withdraw };
   }
 
   /** Answers `GET <base>/http-stream?key=…` and returns true; false for any other request. */
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
     const [path, query = ''] = (req.url ?? '/').split('?', 2) as [string, string?];
     if (path !== this.options.base + HTTP_STREAM_PATH) return false;
-    const origin = req.headers.origin;
-    if (!this.options.originAllowed(origin)) return refuse(res, 403, 'origin not allowed\n');
-    const cors: Record<string, string> = origin === undefined ? {} : { 'access-control-allow-origin': origin, vary: 'Origin' };
+    if (!this.options.originAllowed(req.headers.origin)) return refuse(res, 403, 'origin not allowed\n');
+    const cors = corsOf(req);
     if (req.method !== 'GET') return refuse(res, 405, 'GET only\n', { ...cors, allow: 'GET' });
     const key = new URLSearchParams(query).get('key') ?? '';
-    const attach = this.offers.get(key);
-    // Unknown, used or withdrawn: nothing says which.
-    if (!attach) return refuse(res, 404, 'no such stream\n', cors);
-    this.offers.delete(key);
+    const attached = this.offers.get(key);
+    if (attached) {
+      this.offers.delete(key);
+      this.spent.add(key);
+      this.attach(req, res, attached, cors);
+      return true;
+    }
+    // Perhaps its Hello is still on its way: the GET waits for it a little. Anything else (a used,
+    // withdrawn or made-up key) ends with the same 404: nothing says which.
+    if (!KEY.test(key) || this.spent.has(key) || this.waiting.has(key) || this.waiting.size >= MAX_WAITING) return refuse(res, 404, 'no such stream\n', cors);
+    const timer = setTimeout(() => {
+      this.waiting.delete(key);
+      refuse(res, 404, 'no such stream\n', cors);
+    }, WAIT_MS);
+    timer.unref();
+    this.waiting.set(key, { req, res, timer });
+    res.on('close', () => {
+      if (this.waiting.get(key)?.res !== res) return;
+      clearTimeout(timer);
+      this.waiting.delete(key);
+    });
+    return true;
+  }
+
+  /** Answers the GET with the stream and hands it to its connection. */
+  private attach(req: IncomingMessage, res: ServerResponse, attached: (sink: HttpStreamSink) => void, cors = corsOf(req)): void {
     req.socket.setTimeout(0);
     req.socket.setNoDelay(true);
     res.writeHead(200, {
@@ -77,14 +125,19 @@ export class HttpStreams {
     this.open.add(sink);
     sink.send(encodeServerMessage({ httpStreamOpened: {} }).buffer, () => {});
     this.options.log.debug('HTTP stream attached', { from: req.socket.remoteAddress });
-    attach(sink);
-    return true;
+    attached(sink);
   }
 
   close(): void {
     if (this.timer) clearInterval(this.timer);
     for (const sink of this.open) sink.close();
+    for (const { res, timer } of this.waiting.values()) {
+      clearTimeout(timer);
+      refuse(res, 503, 'server shutting down\n');
+    }
+    this.waiting.clear();
     this.offers.clear();
+    this.spent.clear();
   }
 }
 
@@ -137,6 +190,12 @@ export class HttpStreamSink implements SessionSocket {
     this.onEnd();
     this.res.end();
   }
+}
+
+/** CORS for a page's GET (its Origin was allowed). */
+function corsOf(req: IncomingMessage): Record<string, string> {
+  const origin = req.headers.origin;
+  return origin === undefined ? {} : { 'access-control-allow-origin': origin, vary: 'Origin' };
 }
 
 function refuse(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): true {

@@ -57,7 +57,7 @@ export interface SessionContext {
   /** Frames queued over all connections now. */
   queuedFramesInAll: () => number;
   /** Offers clients that ask for one an HTTP stream (absent: the server offers none). */
-  httpStreams?: { offer(attached: (sink: HttpStreamSink) => void): HttpStreamOffer };
+  httpStreams?: { offer(attached: (sink: HttpStreamSink) => void, clientKey?: string): HttpStreamOffer | undefined };
   /** Told of every error reply (by code) and every frame sent (seconds from request to last chunk). */
   observe?: { error(code: number): void; frameSent(seconds: number): void };
 }

@@ -41,7 +41,10 @@ export class Session implements PumpTarget<QueuedFrame> {
   private readonly rate: RateLimit;
   private readonly outbox: Outbox;
   private readonly resolver: FrameResolver;
-  /** The HTTP stream: offered (a key in Welcome), attached (the GET came), then used (UseHttpStream). */
+  /**
+   * The HTTP stream: offered (a key in Welcome; withdrawn when the connection ends), attached (the
+   * GET came), then used (UseHttpStream).
+   */
   private streamOffer: HttpStreamOffer | undefined;
   private stream: HttpStreamSink | undefined;
   private streamUsed = false;
@@ -212,7 +215,6 @@ export class Session implements PumpTarget<QueuedFrame> {
 
   /** The GET with this connection's key came: the stream is used once the client says so. */
   private attached(sink: HttpStreamSink): void {
-    this.streamOffer = undefined;
     if (this.closed) return sink.close();
     this.stream = sink;
     // Once in use, the stream is the connection's only way out: losing it ends the connection.
@@ -230,26 +232,26 @@ export class Session implements PumpTarget<QueuedFrame> {
     );
   }
 
-  private hello({ protocolVersion, initialWindow, token, httpStream }: Hello): Promise<void> | void {
+  private hello({ protocolVersion, initialWindow, token, httpStream, httpStreamKey }: Hello): Promise<void> | void {
     const refusal = helloRefusal(protocolVersion, PROTOCOL_VERSION);
     if (refusal) {
       this.refuse(refusal, 0);
       this.outbox.close(1002, 'unsupported protocol version');
       return;
     }
-    if (this.handshaken) return this.welcome(initialWindow, false);
-    return this.access.login(token).then(() => this.welcome(initialWindow, httpStream), (e: unknown) => {
+    if (this.handshaken) return this.welcome(initialWindow, false, '');
+    return this.access.login(token).then(() => this.welcome(initialWindow, httpStream, httpStreamKey), (e: unknown) => {
       // No, a wrong or an expired token: say why, then close (1008: policy violation).
       this.sendError(ErrorCode.UNAUTHENTICATED, e instanceof AccessError ? e.message : 'the token is not valid', 0);
       this.outbox.close(1008, 'unauthenticated');
     });
   }
 
-  private welcome(initialWindow: number, httpStream: boolean): void {
+  private welcome(initialWindow: number, httpStream: boolean, clientKey: string): void {
     if (this.closed) return;
     if (!this.handshaken) this.ctx.scheduler.addClient(this.id, { window: initialWindow });
     this.handshaken = true;
-    if (httpStream && this.ctx.httpStreams) this.streamOffer = this.ctx.httpStreams.offer((sink) => this.attached(sink));
+    if (httpStream && this.ctx.httpStreams) this.streamOffer = this.ctx.httpStreams.offer((sink) => this.attached(sink), clientKey);
     this.outbox.control({ welcome: welcomeOf(this.ctx, this.streamOffer?.key) });
   }
 
