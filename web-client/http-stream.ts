@@ -19,16 +19,19 @@ export function httpStreamKey(): string {
  */
 export async function openHttpStream(url: string, abort: AbortController, timeoutMs: number): Promise<MessageReader | CodedError<'HTTP_STREAM_UNAVAILABLE'>> {
   const timer = setTimeout(() => abort.abort(), timeoutMs);
+  const unavailable = (why: string) => {
+    abort.abort();
+    return new CodedError('HTTP_STREAM_UNAVAILABLE', `HTTP stream not used: ${why}`);
+  };
   try {
     const response = await fetch(url, { signal: abort.signal, cache: 'no-store' });
-    if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+    if (!response.ok || !response.body) return unavailable(`HTTP ${response.status}`);
     const reader = new MessageReader(response.body, MAX_MESSAGE_BYTES);
     const first = await reader.next();
-    if (!first || decodeServerMessage(first).kind !== 'httpStreamOpened') throw new Error('not a dicomstream HTTP stream');
+    if (!first || decodeServerMessage(first).kind !== 'httpStreamOpened') return unavailable('not a dicomstream HTTP stream');
     return reader;
   } catch (e) {
-    abort.abort();
-    return new CodedError('HTTP_STREAM_UNAVAILABLE', `HTTP stream not used: ${(e as Error).message}`);
+    return unavailable((e as Error).message);
   } finally {
     clearTimeout(timer);
   }
