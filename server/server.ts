@@ -145,7 +145,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const stream = new StreamHandler({
     catalogue: () => index.catalogue,
     readChunk: (frame, offset, length, into, at, next) => frames.readChunk(frame, offset, length, into, at, next),
-    cachedFrame: (frame, next) => frames.cached(frame, next),
+    wholeFrames: { read: (frame, next) => frames.frame(frame, next), recycle: (bytes) => frames.recycle(bytes) },
     readahead: frames.readahead, readConcurrency: o.readConcurrency,
     limits: sessionLimits(o), connectionLimits: connectionLimits(o), access,
     serverName: SERVER_NAME, transferSyntaxes: indexedTransferSyntaxes(), httpStream: o.httpStream, base, log, observe: metrics,

@@ -151,19 +151,46 @@ export const PAYLOAD_ALIGNMENT = 8;
 
 /**
  * A FrameChunk's header padded (its `padding` field) to a multiple of PAYLOAD_ALIGNMENT bytes,
- * so that the payload after it can be viewed as 16- or 32-bit samples where it lands.
+ * so that the payload after it can be viewed as 16- or 32-bit samples where it lands. Encoded once;
+ * the padding field is appended to the FrameChunk's bytes and the two length prefixes rewritten.
  */
 function alignedHeader(chunk: NonNullable<ServerMessage['frameChunk']>): Uint8Array {
-  const encode = (n: number) => v1.ServerMessage.encodeDelimited({ frameChunk: { ...chunk, padding: n ? new Uint8Array(n) : null } }).finish();
-  const plain = encode(0);
+  const plain = v1.ServerMessage.encodeDelimited({ frameChunk: chunk }).finish();
   if (plain.length % PAYLOAD_ALIGNMENT === 0) return plain;
-  // One padding byte costs one byte, but the field itself (tag, length) costs two, and a length
-  // prefix can grow by a byte at 128 or 16384: measure with one byte, then step to the boundary.
-  const one = encode(1);
-  for (let n = 1 + ((PAYLOAD_ALIGNMENT - (one.length % PAYLOAD_ALIGNMENT)) % PAYLOAD_ALIGNMENT); ; n++) {
-    const padded = encode(n);
-    if (padded.length % PAYLOAD_ALIGNMENT === 0) return padded;
+  // plain = varint(body) · 0x22 (field 4, bytes) · varint(chunk) · chunk
+  const reader = protobuf.Reader.create(plain);
+  reader.uint32();
+  reader.uint32(); // the tag
+  const chunkLength = reader.uint32();
+  const chunkBytes = plain.subarray(reader.pos, reader.pos + chunkLength);
+  // Padding of n bytes adds its tag (0x42: field 8, bytes), its length (one byte below 128) and n zeros.
+  for (let n = 0; ; n++) {
+    const padded = chunkLength + 2 + n;
+    const body = 1 + varintLength(padded) + padded;
+    const total = varintLength(body) + body;
+    if (total % PAYLOAD_ALIGNMENT !== 0) continue;
+    const out = new Uint8Array(total);
+    let at = writeVarint(out, 0, body);
+    out[at++] = 0x22;
+    at = writeVarint(out, at, padded);
+    out.set(chunkBytes, at);
+    at += chunkLength;
+    out[at++] = 0x42;
+    out[at] = n; // the zeros follow: a new Uint8Array is zero-filled
+    return out;
   }
+}
+
+function varintLength(value: number): number {
+  let n = 1;
+  while (value >= 0x80) { value = Math.floor(value / 0x80); n++; }
+  return n;
+}
+
+function writeVarint(out: Uint8Array, at: number, value: number): number {
+  while (value >= 0x80) { out[at++] = (value & 0x7f) | 0x80; value = Math.floor(value / 0x80); }
+  out[at++] = value;
+  return at;
 }
 
 export type DecodedServerMessage =

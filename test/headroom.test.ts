@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { FrameBuffers } from '../server/files/frame-buffers.js';
 import { allocFrame, HEADROOM_BYTES, withHeader } from '../server/files/headroom.js';
 import { createLogger, startServer } from '../server/index.js';
 import { connect } from '../web-client/index.js';
@@ -30,6 +31,19 @@ describe('frame headroom', () => {
     assert.ok(second, 'free again once released');
     assert.equal(second.message[0], 9);
     assert.ok(second.message.subarray(1).every((v) => v === 7), 'the frame bytes are never written');
+  });
+
+  it('gives room to the reused buffers of frames read past the cache, reused or new', () => {
+    const pool = new FrameBuffers(4 * 1024 * 1024);
+    const first = pool.take(300_000);
+    const viewed = withHeader(first, Uint8Array.from([5, 6]));
+    assert.ok(viewed, 'a pooled buffer has room for the header');
+    assert.equal(viewed.message.buffer, first.buffer);
+    viewed.release();
+    pool.give(first);
+    const again = pool.take(290_000);
+    assert.equal(again.buffer, first.buffer, 'the same buffer, reused for a frame of its class');
+    assert.ok(withHeader(again, Uint8Array.from([7])), 'with its room');
   });
 
   it('gives no room to small frames, to buffers it did not allocate, or to headers larger than the room', () => {

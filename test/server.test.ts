@@ -275,6 +275,17 @@ describe('instance attributes on frame chunks', () => {
         assert.equal(firsts.length, 2);
         assert.ok(firsts[0]!.kind === 'frameChunk' && firsts[0]!.frameChunk.instance?.sopInstanceUid === uid, 'first frame describes the instance');
         assert.ok(firsts[1]!.kind === 'frameChunk' && firsts[1]!.frameChunk.instance === null, 'second frame does not repeat it');
+        // A connection that opened the series has the attributes from its manifest: no chunk repeats them.
+        const fresh = await new RawClient(server.url).open();
+        try {
+          fresh.send({ openSeries: { requestId: 2, seriesInstanceUid: multi.series.seriesInstanceUid } });
+          await fresh.until((m) => m.kind === 'seriesManifest');
+          fresh.send({ requestFrames: { requestId: 3, frames: [{ sopInstanceUid: uid, frameNumber: 1 }] } });
+          const chunks = (await fresh.until((m) => m.kind === 'requestComplete')).filter((m) => m.kind === 'frameChunk');
+          assert.ok(chunks.length > 0 && chunks.every((m) => m.kind === 'frameChunk' && m.frameChunk.instance === null), 'no attributes after the manifest');
+        } finally {
+          fresh.close();
+        }
         // Through the client API, without opening the series, each frame still has its attributes.
         const f1 = await c.getFrame(uid, 1);
         const f2 = await c.getFrame(uid, 2);

@@ -1,6 +1,7 @@
 // Reusable buffers for whole frames read straight from their files (not kept by the frame cache):
 // a buffer comes back once the response that carried it has been written, so serving a series
-// larger than the cache allocates nothing per frame. Allocating half a megabyte a frame at a
+// larger than the cache allocates nothing per frame. Each has room before the frame for a message
+// header (headroom.ts), so a WebSocket sends header and frame as one view of it. Allocating half a megabyte a frame at a
 // thousand frames a second makes V8 run a full mark-compact several times a second for the
 // external memory alone, and those pauses are the latency tail.
 
@@ -8,6 +9,9 @@
 const MIN_POOLED = 64 * 1024;
 /** Sizes are rounded up to 1, 1.25, 1.5 or 1.75 times a power of two: at most 25 % unused. */
 const STEPS_PER_DOUBLING = 4;
+
+/** A buffer of the pool: where its frames start (after the room for a header) and how large they may be. */
+interface Pooled { buffer: ArrayBuffer; start: number; capacity: number }
 
 export interface FrameBufferStats {
   /** Buffers allocated by the pool. */
@@ -18,11 +22,13 @@ export interface FrameBufferStats {
   heldBytes: number;
 }
 
+import { allocFrame } from './headroom.js';
+
 export class FrameBuffers {
   /** Free buffers by size class. */
-  private readonly free = new Map<number, ArrayBuffer[]>();
+  private readonly free = new Map<number, Pooled[]>();
   /** Every buffer this pool made: give() ignores any other (a cached frame, a converted one). */
-  private readonly owned = new WeakSet<ArrayBuffer>();
+  private readonly owned = new WeakMap<ArrayBuffer, Pooled>();
   /** The buffers in `free`, so that giving one twice cannot hand it out twice. */
   private readonly idle = new Set<ArrayBuffer>();
   private freeBytes = 0;
@@ -43,17 +49,17 @@ export class FrameBuffers {
   take(size: number): Uint8Array {
     if (size < MIN_POOLED || size > this.maxPooled) return Buffer.allocUnsafe(size);
     const capacity = sizeClass(size);
-    const buffer = this.free.get(capacity)?.pop();
-    if (buffer) {
-      this.idle.delete(buffer);
+    const pooled = this.free.get(capacity)?.pop();
+    if (pooled) {
+      this.idle.delete(pooled.buffer);
       this.freeBytes -= capacity;
       this.reused++;
-      return new Uint8Array(buffer, 0, size);
+      return new Uint8Array(pooled.buffer, pooled.start, size);
     }
-    const made = Buffer.allocUnsafeSlow(capacity).buffer as ArrayBuffer;
-    this.owned.add(made);
+    const made = allocFrame(size, capacity);
+    this.owned.set(made.buffer as ArrayBuffer, { buffer: made.buffer as ArrayBuffer, start: made.byteOffset, capacity });
     this.made++;
-    return new Uint8Array(made, 0, size);
+    return made;
   }
 
   /**
@@ -62,13 +68,14 @@ export class FrameBuffers {
    */
   give(view: Uint8Array): void {
     const buffer = view.buffer;
-    if (!(buffer instanceof ArrayBuffer) || !this.owned.has(buffer) || this.idle.has(buffer)) return;
-    if (this.freeBytes + buffer.byteLength > this.maxFreeBytes) return;
-    let list = this.free.get(buffer.byteLength);
-    if (!list) this.free.set(buffer.byteLength, list = []);
-    list.push(buffer);
-    this.idle.add(buffer);
-    this.freeBytes += buffer.byteLength;
+    const pooled = buffer instanceof ArrayBuffer ? this.owned.get(buffer) : undefined;
+    if (!pooled || this.idle.has(buffer as ArrayBuffer)) return;
+    if (this.freeBytes + pooled.capacity > this.maxFreeBytes) return;
+    let list = this.free.get(pooled.capacity);
+    if (!list) this.free.set(pooled.capacity, list = []);
+    list.push(pooled);
+    this.idle.add(pooled.buffer);
+    this.freeBytes += pooled.capacity;
   }
 }
 

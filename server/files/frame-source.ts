@@ -79,15 +79,6 @@ export class FrameSource {
   }
 
   /**
-   * The cache's own bytes of a frame that goes through the cache (read into it if need be; never
-   * to be modified), else undefined: read it with readChunk. `next` as for readChunk.
-   */
-  async cached(frame: FrameAt, next: readonly FrameAt[]): Promise<Uint8Array | undefined> {
-    this.prefetch(next);
-    return this.viaCache(frame) ? this.cache.get(frame.file, frame.frameIndex) : undefined;
-  }
-
-  /**
    * A whole frame: the cache's own bytes when it goes through the cache (no copy: the caller must
    * not modify them), else a pooled buffer read from the file. Give them to recycle() once the
    * socket has written them (or not at all). `next` as for readChunk.

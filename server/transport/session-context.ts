@@ -32,10 +32,14 @@ export interface SessionLimits {
 export type ReadChunk = (frame: QueuedFrame, offset: number, length: number, into: Uint8Array, at: number, next: QueuedFrame[]) => Promise<void>;
 
 /**
- * The frame cache's own bytes of a frame that goes through it (not to be modified), else
- * undefined; `next` as for ReadChunk.
+ * Whole frames: `read` gives a frame's bytes, the frame cache's own (never to be modified) or a
+ * reused buffer read ahead or read now, with the frames after it (`next`, as for ReadChunk) read
+ * ahead; `recycle` takes them back once the socket has written them (it ignores the cache's).
  */
-export type CachedFrame = (frame: QueuedFrame, next: QueuedFrame[]) => Promise<Uint8Array | undefined>;
+export interface WholeFrames {
+  read(frame: QueuedFrame, next: QueuedFrame[]): Promise<Uint8Array>;
+  recycle(bytes: Uint8Array): void;
+}
 
 export interface SessionContext {
   catalogue: () => Catalogue;
@@ -43,8 +47,8 @@ export interface SessionContext {
   /** Wakes the pump: there may be something to send. */
   kick: () => void;
   readChunk: ReadChunk;
-  /** Whole frames from the cache, sent without a copy where their buffer has room for the header. */
-  cachedFrame?: CachedFrame;
+  /** Frames sent whole (one chunk), without a copy where their buffer has room for the header. */
+  wholeFrames?: WholeFrames;
   /** Frames to read ahead per group. */
   readahead: number;
   limits: SessionLimits;
@@ -86,9 +90,10 @@ export interface ChunkMessage { message: Uint8Array; done: () => void; unreserve
 
 /**
  * One chunk of a frame as a FrameChunk message (the instance's attributes with it when
- * `describe`); the frames the group sends next are passed on to be read ahead. A whole frame in
- * the cache goes as a view of the cache's buffer with the header in the room before the frame
- * (headroom.ts); otherwise the chunk is read or copied into a pooled buffer behind its header.
+ * `describe`); the frames the group sends next are passed on to be read ahead. A frame sent whole
+ * goes as a view of its buffer (the cache's, or a reused one read ahead or now) with the header in
+ * the room before the frame (headroom.ts); a chunk of a larger frame is read into a pooled buffer
+ * behind its header.
  */
 export async function readFrameChunk(chunk: Chunk<QueuedFrame>, describe: boolean, clientId: number, ctx: SessionContext, outbox: Outbox): Promise<ChunkMessage> {
   const frame = chunk.item.frame;
@@ -99,27 +104,26 @@ export async function readFrameChunk(chunk: Chunk<QueuedFrame>, describe: boolea
     },
   };
   const next = chunk.offset === 0 ? ctx.scheduler.upcoming(clientId, chunk.groupId, ctx.readahead + 1).slice(1) : [];
-  if (ctx.cachedFrame && chunk.offset === 0 && chunk.length === chunk.item.length) {
+  if (ctx.wholeFrames && chunk.offset === 0 && chunk.length === chunk.item.length) {
+    const whole = ctx.wholeFrames;
     const { buffer: head } = encodeServerMessage(header);
     // Counted from now (synchronously after the scheduler chose it), so concurrent reads for this
     // client cannot overshoot the bound together.
     const unreserve = outbox.reserve(head.length + chunk.length);
-    let cached: Uint8Array | undefined;
+    let bytes: Uint8Array;
     try {
-      cached = await ctx.cachedFrame(frame, next);
+      bytes = await whole.read(frame, next);
     } catch (e) {
       unreserve();
       throw e;
     }
-    if (cached) {
-      const viewed = withHeader(cached, head);
-      if (viewed) return { message: viewed.message, done: viewed.release, unreserve };
-      const buffer = ctx.buffers.take(head.length + chunk.length);
-      buffer.set(head, 0);
-      buffer.set(cached, head.length);
-      return { message: buffer, done: () => ctx.buffers.give(buffer), unreserve };
-    }
-    unreserve();
+    const viewed = withHeader(bytes, head);
+    if (viewed) return { message: viewed.message, done: () => { viewed.release(); whole.recycle(bytes); }, unreserve };
+    const buffer = ctx.buffers.take(head.length + chunk.length);
+    buffer.set(head, 0);
+    buffer.set(bytes, head.length);
+    whole.recycle(bytes);
+    return { message: buffer, done: () => ctx.buffers.give(buffer), unreserve };
   }
   const { buffer, payloadOffset } = encodeServerMessage(header, chunk.length, (n) => ctx.buffers.take(n));
   const unreserve = outbox.reserve(buffer.length);

@@ -21,7 +21,7 @@ import { readFrameChunk, welcomeOf, type SessionContext } from './session-contex
 
 export type { QueuedFrame } from './frame-resolver.js';
 export type { SessionSocket } from './outbox.js';
-export type { CachedFrame, ReadChunk, SessionContext, SessionLimits } from './session-context.js';
+export type { ReadChunk, SessionContext, SessionLimits, WholeFrames } from './session-context.js';
 export { MAX_FRAME_ERRORS, MAX_UID_LENGTH } from './refusals.js';
 
 /** Implicit groups (a request that names none) get negative ids, out of the way of the client's. */
@@ -32,8 +32,11 @@ export class Session implements PumpTarget<QueuedFrame> {
   private closed = false;
   /** Per open request: frames sent and failed so far. */
   private readonly tallies = new Map<number, { sent: number; failed: number }>();
-  /** Instances whose attributes went out on this connection: later frames' chunks leave them out. */
-  private readonly described = new Set<string>();
+  /**
+   * Attributes this client has (in a series manifest, or on an earlier chunk): frames' chunks leave
+   * them out. By object: a file changed on disk gets new attributes, which go out again.
+   */
+  private readonly described = new WeakSet<object>();
   /** Series this client opened: it is told when they change. */
   readonly openedSeries = new Set<string>();
   /** Messages wait here while one before them waits for a series to load: answers keep their order. */
@@ -128,8 +131,8 @@ export class Session implements PumpTarget<QueuedFrame> {
   }
 
   async sendChunk(chunk: Chunk<QueuedFrame>, stillWanted: () => boolean): Promise<boolean> {
-    const { sopInstanceUid } = chunk.item.frame;
-    const describe = chunk.offset === 0 && !this.described.has(sopInstanceUid);
+    const { image } = chunk.item.frame.file;
+    const describe = chunk.offset === 0 && !this.described.has(image);
     const { message, done, unreserve } = await readFrameChunk(chunk, describe, this.id, this.ctx, this.outbox);
     // Cancelled or closed while reading: the chunk is dropped.
     if (this.closed || !stillWanted()) {
@@ -140,7 +143,7 @@ export class Session implements PumpTarget<QueuedFrame> {
     // Buffered before it stops being reserved: no moment when another chunk sees room it does not have.
     this.outbox.send(message, done);
     unreserve();
-    if (describe) this.described.add(sopInstanceUid);
+    if (describe) this.described.add(image);
     this.ctx.stats.bytesSent += chunk.length;
     return true;
   }
@@ -184,6 +187,7 @@ export class Session implements PumpTarget<QueuedFrame> {
         return this.resolver.series(uid)?.then((series) => {
           if (!series) return unknown();
           this.openedSeries.add(uid);
+          for (const instance of series.instances) this.described.add(instance);
           this.outbox.control({ seriesManifest: { requestId, ...series } });
         }) ?? unknown();
       }

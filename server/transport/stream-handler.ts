@@ -14,7 +14,7 @@ import { HttpStreams } from './http-stream.js';
 import { Pump } from './pump.js';
 import { Scheduler } from './scheduler.js';
 import { SessionAccess } from './session-access.js';
-import { Session, type CachedFrame, type QueuedFrame, type ReadChunk, type SessionLimits } from './session.js';
+import { Session, type QueuedFrame, type ReadChunk, type SessionLimits, type WholeFrames } from './session.js';
 
 /** What the stream handler reports as it goes (metrics). */
 export interface StreamObserver {
@@ -27,7 +27,7 @@ export interface StreamObserver {
 export interface StreamHandlerOptions {
   catalogue: () => Catalogue;
   readChunk: ReadChunk;
-  cachedFrame?: CachedFrame;
+  wholeFrames?: WholeFrames;
   readahead: number;
   readConcurrency: number;
   limits: SessionLimits;
@@ -70,7 +70,7 @@ export class StreamHandler {
     const buffers = new ChunkBuffers(limits.chunkBytes + 16 * 1024, 16);
     const context = {
       catalogue: options.catalogue, scheduler: this.scheduler, kick: () => this.pump.kick(), readChunk: options.readChunk,
-      cachedFrame: options.cachedFrame,
+      wholeFrames: options.wholeFrames,
       readahead: options.readahead, limits, serverName: options.serverName, transferSyntaxes: options.transferSyntaxes,
       stats: this.stats, buffers, queuedFramesInAll: () => this.scheduler.queuedFramesInAll(), httpStreams,
       observe: { error: (code: number) => options.observe.error(code), frameSent: (s: number) => options.observe.frameSent(s) },
