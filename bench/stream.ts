@@ -3,8 +3,13 @@
 // bytes from memory. Run from the project root: `npm run bench:stream [-- --series DIR] [-- --clients N]`.
 // Each server runs as its own process (dicomstream as `node dist/server/cli.js serve`, the baseline as
 // bench/bare-ws-server.mjs); the clients run here, so server and client CPU are measured apart.
+// Rows: a new connection each round (what a viewer opening a series does: cold), one connection
+// round after round (warm), a fresh client process's first round (bench/stream-once.mjs), and the
+// first frame of a series the server has not opened since it started (cold series).
 // Results go to stdout and bench/out/stream-results.md; bench/README.md explains the numbers.
+import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
@@ -15,8 +20,11 @@ import {
   pickSeries, processCpu, processPeakRss, readSeriesManifest, startServerProcess,
   MIB, type Check, type Expected, type Fetcher, type Trace,
 } from './common.js';
+import type { FrameAddress } from '../web-client/index.js';
 
 const MEASURED_RUNS = 5;
+const ONCE = join(PROJECT, 'bench', 'stream-once.mjs');
+const run = promisify(execFile);
 
 interface Options { seriesDir: string; generate: boolean; clients: number }
 
@@ -108,12 +116,89 @@ function summarise(rounds: Round[]): Summary {
   };
 }
 
-function table(ds: Summary, bare: Summary, clients: number): string {
+/** Fetches over a new connection: connect, open the series (dicomstream), every frame, close. The clock starts before connecting. */
+function coldDicomstreamFetcher(url: string, seriesUid: string, addresses: FrameAddress[]): Fetcher {
+  return async () => {
+    const askedAt = performance.now();
+    const client = await connect(url, { WebSocket, clientName: 'bench' });
+    try {
+      await client.openSeries(seriesUid);
+      const trace = await dicomstreamFetcher(client, addresses)();
+      return { ...trace, askedAt };
+    } finally {
+      client.close();
+    }
+  };
+}
+
+function coldBareFetcher(url: string, uids: string[]): Fetcher {
+  return async () => {
+    const askedAt = performance.now();
+    const ws = await openBareSocket(url);
+    try {
+      const trace = await bareFetcher(ws, uids)();
+      return { ...trace, askedAt };
+    } finally {
+      ws.close();
+    }
+  };
+}
+
+/** A fresh client process's whole-series fetch (bench/stream-once.mjs): its time, and its frames checked. */
+interface Once { mibPerS: number; ttffMs: number; check: Check }
+
+async function fetchOnce(args: string[], expected: Expected, uids: string[]): Promise<Once> {
+  const { stdout } = await run(process.execPath, [ONCE, ...args], { cwd: PROJECT, maxBuffer: 16 * MIB });
+  const got = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ms: number; ttffMs: number; frames: Array<{ uid: string; length: number; sha256: string }> };
+  const check: Check = { frames: got.frames.length, wrongSize: 0, wrongHash: 0, missing: 0 };
+  const seen = new Set<string>();
+  got.frames.forEach((f, i) => {
+    const uid = f.uid || uids[i]!;
+    seen.add(uid);
+    if (f.length !== expected.frameBytes.get(uid)) check.wrongSize++;
+    const hash = expected.sha256.get(uid);
+    if (hash !== undefined && hash !== f.sha256) check.wrongHash++;
+  });
+  check.missing = uids.filter((u) => !seen.has(u)).length;
+  const bytes = got.frames.reduce((n, f) => n + f.length, 0);
+  return { mibPerS: bytes / MIB / (got.ms / 1000), ttffMs: got.ttffMs, check };
+}
+
+/**
+ * The first frame of a series the server has not opened since it started (its index read from the
+ * saved index, its file not yet opened): a new server process each time, from the saved index.
+ * The open series and first frame times, as the client on loopback sees them.
+ */
+async function coldSeries(root: string, seriesUid: string, first: FrameAddress, runs: number): Promise<{ openMs: number[]; firstFrameMs: number[] }> {
+  const openMs: number[] = [];
+  const firstFrameMs: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const server = startServerProcess('dicomstream (cold series)', [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'], undefined, { echo: () => false });
+    try {
+      const client = await connect(await server.url, { WebSocket, clientName: 'bench-cold' });
+      try {
+        const t0 = performance.now();
+        await client.openSeries(seriesUid);
+        const t1 = performance.now();
+        await client.getFrame(first.sopInstanceUid, first.frameNumber);
+        firstFrameMs.push(performance.now() - t1);
+        openMs.push(t1 - t0);
+      } finally {
+        client.close();
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  return { openMs, firstFrameMs };
+}
+
+function table(ds: Summary, bare: Summary, clients: number, ttffWhat: string): string {
   const aggregate = clients > 1 ? ` (all ${clients} clients)` : '';
   const rows: Array<[string, number, number, number]> = [
     [`throughput, MiB/s of frame bytes${aggregate}`, ds.mibPerS, bare.mibPerS, 1],
     [`frames/s${aggregate}`, ds.framesPerS, bare.framesPerS, 0],
-    ['time to first frame, ms (median client)', ds.ttffMs, bare.ttffMs, 2],
+    [`time to first frame, ms (median client; ${ttffWhat})`, ds.ttffMs, bare.ttffMs, 2],
     ['gap between frames, p95, ms', ds.gapP95Ms, bare.gapP95Ms, 2],
     ['server CPU per frame, ms (user + system)', ds.serverCpuMs, bare.serverCpuMs, 2],
     ['server CPU per frame, of which system, ms', ds.serverSystemMs, bare.serverSystemMs, 2],
@@ -125,33 +210,90 @@ function table(ds: Summary, bare: Summary, clients: number): string {
   const lines = rows.map(([name, a, b, d]) => `| ${name} | ${fmt(a, d)} | ${fmt(b, d)} | ${fmt(a / b, 2)} |`);
   return ['| metric | dicomstream | bare ws | dicomstream / bare ws |', '|---|---:|---:|---:|', ...lines].join('\n');
 }
-function report(o: Options, frames: number, frameBytes: number, hashed: boolean, ds: Summary, bare: Summary, warning: string | undefined): string {
+
+interface Results {
+  cold: { ds: Summary; bare: Summary };
+  warm: { ds: Summary; bare: Summary };
+  fresh: { ds: Once[]; bare: Once[] };
+  coldSeries: { openMs: number[]; firstFrameMs: number[] };
+}
+
+function report(o: Options, frames: number, frameBytes: number, hashed: boolean, r: Results, warning: string | undefined): string {
   const runs = (s: Summary): string => s.runsMibPerS.map((x) => fmt(x)).join(', ');
   const cpuRuns = (s: Summary): string => s.runsServerCpuMs.map((x) => fmt(x, 0)).join(', ');
+  const freshRate = (xs: Once[]) => median(xs.map((x) => x.mibPerS));
+  const freshTtff = (xs: Once[]) => median(xs.map((x) => x.ttffMs));
+  const checks = (name: string, c: Check) => `- ${checkLine(name, c, hashed)}`;
+  const freshCheck = (xs: Once[]) => xs.map((x) => x.check).reduce(addChecks);
   return [
     `# dicomstream streaming benchmark`,
     '',
     `- date: ${new Date().toISOString()}`,
     `- Node ${process.version}, nproc ${nproc()}, ${process.platform}/${process.arch}`,
     `- series: ${relative(PROJECT, o.seriesDir) || o.seriesDir}/uncompressed, ${frames} frames of ${frameBytes} bytes (${fmt(frames * frameBytes / MIB)} MiB)`,
-    `- clients: ${o.clients}, each fetching the whole series; 1 warm-up round, then median of ${MEASURED_RUNS} rounds`,
+    `- clients: ${o.clients}, each fetching the whole series; after 1 warm-up round of each, medians of ${MEASURED_RUNS} rounds, dicomstream and bare ws alternating`,
     `- each server is its own process (dicomstream: node dist/server/cli.js serve; baseline: node bench/bare-ws-server.mjs); the clients run in the benchmark process`,
     `- server CPU from /proc/<pid>/stat (clock tick ${fmt(1000 / CLK_TCK, 0)} ms), client CPU from process.cpuUsage()`,
     ...(warning ? [`- WARNING: ${warning}`] : []),
     '',
-    table(ds, bare, o.clients),
+    '## A new connection each round (cold: a viewer opening a series)',
     '',
-    `Rounds, MiB/s: dicomstream ${runs(ds)}; bare ws ${runs(bare)}.`,
-    `Server CPU per round, ms: dicomstream ${cpuRuns(ds)}; bare ws ${cpuRuns(bare)}.`,
+    table(r.cold.ds, r.cold.bare, o.clients, 'from connecting'),
     '',
-    `- ${checkLine('dicomstream', ds.check, hashed)}`,
-    `- ${checkLine('bare ws', bare.check, hashed)}`,
+    `Rounds, MiB/s: dicomstream ${runs(r.cold.ds)}; bare ws ${runs(r.cold.bare)}.`,
+    `Server CPU per round, ms: dicomstream ${cpuRuns(r.cold.ds)}; bare ws ${cpuRuns(r.cold.bare)}.`,
+    '',
+    '## One connection, round after round (warm)',
+    '',
+    table(r.warm.ds, r.warm.bare, o.clients, 'from the request'),
+    '',
+    `Rounds, MiB/s: dicomstream ${runs(r.warm.ds)}; bare ws ${runs(r.warm.bare)}.`,
+    `Server CPU per round, ms: dicomstream ${cpuRuns(r.warm.ds)}; bare ws ${cpuRuns(r.warm.bare)}.`,
+    '',
+    `## A fresh client process, its first round (bench/stream-once.mjs, medians of ${r.fresh.ds.length})`,
+    '',
+    '| metric | dicomstream | bare ws | dicomstream / bare ws |',
+    '|---|---:|---:|---:|',
+    `| throughput, MiB/s of frame bytes | ${fmt(freshRate(r.fresh.ds))} | ${fmt(freshRate(r.fresh.bare))} | ${fmt(freshRate(r.fresh.ds) / freshRate(r.fresh.bare), 2)} |`,
+    `| time to first frame, ms (from connecting) | ${fmt(freshTtff(r.fresh.ds), 2)} | ${fmt(freshTtff(r.fresh.bare), 2)} | ${fmt(freshTtff(r.fresh.ds) / freshTtff(r.fresh.bare), 2)} |`,
+    '',
+    `Rounds, MiB/s: dicomstream ${r.fresh.ds.map((x) => fmt(x.mibPerS)).join(', ')}; bare ws ${r.fresh.bare.map((x) => fmt(x.mibPerS)).join(', ')}.`,
+    '',
+    `## A cold series (a new server process each time, from its saved index; ${r.coldSeries.openMs.length} runs)`,
+    '',
+    `- open the series: p50 ${fmt(median(r.coldSeries.openMs), 2)} ms (${r.coldSeries.openMs.map((x) => fmt(x, 1)).join(', ')})`,
+    `- its first frame, from the request: p50 ${fmt(median(r.coldSeries.firstFrameMs), 2)} ms (${r.coldSeries.firstFrameMs.map((x) => fmt(x, 1)).join(', ')})`,
+    '',
+    checks('dicomstream, cold', r.cold.ds.check),
+    checks('bare ws, cold', r.cold.bare.check),
+    checks('dicomstream, warm', r.warm.ds.check),
+    checks('bare ws, warm', r.warm.bare.check),
+    checks('dicomstream, fresh process', freshCheck(r.fresh.ds)),
+    checks('bare ws, fresh process', freshCheck(r.fresh.bare)),
     '',
   ].join('\n');
 }
 
 /** Set once a signal asked this process to stop: the aborted fetches' errors are then expected. */
 let interrupted = false;
+
+/** Alternating rounds of two sets of fetchers, after one warm-up round of each (checked, not timed). */
+async function alternate(a: { fetchers: Fetcher[]; pid: number }, b: { fetchers: Fetcher[]; pid: number }, expected: Expected, label: string): Promise<{ ds: Summary; bare: Summary }> {
+  const warmA = await measureRound(a.fetchers, expected, a.pid);
+  const warmB = await measureRound(b.fetchers, expected, b.pid);
+  const ra: Round[] = [];
+  const rb: Round[] = [];
+  for (let i = 0; i < MEASURED_RUNS; i++) {
+    ra.push(await measureRound(a.fetchers, expected, a.pid));
+    rb.push(await measureRound(b.fetchers, expected, b.pid));
+    console.log(`${label} round ${i + 1}/${MEASURED_RUNS}: dicomstream ${fmt(ra.at(-1)!.wallMs, 0)} ms, bare ws ${fmt(rb.at(-1)!.wallMs, 0)} ms`);
+  }
+  const ds = summarise(ra);
+  const bare = summarise(rb);
+  ds.check = addChecks(ds.check, warmA.check);
+  bare.check = addChecks(bare.check, warmB.check);
+  return { ds, bare };
+}
 
 async function main(): Promise<number> {
   const options = parseOptions(process.argv.slice(2));
@@ -199,30 +341,31 @@ async function main(): Promise<number> {
     const sockets = await Promise.all(clients.map(() => openBareSocket(bareUrl)));
     for (const ws of sockets) closer.add(() => ws.terminate());
 
-    const dsFetchers = clients.map((c) => dicomstreamFetcher(c, expected.addresses));
-    const bareFetchers = sockets.map((ws) => bareFetcher(ws, uids));
-    const dsWarmup = await measureRound(dsFetchers, expected, server.pid);
-    const bareWarmup = await measureRound(bareFetchers, expected, bare.pid);
-
-    // Alternate the two so that drift (page cache, thermal, GC) hits both alike.
-    const dsRounds: Round[] = [];
-    const bareRounds: Round[] = [];
+    // Warm: the same connections round after round (their warm-up round is the servers' first).
+    const warm = await alternate(
+      { fetchers: clients.map((c) => dicomstreamFetcher(c, expected.addresses)), pid: server.pid },
+      { fetchers: sockets.map((ws) => bareFetcher(ws, uids)), pid: bare.pid }, expected, 'warm');
+    // Cold: a new connection each round, to servers that have served earlier rounds.
+    const cold = await alternate(
+      { fetchers: clients.map(() => coldDicomstreamFetcher(url, seriesUid, expected.addresses)), pid: server.pid },
+      { fetchers: sockets.map(() => coldBareFetcher(bareUrl, uids)), pid: bare.pid }, expected, 'cold');
+    // A fresh client process's first round, alternating.
+    const fresh: Results['fresh'] = { ds: [], bare: [] };
     for (let i = 0; i < MEASURED_RUNS; i++) {
-      dsRounds.push(await measureRound(dsFetchers, expected, server.pid));
-      bareRounds.push(await measureRound(bareFetchers, expected, bare.pid));
-      console.log(`round ${i + 1}/${MEASURED_RUNS}: dicomstream ${fmt(dsRounds.at(-1)!.wallMs, 0)} ms, bare ws ${fmt(bareRounds.at(-1)!.wallMs, 0)} ms`);
+      fresh.ds.push(await fetchOnce(['dicomstream', url, seriesUid], expected, uids));
+      fresh.bare.push(await fetchOnce(['bare', bareUrl, String(uids.length)], expected, uids));
+      console.log(`fresh process ${i + 1}/${MEASURED_RUNS}: dicomstream ${fmt(fresh.ds.at(-1)!.mibPerS)} MiB/s, bare ws ${fmt(fresh.bare.at(-1)!.mibPerS)} MiB/s`);
     }
-    const ds = summarise(dsRounds);
-    const base = summarise(bareRounds);
-    // Warm-up frames are not timed but are checked all the same.
-    ds.check = addChecks(ds.check, dsWarmup.check);
-    base.check = addChecks(base.check, bareWarmup.check);
-    const text = report(options, instances.length, frameBytes, hashed, ds, base, buildWarning);
+    // The cold series last: its servers start from the saved index the first server wrote.
+    const coldSeriesResult = await coldSeries(root, seriesUid, expected.addresses[Math.floor(uids.length / 2)]!, MEASURED_RUNS);
+    const results: Results = { cold, warm, fresh, coldSeries: coldSeriesResult };
+    const text = report(options, instances.length, frameBytes, hashed, results, buildWarning);
     console.log('\n' + text);
     mkdirSync(OUT, { recursive: true });
     writeFileSync(join(OUT, 'stream-results.md'), text);
     console.log(`written to ${relative(process.cwd(), join(OUT, 'stream-results.md'))}`);
-    const clean = isClean(ds.check) && isClean(base.check);
+    const all = [cold.ds.check, cold.bare.check, warm.ds.check, warm.bare.check, ...fresh.ds.map((x) => x.check), ...fresh.bare.map((x) => x.check)];
+    const clean = all.every(isClean);
     if (!clean) console.error('FAILED: some frames were missing or did not match');
     return clean ? 0 : 1;
   } finally {
