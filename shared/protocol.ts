@@ -139,7 +139,8 @@ export function decodeClientMessage(bytes: Uint8Array): DecodedClientMessage {
 export function encodeServerMessage(
   message: ServerMessage, reserve = 0, alloc: (size: number) => Uint8Array = allocUnsafe,
 ): { buffer: Uint8Array; payloadOffset: number } {
-  const header = message.frameChunk ? alignedHeader(message.frameChunk) : v1.ServerMessage.encodeDelimited(message).finish();
+  // A payload behind the header starts aligned; one sent as its own message needs no padding.
+  const header = message.frameChunk && !message.frameChunk.payloadFollows ? alignedHeader(message.frameChunk) : v1.ServerMessage.encodeDelimited(message).finish();
   if (reserve === 0) return { buffer: header, payloadOffset: header.length };
   const buffer = alloc(header.length + reserve);
   buffer.set(header, 0);
@@ -215,7 +216,7 @@ export function decodeServerMessage(bytes: Uint8Array): DecodedServerMessage {
     const c = message.frameChunk as dicomstream.v1.FrameChunk;
     const frameChunk: FrameChunkHeader = {
       requestId: c.requestId, sopInstanceUid: c.sopInstanceUid, frameNumber: c.frameNumber, offset: c.offset,
-      totalLength: c.totalLength, bitOffset: c.bitOffset,
+      totalLength: c.totalLength, bitOffset: c.bitOffset, payloadFollows: c.payloadFollows,
       instance: c.instance ? (v1.ImageAttributes.toObject(c.instance as dicomstream.v1.ImageAttributes, objectOptions) as ImageAttributes) : null,
     };
     return { kind: 'frameChunk', frameChunk, payload: bytes.subarray(start + length) };

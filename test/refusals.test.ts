@@ -77,7 +77,7 @@ describe('message refusals', () => {
 
   it('anything but Hello before the handshake: HANDSHAKE_REQUIRED', () => {
     assert.equal(messageRefusal(list, { handshaken: false, expired: false })?.code, 'HANDSHAKE_REQUIRED');
-    assert.equal(messageRefusal({ kind: 'hello', hello: { protocolVersion: PROTOCOL_VERSION, initialWindow: 0, token: '', clientName: 'test', httpStream: false, httpStreamKey: '' } }, { handshaken: false, expired: true }), undefined);
+    assert.equal(messageRefusal({ kind: 'hello', hello: { protocolVersion: PROTOCOL_VERSION, initialWindow: 0, token: '', clientName: 'test', httpStream: false, httpStreamKey: '', payloadApart: false } }, { handshaken: false, expired: true }), undefined);
   });
 
   it('an expired grant: UNAUTHENTICATED for requests, while Authenticate and flow control go on', () => {

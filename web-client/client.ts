@@ -2,7 +2,7 @@
 // frames reassembled from chunks. Runs in browsers and in Node (pass `ws`'s WebSocket).
 import {
   ErrorCode, PROTOCOL_VERSION, ProtocolError, decodeServerMessage, encodeClientMessage,
-  type ClientMessage, type DecodedServerMessage, type ImageAttributes, type SeriesManifest, type SeriesUpdated, type StudyList,
+  type ClientMessage, type DecodedServerMessage, type FrameChunkHeader, type ImageAttributes, type SeriesManifest, type SeriesUpdated, type StudyList,
   type StudySummary, type Welcome,
   type GroupSettings,
 } from '../shared/protocol.js';
@@ -123,6 +123,8 @@ export class DicomStreamClient {
   private closedWith: Error | undefined;
   private welcome: Pending | undefined;
   private readonly opened: Promise<void>;
+  /** A frame chunk's header whose payload is the next message. */
+  private awaitingPayload: FrameChunkHeader | undefined;
   /** The HTTP stream the server's messages come over, once in use. */
   private httpStream: { reader: MessageReader; abort: AbortController } | undefined;
   /** Why the HTTP stream is not used, when the client asked for one and the server offered it. */
@@ -155,7 +157,9 @@ export class DicomStreamClient {
     try {
       await Promise.race([this.opened, timeout]);
       const welcome = new Promise<DecodedServerMessage>((resolve, reject) => { this.welcome = { resolve, reject }; });
-      this.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName, initialWindow: window, token, httpStream, httpStreamKey } });
+      // Payloads apart: the server sends frame bytes without copying them behind a header, and each
+      // arrives here as a buffer of its own (aligned for 16- and 32-bit views).
+      this.send({ hello: { protocolVersion: PROTOCOL_VERSION, clientName, initialWindow: window, token, httpStream, httpStreamKey, payloadApart: true } });
       const answer = await Promise.race([welcome, timeout]);
       if (answer.kind !== 'welcome') throw new ConnectionError('CONNECT_FAILED', 'unexpected handshake answer');
       this.server = answer.welcome;
@@ -338,10 +342,20 @@ export class DicomStreamClient {
     const bytes = messageBytes(data);
     if (!bytes) return;
     let message: DecodedServerMessage;
-    try {
-      message = decodeServerMessage(bytes);
-    } catch {
-      return; // Not ours to answer: the server speaks the protocol or nothing.
+    if (this.awaitingPayload) {
+      // The message after a header that said so is that chunk's payload, whole.
+      message = { kind: 'frameChunk', frameChunk: this.awaitingPayload, payload: bytes };
+      this.awaitingPayload = undefined;
+    } else {
+      try {
+        message = decodeServerMessage(bytes);
+      } catch {
+        return; // Not ours to answer: the server speaks the protocol or nothing.
+      }
+      if (message.kind === 'frameChunk' && message.frameChunk.payloadFollows) {
+        this.awaitingPayload = message.frameChunk;
+        return;
+      }
     }
     switch (message.kind) {
       case 'welcome':

@@ -10,18 +10,21 @@ import type { IndexedFile } from '../index/index-file.js';
 import type { ParsedHead } from '../index/read-dataset.js';
 import { pipeFile, readHead } from './file-reads.js';
 import { FrameBuffers, type FrameBufferStats } from './frame-buffers.js';
-import { FrameCache, type FrameCacheStats } from './frame-cache.js';
+import { FrameCache, keyOf, type FrameCacheStats } from './frame-cache.js';
 import { FramesAhead, type FramesAheadStats } from './frames-ahead.js';
 import { FrameReader } from './frame-reader.js';
 import { HandlePool, type HandlePoolStats } from './handle-pool.js';
 
-/** Free frame buffers kept for reuse: a frame in flight for each of 32 clients of a 512×512 CT. */
-const FREE_FRAME_BUFFER_BYTES = 16 * 1024 * 1024;
+/** Free frame buffers kept for reuse: a frame in flight for each of 16 clients of a 512×512 CT. */
+const FREE_FRAME_BUFFER_BYTES = 8 * 1024 * 1024;
 
-/** Frames read ahead past the cache and not yet asked for, at most: a few for each of 8 viewers. */
-const FRAMES_AHEAD_BYTES = 16 * 1024 * 1024;
+/** Frames read ahead past the cache and not yet asked for, at most: a few for each of 4 viewers. */
+const FRAMES_AHEAD_BYTES = 8 * 1024 * 1024;
 
 export interface WholeFrameStats { buffers: FrameBufferStats; ahead: FramesAheadStats }
+
+/** A whole frame read past the cache, and the requests using it now. */
+interface Shared { users: number; read: Promise<Uint8Array> }
 
 /** A frame to read: its file, where it lies, and its 0-based index in the file. */
 export interface FrameAt {
@@ -51,6 +54,13 @@ export class FrameSource {
   private readonly ahead: FramesAhead;
   /** Frames read ahead per group. */
   readonly readahead: number;
+  /**
+   * Whole frames read past the cache that requests are using now, by key: a request that wants
+   * one of them shares its buffer (clients streaming the same series share each read). The
+   * buffer goes back to the pool when the last of them recycles it.
+   */
+  private readonly sharing = new Map<string, Shared>();
+  private readonly sharedBuffers = new WeakMap<ArrayBufferLike, { key: string; shared: Shared }>();
 
   constructor(options: FrameSourceOptions) {
     this.pool = new HandlePool({ maxOpen: options.maxOpenFiles, confineTo: options.followSymlinks ? undefined : realpathSync(options.root) });
@@ -84,12 +94,31 @@ export class FrameSource {
    * socket has written them (or not at all). `next` as for readChunk.
    */
   async frame(frame: FrameAt, next: readonly FrameAt[]): Promise<Uint8Array> {
-    const ahead = this.ahead.take(frame);
     // The next frames go to the cache when they fit it, else are read ahead past it.
     for (const n of next) {
       if (this.viaCache(n)) this.prefetch([n]);
       else this.ahead.start(n);
     }
+    if (this.viaCache(frame)) return this.cache.get(frame.file, frame.frameIndex);
+    const key = keyOf(frame.file, frame.frameIndex);
+    const current = this.sharing.get(key);
+    if (current) {
+      current.users++;
+      return current.read;
+    }
+    const shared: Shared = { users: 1, read: this.readPast(frame) };
+    this.sharing.set(key, shared);
+    shared.read.then(
+      (bytes) => this.sharedBuffers.set(bytes.buffer, { key, shared }),
+      // A failed read is not shared with later requests: they read again (and get their own error).
+      () => { if (this.sharing.get(key) === shared) this.sharing.delete(key); },
+    );
+    return shared.read;
+  }
+
+  /** A frame read past the cache: read ahead for it, or read now. */
+  private async readPast(frame: FrameAt): Promise<Uint8Array> {
+    const ahead = this.ahead.take(frame);
     if (ahead) {
       try {
         return await ahead;
@@ -97,7 +126,6 @@ export class FrameSource {
         // Read again below: its error, if it recurs, is this request's.
       }
     }
-    if (this.viaCache(frame)) return this.cache.get(frame.file, frame.frameIndex);
     return this.readWhole(frame);
   }
 
@@ -109,8 +137,14 @@ export class FrameSource {
     return bytes;
   }
 
-  /** Bytes from frame() that nothing reads any more: reused when they were read past the cache. */
+  /** Bytes from frame() that this request no longer reads: reused once no request does, when they were read past the cache. */
   recycle(bytes: Uint8Array): void {
+    const owner = this.sharedBuffers.get(bytes.buffer);
+    if (owner) {
+      if (--owner.shared.users > 0) return;
+      this.sharedBuffers.delete(bytes.buffer);
+      if (this.sharing.get(owner.key) === owner.shared) this.sharing.delete(owner.key);
+    }
     this.buffers.give(bytes);
   }
 

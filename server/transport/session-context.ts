@@ -3,7 +3,7 @@
 // Welcome, and a frame chunk read into a pooled buffer.
 import { PROTOCOL_VERSION, encodeServerMessage, type ServerMessage, type Welcome } from '../../shared/protocol.js';
 import type { Catalogue } from '../index/catalogue.js';
-import type { ChunkBuffers } from './chunk-buffers.js';
+import type { FrameBuffers } from '../files/frame-buffers.js';
 import type { QueuedFrame } from './frame-resolver.js';
 import type { Outbox } from './outbox.js';
 import type { Chunk, Scheduler } from './scheduler.js';
@@ -55,7 +55,7 @@ export interface SessionContext {
   serverName: string;
   transferSyntaxes: string[];
   /** Chunk buffers shared by all sessions. */
-  buffers: ChunkBuffers;
+  buffers: FrameBuffers;
   /** Counters shared by all sessions. */
   stats: { framesSent: number; bytesSent: number; errors: number; maxBufferedBytes: number; requestsCancelled: number };
   /** Frames queued over all connections now. */
@@ -82,11 +82,13 @@ export function welcomeOf(ctx: SessionContext, httpStreamKey = ''): Welcome {
 }
 
 /**
- * A chunk's message; `done` once the socket has written it (or it is dropped); `unreserve` once it
- * is handed to the outbox (or dropped): until then its bytes count against the connection's bound
- * as reserved, so that no other chunk slips in between the read and the send.
+ * A chunk's messages, sent in order with nothing between them: the header with its payload behind
+ * it, or (Hello.payload_apart) the header, then the payload on its own. `done` once the socket has
+ * written them (or they are dropped); `unreserve` once they are handed to the outbox (or dropped):
+ * until then their bytes count against the connection's bound as reserved, so that no other chunk
+ * slips in between the read and the send.
  */
-export interface ChunkMessage { message: Uint8Array; done: () => void; unreserve: () => void }
+export interface ChunkMessage { messages: Uint8Array[]; done: () => void; unreserve: () => void }
 
 /**
  * One chunk of a frame as a FrameChunk message (the instance's attributes with it when
@@ -95,17 +97,35 @@ export interface ChunkMessage { message: Uint8Array; done: () => void; unreserve
  * the room before the frame (headroom.ts); a chunk of a larger frame is read into a pooled buffer
  * behind its header.
  */
-export async function readFrameChunk(chunk: Chunk<QueuedFrame>, describe: boolean, clientId: number, ctx: SessionContext, outbox: Outbox): Promise<ChunkMessage> {
+export async function readFrameChunk(chunk: Chunk<QueuedFrame>, describe: boolean, clientId: number, ctx: SessionContext, outbox: Outbox, apart: boolean): Promise<ChunkMessage> {
   const frame = chunk.item.frame;
   const header: ServerMessage = {
     frameChunk: {
       requestId: chunk.item.requestId, sopInstanceUid: frame.sopInstanceUid, frameNumber: frame.frameNumber, offset: chunk.offset,
-      totalLength: chunk.item.length, instance: describe ? frame.file.image : null, bitOffset: frame.location.bitOffset,
+      totalLength: chunk.item.length, instance: describe ? frame.file.image : null, bitOffset: frame.location.bitOffset, payloadFollows: apart,
     },
   };
   const next = chunk.offset === 0 ? ctx.scheduler.upcoming(clientId, chunk.groupId, ctx.readahead + 1).slice(1) : [];
-  if (ctx.wholeFrames && chunk.offset === 0 && chunk.length === chunk.item.length) {
-    const whole = ctx.wholeFrames;
+  const whole = ctx.wholeFrames && chunk.offset === 0 && chunk.length === chunk.item.length ? ctx.wholeFrames : undefined;
+  if (apart) {
+    // The frame's bytes go as they are (the cache's own, shared by every client sending them now).
+    const { buffer: head } = encodeServerMessage(header);
+    const unreserve = outbox.reserve(head.length + chunk.length);
+    try {
+      if (whole) {
+        const bytes = await whole.read(frame, next);
+        return { messages: [head, bytes], done: () => whole.recycle(bytes), unreserve };
+      }
+      // On failure the payload's buffer is left to the garbage collector: a read may still be writing into it.
+      const payload = ctx.buffers.take(chunk.length);
+      await ctx.readChunk(frame, chunk.offset, chunk.length, payload, 0, next);
+      return { messages: [head, payload], done: () => ctx.buffers.give(payload), unreserve };
+    } catch (e) {
+      unreserve();
+      throw e;
+    }
+  }
+  if (whole) {
     const { buffer: head } = encodeServerMessage(header);
     // Counted from now (synchronously after the scheduler chose it), so concurrent reads for this
     // client cannot overshoot the bound together.
@@ -118,18 +138,18 @@ export async function readFrameChunk(chunk: Chunk<QueuedFrame>, describe: boolea
       throw e;
     }
     const viewed = withHeader(bytes, head);
-    if (viewed) return { message: viewed.message, done: () => { viewed.release(); whole.recycle(bytes); }, unreserve };
+    if (viewed) return { messages: [viewed.message], done: () => { viewed.release(); whole.recycle(bytes); }, unreserve };
     const buffer = ctx.buffers.take(head.length + chunk.length);
     buffer.set(head, 0);
     buffer.set(bytes, head.length);
     whole.recycle(bytes);
-    return { message: buffer, done: () => ctx.buffers.give(buffer), unreserve };
+    return { messages: [buffer], done: () => ctx.buffers.give(buffer), unreserve };
   }
   const { buffer, payloadOffset } = encodeServerMessage(header, chunk.length, (n) => ctx.buffers.take(n));
   const unreserve = outbox.reserve(buffer.length);
   try {
     await ctx.readChunk(frame, chunk.offset, chunk.length, buffer, payloadOffset, next);
-    return { message: buffer, done: () => ctx.buffers.give(buffer), unreserve };
+    return { messages: [buffer], done: () => ctx.buffers.give(buffer), unreserve };
   } catch (e) {
     unreserve();
     ctx.buffers.give(buffer);

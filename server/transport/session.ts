@@ -51,6 +51,8 @@ export class Session implements PumpTarget<QueuedFrame> {
   private streamOffer: HttpStreamOffer | undefined;
   private stream: HttpStreamSink | undefined;
   private streamUsed = false;
+  /** The client takes a chunk's payload as a message of its own (Hello.payload_apart). */
+  private payloadApart = false;
 
   constructor(
     readonly id: number,
@@ -133,15 +135,17 @@ export class Session implements PumpTarget<QueuedFrame> {
   async sendChunk(chunk: Chunk<QueuedFrame>, stillWanted: () => boolean): Promise<boolean> {
     const { image } = chunk.item.frame.file;
     const describe = chunk.offset === 0 && !this.described.has(image);
-    const { message, done, unreserve } = await readFrameChunk(chunk, describe, this.id, this.ctx, this.outbox);
+    const { messages, done, unreserve } = await readFrameChunk(chunk, describe, this.id, this.ctx, this.outbox, this.payloadApart);
     // Cancelled or closed while reading: the chunk is dropped.
     if (this.closed || !stillWanted()) {
       unreserve();
       done();
       return false;
     }
-    // Buffered before it stops being reserved: no moment when another chunk sees room it does not have.
-    this.outbox.send(message, done);
+    // Buffered before it stops being reserved: no moment when another chunk sees room it does not
+    // have. The messages go one after the other, synchronously: nothing can come between them.
+    for (let i = 0; i < messages.length - 1; i++) this.outbox.send(messages[i]!);
+    this.outbox.send(messages[messages.length - 1]!, done);
     unreserve();
     if (describe) this.described.add(image);
     this.ctx.stats.bytesSent += chunk.length;
@@ -236,7 +240,7 @@ export class Session implements PumpTarget<QueuedFrame> {
     );
   }
 
-  private hello({ protocolVersion, initialWindow, token, httpStream, httpStreamKey }: Hello): Promise<void> | void {
+  private hello({ protocolVersion, initialWindow, token, httpStream, httpStreamKey, payloadApart }: Hello): Promise<void> | void {
     const refusal = helloRefusal(protocolVersion, PROTOCOL_VERSION);
     if (refusal) {
       this.refuse(refusal, 0);
@@ -244,6 +248,7 @@ export class Session implements PumpTarget<QueuedFrame> {
       return;
     }
     if (this.handshaken) return this.welcome(initialWindow, false, '');
+    this.payloadApart = payloadApart;
     return this.access.login(token).then(() => this.welcome(initialWindow, httpStream, httpStreamKey), (e: unknown) => {
       // No, a wrong or an expired token: say why, then close (1008: policy violation).
       this.sendError(ErrorCode.UNAUTHENTICATED, e instanceof AccessError ? e.message : 'the token is not valid', 0);

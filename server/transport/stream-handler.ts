@@ -8,13 +8,16 @@ import type { WebSocket } from 'ws';
 import { bearerToken, type AccessControl } from '../access.js';
 import type { Catalogue } from '../index/catalogue.js';
 import type { Logger } from '../log.js';
-import { ChunkBuffers } from './chunk-buffers.js';
+import { FrameBuffers } from '../files/frame-buffers.js';
 import { ConnectionFront, type ConnectionLimits } from './connections.js';
 import { HttpStreams } from './http-stream.js';
 import { Pump } from './pump.js';
 import { Scheduler } from './scheduler.js';
 import { SessionAccess } from './session-access.js';
 import { Session, type QueuedFrame, type ReadChunk, type SessionLimits, type WholeFrames } from './session.js';
+
+/** Free chunk buffers kept for reuse, at most. */
+const CHUNK_BUFFERS_FREE_BYTES = 8 * 1024 * 1024;
 
 /** What the stream handler reports as it goes (metrics). */
 export interface StreamObserver {
@@ -66,8 +69,9 @@ export class StreamHandler {
     this.stats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0, requestsCancelled: 0, get httpStreams() { return httpStreams?.count ?? 0; } };
     this.scheduler = new Scheduler<QueuedFrame>({ chunkBytes: limits.chunkBytes });
     this.pump = new Pump<QueuedFrame>(this.scheduler, this.sessions, options.readConcurrency);
-    // Room for a chunk and its header; 16 kept for reuse (a few MB), more are allocated as needed.
-    const buffers = new ChunkBuffers(limits.chunkBytes + 16 * 1024, 16);
+    // Chunk messages' buffers, in size classes (a 512 KiB slice does not hold a 1 MiB buffer);
+    // 8 MiB of free ones kept for reuse, more allocated as needed.
+    const buffers = new FrameBuffers(CHUNK_BUFFERS_FREE_BYTES);
     const context = {
       catalogue: options.catalogue, scheduler: this.scheduler, kick: () => this.pump.kick(), readChunk: options.readChunk,
       wholeFrames: options.wholeFrames,
