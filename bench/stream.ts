@@ -221,6 +221,15 @@ interface Results {
 function report(o: Options, frames: number, frameBytes: number, hashed: boolean, r: Results, warning: string | undefined): string {
   const runs = (s: Summary): string => s.runsMibPerS.map((x) => fmt(x)).join(', ');
   const cpuRuns = (s: Summary): string => s.runsServerCpuMs.map((x) => fmt(x, 0)).join(', ');
+  const section = (title: string, { ds, bare }: { ds: Summary; bare: Summary }, ttffWhat: string): string[] => [
+    `## ${title}`,
+    '',
+    table(ds, bare, o.clients, ttffWhat),
+    '',
+    `Rounds, MiB/s: dicomstream ${runs(ds)}; bare ws ${runs(bare)}.`,
+    `Server CPU per round, ms: dicomstream ${cpuRuns(ds)}; bare ws ${cpuRuns(bare)}.`,
+    '',
+  ];
   const freshRate = (xs: Once[]) => median(xs.map((x) => x.mibPerS));
   const freshTtff = (xs: Once[]) => median(xs.map((x) => x.ttffMs));
   const checks = (name: string, c: Check) => `- ${checkLine(name, c, hashed)}`;
@@ -236,20 +245,8 @@ function report(o: Options, frames: number, frameBytes: number, hashed: boolean,
     `- server CPU from /proc/<pid>/stat (clock tick ${fmt(1000 / CLK_TCK, 0)} ms), client CPU from process.cpuUsage()`,
     ...(warning ? [`- WARNING: ${warning}`] : []),
     '',
-    '## A new connection each round (cold: a viewer opening a series)',
-    '',
-    table(r.cold.ds, r.cold.bare, o.clients, 'from connecting'),
-    '',
-    `Rounds, MiB/s: dicomstream ${runs(r.cold.ds)}; bare ws ${runs(r.cold.bare)}.`,
-    `Server CPU per round, ms: dicomstream ${cpuRuns(r.cold.ds)}; bare ws ${cpuRuns(r.cold.bare)}.`,
-    '',
-    '## One connection, round after round (warm)',
-    '',
-    table(r.warm.ds, r.warm.bare, o.clients, 'from the request'),
-    '',
-    `Rounds, MiB/s: dicomstream ${runs(r.warm.ds)}; bare ws ${runs(r.warm.bare)}.`,
-    `Server CPU per round, ms: dicomstream ${cpuRuns(r.warm.ds)}; bare ws ${cpuRuns(r.warm.bare)}.`,
-    '',
+    ...section('A new connection each round (cold: a viewer opening a series)', r.cold, 'from connecting'),
+    ...section('One connection, round after round (warm)', r.warm, 'from the request'),
     `## A fresh client process, its first round (bench/stream-once.mjs, medians of ${r.fresh.ds.length})`,
     '',
     '| metric | dicomstream | bare ws | dicomstream / bare ws |',

@@ -82,24 +82,16 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
   // the server holds it until the Hello naming that key is through.
   const key = httpStream ? httpStreamKey() : '';
   const abort = new AbortController();
-  const streamTimeout = Math.min(timeoutMs, 5000);
-  const opening = httpStream ? openHttpStream(httpStreamUrl(url, key), abort, streamTimeout) : undefined;
+  const opening = httpStream ? openHttpStream(httpStreamUrl(url, key), abort, Math.min(timeoutMs, 5000)) : undefined;
   try {
     await client.handshake(options.clientName ?? 'dicomstream-client', timeoutMs, window, options.backlog ?? window, options.token ?? '', httpStream, key);
   } catch (e) {
     abort.abort();
     throw e;
   }
-  const offered = client.server.httpStreamKey;
-  if (opening && offered === key) await client.useHttpStream(await opening, abort);
-  else if (opening) {
-    abort.abort();
-    // A server that chose a key of its own.
-    if (offered) {
-      const again = new AbortController();
-      await client.useHttpStream(await openHttpStream(httpStreamUrl(url, offered), again, streamTimeout), again);
-    }
-  }
+  // The server offers the client's own key, or none (then the GET is dropped).
+  if (opening && client.server.httpStreamKey === key) await client.useHttpStream(await opening, abort);
+  else abort.abort();
   return client;
 }
 

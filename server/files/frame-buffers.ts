@@ -1,9 +1,10 @@
 // Reusable buffers for whole frames read straight from their files (not kept by the frame cache):
 // a buffer comes back once the response that carried it has been written, so serving a series
 // larger than the cache allocates nothing per frame. Each has room before the frame for a message
-// header (headroom.ts), so a WebSocket sends header and frame as one view of it. Allocating half a megabyte a frame at a
-// thousand frames a second makes V8 run a full mark-compact several times a second for the
-// external memory alone, and those pauses are the latency tail.
+// header (headroom.ts), so a WebSocket sends header and frame as one view of it. Allocating half a
+// megabyte a frame at a thousand frames a second makes V8 run a full mark-compact several times a
+// second for the external memory alone, and those pauses are the latency tail.
+import { allocFrame } from './headroom.js';
 
 /** Below this a buffer is cheap to allocate and pooling it saves nothing. */
 const MIN_POOLED = 64 * 1024;
@@ -21,8 +22,6 @@ export interface FrameBufferStats {
   /** Bytes of free buffers held for reuse now. */
   heldBytes: number;
 }
-
-import { allocFrame } from './headroom.js';
 
 export class FrameBuffers {
   /** Free buffers by size class. */

@@ -1,7 +1,8 @@
 // Frames kept with room before them for a message header, so that a cached frame (or one read
-// ahead into a reused buffer) goes out as one WebSocket message without being copied: the header is written into the room right before the
-// frame's bytes and the socket sends the two as one view. One message at a time may use a
-// buffer's room (the socket holds the view until it is written); others copy, as before.
+// ahead into a reused buffer) goes out as one WebSocket message without being copied: the header
+// is written into the room right before the frame's bytes and the socket sends the two as one view.
+// One message at a time may use a buffer's room (the socket holds the view until it is written);
+// others copy, as before.
 
 /** Room before a cached frame: a FrameChunk header, with the instance's attributes for most images. */
 export const HEADROOM_BYTES = 4096;

@@ -10,9 +10,5 @@ export { cornerstoneImage, type CornerstoneCore, type DicomStreamCornerstone, ty
  * loader for `dicomstream:` imageIds and a metadata provider for them.
  */
 export function registerDicomStream(cornerstone: CornerstoneCore, options: DicomStreamCornerstoneOptions): Promise<DicomStreamCornerstone> {
-  return registerWith(cornerstone, options, {
-    connect,
-    decode: (bytes, instance, o) => (o.rescale ? decodeFrame(bytes, instance, { ...o, rescale: o.rescale }) : decodeFrame(bytes, instance, o)),
-    prepare: prepareDecoders,
-  });
+  return registerWith(cornerstone, options, { connect, decode: decodeFrame, prepare: prepareDecoders });
 }

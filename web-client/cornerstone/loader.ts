@@ -13,6 +13,7 @@ import { ErrorCode, ProtocolError } from '../../shared/protocol.js';
 import { imageIdOf, parseImageId, SCHEME } from './image-id.js';
 import { frameInstance, metadataModule, rescaleOf, spacingOf, windowOf, type ImageRecord } from './metadata.js';
 import { rescale } from '../decode/rescale.js';
+import { rescalable } from '../decode/decode-frame.js';
 import { cornerstoneColour } from './colour.js';
 import { suvFactorsOf, type SuvFactors } from './suv.js';
 import { minMax } from '../decode/pixels.js';
@@ -129,7 +130,7 @@ export async function registerWith(cornerstone: CornerstoneCore, options: DicomS
       const instance = known?.instance ?? (frame.instance && frameInstance(frame.instance, id.frameNumber));
       if (!instance) throw new ProtocolError(ErrorCode.INTERNAL, `${imageId}: no attributes for the instance`);
       // Grey frames come back prescaled from the decode worker: the page's main thread only wraps them.
-      const grey = isGrey(instance);
+      const grey = rescalable(instance);
       const { slope, intercept } = rescaleOf(instance);
       const decoded = await deps.decode(frame.bytes, instance, {
         bitOffset: frame.bitOffset, priority: PRIORITY[requestType] ?? 0, transfer: true, consume: true,
@@ -237,11 +238,6 @@ export function cornerstoneImage(cornerstone: CornerstoneCore, imageId: string, 
     isPreScaled: scaled,
     voxelManager,
   } as Core.Types.IImage;
-}
-
-/** Frames the decoder can prescale: one sample a pixel, more than one bit, not a palette. */
-function isGrey(instance: ImageAttributes): boolean {
-  return (instance.samplesPerPixel || 1) === 1 && instance.bitsAllocated > 1 && instance.photometricInterpretation !== 'PALETTE COLOR';
 }
 
 /** Bits packed LSB first, as 0 and 1 a byte each. */

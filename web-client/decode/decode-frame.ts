@@ -53,12 +53,17 @@ export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options
 export function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options?: DecodeOptions): Promise<DecodedFrame>;
 export async function decodeFrame(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions = {}): Promise<DecodedFrame | RescaledFrame> {
   if (!options.rescale) return decodeStored(bytes, instance, options);
-  if ((instance.samplesPerPixel || 1) !== 1 || instance.bitsAllocated === 1 || instance.photometricInterpretation === 'PALETTE COLOR') {
+  if (!rescalable(instance)) {
     throw new DecodeError('BAD_ATTRIBUTES', `rescale applies to grey frames, not ${instance.photometricInterpretation} with ${instance.bitsAllocated}-bit samples`);
   }
   const { pixels } = await decodeStored(bytes, instance, options);
   // Pixels in memory of their own (a codec's output, a copy) or in bytes that may be overwritten.
   return rescale(pixels, options.rescale, options.consume === true || pixels.buffer !== bytes.buffer);
+}
+
+/** Frames `rescale` applies to: one sample a pixel, more than one bit, not a palette. */
+export function rescalable(instance: DecodeInstance): boolean {
+  return (instance.samplesPerPixel || 1) === 1 && instance.bitsAllocated > 1 && instance.photometricInterpretation !== 'PALETTE COLOR';
 }
 
 async function decodeStored(bytes: Uint8Array, instance: DecodeInstance, options: DecodeOptions): Promise<DecodedFrame> {
