@@ -105,7 +105,8 @@ describe('access', () => {
   it('refuses requests once a token expires, and takes a refreshed one in-band without dropping the stream', async (t) => {
     await withServer({ access: { jwt: { secret: SECRET } }, chunkSize: 4096 }, async (server) => {
       const { a, seriesA } = await twoStudies(server);
-      const soon = Math.floor(Date.now() / 1000) + 2;
+      // Far enough ahead that a slow machine cannot reach it before the refresh.
+      const soon = Math.floor(Date.now() / 1000) + 30;
       const c = await connect(server.url, { WebSocket, token: await hs256({ studies: [a.studyInstanceUid] }, soon), window: 16 * 1024 });
       try {
         // A stream in progress (a small window keeps it going) while the token is replaced.
@@ -123,10 +124,12 @@ describe('access', () => {
         c.close();
       }
       // Expiry mid-connection: requests refused with UNAUTHENTICATED until a new token comes.
-      const d = await connect(server.url, { WebSocket, token: await hs256({ studies: [a.studyInstanceUid] }, Math.floor(Date.now() / 1000) + 1) });
+      // (exp in whole seconds: +1 could be a millisecond away, so the token gets 30 s.)
+      const exp = Math.floor(Date.now() / 1000) + 30;
+      const d = await connect(server.url, { WebSocket, token: await hs256({ studies: [a.studyInstanceUid] }, exp) });
       try {
-        // The clock moves two seconds on (timers stay real): the token is past its expiry.
-        t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 2000 });
+        // The clock moves past the expiry (timers stay real).
+        t.mock.timers.enable({ apis: ['Date'], now: (exp + 2) * 1000 });
         await assert.rejects(d.listStudies(), (e) => code(e) === 'UNAUTHENTICATED' && /expired/.test((e as Error).message));
         await assert.rejects(d.openSeries(seriesA.seriesInstanceUid), (e) => code(e) === 'UNAUTHENTICATED');
         await d.authenticate(await hs256({ studies: [a.studyInstanceUid] }));
