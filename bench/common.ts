@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import dicomParser from 'dicom-parser';
 import { WebSocket, type RawData } from 'ws';
 import type { DicomStreamClient, FrameAddress, ImageAttributes } from '../web-client/index.js';
@@ -283,7 +284,7 @@ export function ensureBuild(): string | undefined {
     return undefined;
   }
   const built = statSync(CLI).mtimeMs;
-  const newer = ['server', 'shared', 'proto'].flatMap((dir) => {
+  const newer = ['server', 'shared', 'proto', 'web-client'].flatMap((dir) => {
     const base = join(PROJECT, dir);
     if (!existsSync(base)) return [];
     return (readdirSync(base, { recursive: true }) as string[])
@@ -295,6 +296,14 @@ export function ensureBuild(): string | undefined {
   const warning = `dist/ is older than ${newer.length} source file(s) (${newer.slice(0, 3).join(', ')}${newer.length > 3 ? ', ...' : ''}): the server measured is the last build; run npm run build`;
   console.warn(`WARNING: ${warning}`);
   return warning;
+}
+
+/**
+ * The client library as users run it: the build in dist/, not the TypeScript sources through tsx
+ * (under tsx the same client spent ~20 % more CPU a frame and ran five times as many full GCs).
+ */
+export async function builtClient(): Promise<typeof import('../web-client/index.js')> {
+  return import(pathToFileURL(join(PROJECT, 'dist', 'web-client', 'index.js')).href) as Promise<typeof import('../web-client/index.js')>;
 }
 
 /** Frame 1 of one instance: where it lies in its file, and the UIDs a WADO-RS URL needs. */

@@ -15,15 +15,18 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { connect, type ImageAttributes } from '../web-client/index.js';
+import type { ImageAttributes } from '../web-client/index.js';
 import {
   BARE_SERVER, BenchError, CLI, CLK_TCK, Closer, MIB, OUT, PROJECT, addChecks, bareFetcher, checkLine, checkTrace,
-  dicomstreamFetcher, ensureBuild, ensureSeries, expectations, fmt, frameLength, isClean, machineCpu, median, nproc, openBareSocket,
+  dicomstreamFetcher, builtClient, ensureBuild, ensureSeries, expectations, fmt, frameLength, isClean, machineCpu, median, nproc, openBareSocket,
   percentile, pickSeries, processCpu, processPeakRss, readSeriesManifest, resetPeakRss, seriesFiles, startServerProcess,
   type Check, type Expected, type Fetcher, type Received, type SeriesFile, type ServerProcess,
 } from './common.js';
 import { findWrk, loadBlocks, wrkVersion, type LoadTarget } from './wado-load.js';
 import { findOrthanc, http, inNamespaceForOrthanc, loopbackOnly, resentOnStaleSocket, singlePart, startOrthanc } from './orthanc.js';
+
+/** The built client (dist/), loaded once the build is checked. */
+let connect: Awaited<ReturnType<typeof builtClient>>['connect'];
 
 const DEFAULT_CLIENTS = [1, 8, 32];
 /** A round that takes longer than this fails its system (for this client count) instead of hanging the run. */
@@ -40,12 +43,12 @@ function measuredRounds(clients: number): number {
   return clients <= 1 ? 5 : clients <= 8 ? 3 : 2;
 }
 
-interface Options { seriesDir: string; generate: boolean; clientCounts: number[]; orthanc: boolean; dicomweb: boolean; wrkOnly: boolean }
+interface Options { seriesDir: string; generate: boolean; clientCounts: number[]; orthanc: boolean; dicomweb: boolean; wrkOnly: boolean; serverArgs: string[] }
 
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
-    options: { series: { type: 'string' }, clients: { type: 'string' }, 'no-orthanc': { type: 'boolean', default: false }, dicomweb: { type: 'boolean', default: false }, 'wrk-only': { type: 'boolean', default: false } },
+    options: { series: { type: 'string' }, clients: { type: 'string' }, 'no-orthanc': { type: 'boolean', default: false }, dicomweb: { type: 'boolean', default: false }, 'wrk-only': { type: 'boolean', default: false }, 'server-arg': { type: 'string', multiple: true, default: [] } },
   });
   const clientCounts = values.clients === undefined ? DEFAULT_CLIENTS : values.clients.split(',').map((s) => Number(s.trim()));
   if (clientCounts.length === 0 || !clientCounts.every((n) => Number.isInteger(n) && n >= 1)) {
@@ -54,7 +57,7 @@ function parseOptions(argv: string[]): Options {
   const seriesDir = values.series ? resolve(values.series) : join(OUT, 'series');
   const wrkOnly = values['wrk-only'];
   if (wrkOnly && !values.dicomweb) throw new BenchError('--wrk-only goes with --dicomweb');
-  return { seriesDir, generate: values.series === undefined, clientCounts, orthanc: !values['no-orthanc'], dicomweb: values.dicomweb, wrkOnly };
+  return { seriesDir, generate: values.series === undefined, clientCounts, orthanc: !values['no-orthanc'], dicomweb: values.dicomweb, wrkOnly, serverArgs: values['server-arg'] };
 }
 
 /** One WADO-RS frames request at a time, over one kept-alive connection, in series order (Orthanc's root, or dicomstream's). */
@@ -331,6 +334,7 @@ async function main(): Promise<number> {
   if (!existsSync(root)) throw new BenchError(`no uncompressed/ folder in ${options.seriesDir}`);
   const manifestFile = readSeriesManifest(options.seriesDir);
   const buildWarning = ensureBuild();
+  ({ connect } = await builtClient());
   const closer = new Closer();
   // A signal to this process alone (not to its group, as Ctrl-C is) skips `finally` and 'exit' handlers:
   // stop the servers first. A second signal (Ctrl-C reaches this process both from the terminal and
@@ -344,7 +348,7 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const dsServer = startServerProcess('dicomstream', [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);
+    const dsServer = startServerProcess('dicomstream', [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...options.serverArgs]);
     closer.add(() => dsServer.stop());
     const dsUrl = await dsServer.url;
     console.log(`dicomstream: pid ${dsServer.pid}, ${dsUrl}`);
@@ -478,7 +482,7 @@ async function main(): Promise<number> {
       `- Node ${process.version}, nproc ${nproc()}, ${process.platform}/${process.arch}`,
       `- series: ${relative(PROJECT, options.seriesDir) || options.seriesDir}/uncompressed, ${instances.length} frames of ${frameBytes} bytes (${fmt(instances.length * frameBytes / MIB)} MiB) per client and round`,
       `- clients: ${options.clientCounts.join(', ')}; for each count, 1 warm-up round and then ${options.clientCounts.map(measuredRounds).join(' / ')} measured rounds of each system, alternating`,
-      '- each server is its own process (dicomstream: node dist/server/cli.js serve; bare ws: node bench/bare-ws-server.mjs; Orthanc: its Debian binary with the DICOMweb plugin); the clients run in the benchmark process',
+      `- each server is its own process (dicomstream: node dist/server/cli.js serve${options.serverArgs.length ? ` ${options.serverArgs.join(' ')}` : ''}; bare ws: node bench/bare-ws-server.mjs; Orthanc: its Debian binary with the DICOMweb plugin); the clients (dist/web-client, as built) run in the benchmark process`,
       `- ${orthancNote}${orthanc ? '; frames by WADO-RS GET .../frames/1, one request at a time per client, kept-alive connection per client' : ''}`,
       `- network: ${inNamespace ? 'a private network namespace with only loopback (unshare -n); every server and client in it' : 'the host namespace'}, 127.0.0.1`,
       `- server CPU from /proc/<pid>/stat (clock tick ${fmt(1000 / CLK_TCK, 0)} ms), server peak RSS from VmHWM in /proc/<pid>/status (reset through clear_refs before each warm-up), client CPU from process.cpuUsage()`,

@@ -13,20 +13,22 @@ import { promisify } from 'node:util';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
-import { connect } from '../web-client/index.js';
 import {
   BARE_SERVER, BenchError, CLI, CLK_TCK, Closer, OUT, PROJECT, addChecks, bareFetcher, checkLine, checkTrace, dicomstreamFetcher,
-  ensureBuild, ensureSeries, expectations, fmt, frameLength, frameRanges, isClean, median, nproc, openBareSocket, percentile,
+  builtClient, ensureBuild, ensureSeries, expectations, fmt, frameLength, frameRanges, isClean, median, nproc, openBareSocket, percentile,
   pickSeries, processCpu, processPeakRss, readSeriesManifest, startServerProcess,
   MIB, type Check, type Expected, type Fetcher, type Trace,
 } from './common.js';
 import type { FrameAddress } from '../web-client/index.js';
 
+/** The built client (dist/), loaded once the build is checked. */
+let connect: Awaited<ReturnType<typeof builtClient>>['connect'];
+
 const MEASURED_RUNS = 5;
 const ONCE = join(PROJECT, 'bench', 'stream-once.mjs');
 const run = promisify(execFile);
 
-interface Options { seriesDir: string; generate: boolean; clients: number }
+interface Options { seriesDir: string; generate: boolean; clients: number; serverArgs: string[] }
 
 /**
  * One round: every client fetched the whole series once, at the same time. CPU figures are per frame;
@@ -39,11 +41,11 @@ interface Round {
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({ args: argv, options: { series: { type: 'string' }, clients: { type: 'string', default: '1' } } });
+  const { values } = parseArgs({ args: argv, options: { series: { type: 'string' }, clients: { type: 'string', default: '1' }, 'server-arg': { type: 'string', multiple: true, default: [] } } });
   const clients = Number(values.clients);
   if (!Number.isInteger(clients) || clients < 1) throw new BenchError(`--clients wants a positive integer, not ${values.clients}`);
   const seriesDir = values.series ? resolve(values.series) : join(OUT, 'series');
-  return { seriesDir, generate: values.series === undefined, clients };
+  return { seriesDir, generate: values.series === undefined, clients, serverArgs: values['server-arg'] };
 }
 
 /**
@@ -169,11 +171,11 @@ async function fetchOnce(args: string[], expected: Expected, uids: string[]): Pr
  * saved index, its file not yet opened): a new server process each time, from the saved index.
  * The open series and first frame times, as the client on loopback sees them.
  */
-async function coldSeries(root: string, seriesUid: string, first: FrameAddress, runs: number): Promise<{ openMs: number[]; firstFrameMs: number[] }> {
+async function coldSeries(root: string, seriesUid: string, first: FrameAddress, runs: number, serverArgs: string[]): Promise<{ openMs: number[]; firstFrameMs: number[] }> {
   const openMs: number[] = [];
   const firstFrameMs: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const server = startServerProcess('dicomstream (cold series)', [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn'], undefined, { echo: () => false });
+    const server = startServerProcess('dicomstream (cold series)', [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...serverArgs], undefined, { echo: () => false });
     try {
       const client = await connect(await server.url, { WebSocket, clientName: 'bench-cold' });
       try {
@@ -241,7 +243,7 @@ function report(o: Options, frames: number, frameBytes: number, hashed: boolean,
     `- Node ${process.version}, nproc ${nproc()}, ${process.platform}/${process.arch}`,
     `- series: ${relative(PROJECT, o.seriesDir) || o.seriesDir}/uncompressed, ${frames} frames of ${frameBytes} bytes (${fmt(frames * frameBytes / MIB)} MiB)`,
     `- clients: ${o.clients}, each fetching the whole series; after 1 warm-up round of each, medians of ${MEASURED_RUNS} rounds, dicomstream and bare ws alternating`,
-    `- each server is its own process (dicomstream: node dist/server/cli.js serve; baseline: node bench/bare-ws-server.mjs); the clients run in the benchmark process`,
+    `- each server is its own process (dicomstream: node dist/server/cli.js serve${o.serverArgs.length ? ` ${o.serverArgs.join(' ')}` : ''}; baseline: node bench/bare-ws-server.mjs); the clients (dist/web-client, as built) run in the benchmark process`,
     `- server CPU from /proc/<pid>/stat (clock tick ${fmt(1000 / CLK_TCK, 0)} ms), client CPU from process.cpuUsage()`,
     ...(warning ? [`- WARNING: ${warning}`] : []),
     '',
@@ -299,6 +301,7 @@ async function main(): Promise<number> {
   if (!existsSync(root)) throw new BenchError(`no uncompressed/ folder in ${options.seriesDir}`);
   const manifestFile = readSeriesManifest(options.seriesDir);
   const buildWarning = ensureBuild();
+  ({ connect } = await builtClient());
   const closer = new Closer();
   // A signal to this process alone (not to its group, as Ctrl-C is) skips `finally` and 'exit' handlers:
   // stop the servers first.
@@ -311,7 +314,7 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     // dicomstream as an operator runs it.
-    const server = startServerProcess('dicomstream', [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn']);
+    const server = startServerProcess('dicomstream', [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...options.serverArgs]);
     closer.add(() => server.stop());
     const url = await server.url;
     console.log(`dicomstream: pid ${server.pid}, ${url}`);
@@ -354,7 +357,7 @@ async function main(): Promise<number> {
       console.log(`fresh process ${i + 1}/${MEASURED_RUNS}: dicomstream ${fmt(fresh.ds.at(-1)!.mibPerS)} MiB/s, bare ws ${fmt(fresh.bare.at(-1)!.mibPerS)} MiB/s`);
     }
     // The cold series last: its servers start from the saved index the first server wrote.
-    const coldSeriesResult = await coldSeries(root, seriesUid, expected.addresses[Math.floor(uids.length / 2)]!, MEASURED_RUNS);
+    const coldSeriesResult = await coldSeries(root, seriesUid, expected.addresses[Math.floor(uids.length / 2)]!, MEASURED_RUNS, options.serverArgs);
     const results: Results = { cold, warm, fresh, coldSeries: coldSeriesResult };
     const text = report(options, instances.length, frameBytes, hashed, results, buildWarning);
     console.log('\n' + text);
