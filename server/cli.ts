@@ -7,6 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { CodedError } from '../shared/coded-error.js';
 import { scanFolder } from './index/scan.js';
 import { Catalogue } from './index/catalogue.js';
+import { IndexLock } from './index/index-lock.js';
 import { DEFAULT_INDEX_DIR, IndexStore } from './index/index-store.js';
 import { ParsePool } from './index/parse-pool.js';
 import { refreshIndex, summaryOf, type SkippedFile } from './index/refresh.js';
@@ -150,6 +151,7 @@ addOptions(program.command('index'), 'index')
       process.stderr.write('\ninterrupted: the files indexed so far are saved; run again to go on\n');
       process.exit(130);
     });
+    const lock = await IndexLock.acquire(store.dir, 'index').catch(async (e: unknown) => { await parser.close(); throw e; });
     try {
       const result = await refreshIndex(root, await store.readCatalogue(), parser, store, {
         onProgress: progressReporter(process.stderr, 'indexing'), batchFiles: 1000,
@@ -160,6 +162,7 @@ addOptions(program.command('index'), 'index')
         `${Math.round(result.parsed / Math.max(result.ms / 1000, 1e-3))} files/s parsed\n`);
     } finally {
       await parser.close();
+      await lock.release();
     }
   });
 

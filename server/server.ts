@@ -52,6 +52,8 @@ export interface ServerOptions extends Omit<TableOptions, 'indexDir'> {
   noServer?: boolean;
   log?: Logger;
   onIndexProgress?: (progress: RefreshProgress) => void;
+  /** With `readOnlyIndex`: how often the saved catalogue is checked for a new version. Default 1000 ms. */
+  indexPollMs?: number;
 }
 
 export type { IndexSummary };
@@ -129,7 +131,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const index = await LiveIndex.open({
     root, indexDir: options.indexDir, indexCacheBytes: o.indexCache, parseWorkers: o.parseWorkers, followSymlinks: o.followSymlinks,
-    watch: o.watch, rescanMs: o.rescanInterval * 1000, log, onProgress: options.onIndexProgress,
+    watch: o.watch, rescanMs: o.rescanInterval * 1000, readOnly: o.readOnlyIndex, indexPollMs: options.indexPollMs, log, onProgress: options.onIndexProgress,
   });
   const frames = new FrameSource({
     root, followSymlinks: o.followSymlinks, maxOpenFiles: o.maxOpenFiles, frameCacheBytes: o.frameCache,

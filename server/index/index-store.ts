@@ -15,6 +15,9 @@ import { inside } from './path-inside.js';
 /** The index folder of a served folder when none is given. */
 export const DEFAULT_INDEX_DIR = '.dicomstream';
 
+/** The catalogue's file name in the index folder: a new version of it is a new version of the index. */
+export const CATALOGUE_FILE = 'catalogue.dsix';
+
 /** Index entries of one series as read back, with the bytes they took on disk (for cache sizing). */
 export interface LoadedSeries { files: IndexedFile[]; bytes: number }
 
@@ -31,6 +34,8 @@ let tempCounter = 0;
 export class IndexStore implements SeriesSource {
   /** Series files rebuilt from the DICOM files because they could not be trusted. */
   rebuilt = 0;
+  /** Never write: the index is another process's (a replica's --read-only-index); rebuilds stay in memory. */
+  readOnly = false;
 
   constructor(
     readonly root: string,
@@ -40,7 +45,7 @@ export class IndexStore implements SeriesSource {
     private readonly onProblem: IndexProblem = () => undefined,
   ) {}
 
-  get cataloguePath(): string { return join(this.dir, 'catalogue.dsix'); }
+  get cataloguePath(): string { return join(this.dir, CATALOGUE_FILE); }
 
   seriesPath(seriesInstanceUid: string): string {
     const h = createHash('sha1').update(seriesInstanceUid).digest('hex');
@@ -163,6 +168,7 @@ export class IndexStore implements SeriesSource {
   }
 
   private async write(path: string, bytes: Uint8Array): Promise<void> {
+    if (this.readOnly) return;
     await mkdir(dirname(path), { recursive: true });
     const temp = `${path}.${process.pid}.${++tempCounter}.tmp`;
     try {

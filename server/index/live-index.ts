@@ -1,12 +1,15 @@
 // The index of a served folder, kept current: loads the saved index (or builds it), then follows
 // the folder (watcher and rescans), one refresh at a time, replacing the catalogue when files
 // changed. Tells its listener what changed; knows nothing of files opened or clients.
+import { unwatchFile, watchFile, type Stats } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { CodedError } from '../../shared/coded-error.js';
 import type { CatalogueIndex } from '../../shared/index-format.js';
 import type { Logger } from '../log.js';
 import { Catalogue } from './catalogue.js';
 import type { IndexedFile } from './index-file.js';
+import { IndexLock } from './index-lock.js';
 import { DEFAULT_INDEX_DIR, IndexStore, MemorySeriesSource } from './index-store.js';
 import { ParsePool } from './parse-pool.js';
 import { refreshIndex, relativePath, summaryOf, type IndexSummary, type RefreshProgress, type RefreshResult } from './refresh.js';
@@ -22,6 +25,13 @@ export interface LiveIndexOptions {
   /** Follow the folder's changes; with `rescanMs` also rescan at that interval (0: never). */
   watch: boolean;
   rescanMs: number;
+  /**
+   * Never write the saved index: serve the one in `indexDir` (written by `dicomstream index` or
+   * another server) and follow its new versions, checked every `indexPollMs`; the folder itself is
+   * not scanned or watched.
+   */
+  readOnly?: boolean;
+  indexPollMs?: number;
   log: Logger;
   onProgress?: (progress: RefreshProgress) => void;
 }
@@ -47,6 +57,10 @@ export class LiveIndex {
   private readonly parser: ParsePool;
   private store: IndexStore | undefined;
   private indexDir: string | undefined;
+  /** This server writes the saved index: no other process may meanwhile. */
+  private lock: IndexLock | undefined;
+  /** Read-only: stops following the saved catalogue. */
+  private unwatchCatalogue: (() => void) | undefined;
   /** Told after each refresh that changed something. */
   onChange: (change: IndexChange) => void = () => {};
 
@@ -81,22 +95,27 @@ export class LiveIndex {
 
   async close(): Promise<void> {
     this.watcher?.close();
+    this.unwatchCatalogue?.();
     await this.refreshing;
     await this.parser.close();
+    await this.lock?.release();
   }
 
   private async load(): Promise<void> {
     const { root, log } = this.options;
+    if (this.options.readOnly) return this.loadSaved();
     this.indexDir = await writableIndexDir(root, this.options.indexDir, log);
     if (this.indexDir) {
-      this.store = new IndexStore(root, this.indexDir, (path) => this.parser.parse(path, true), (file, reason) => {
-        log.warn('index file not trusted: rebuilt from the DICOM files', { file, reason });
-      });
+      this.lock = await IndexLock.acquire(this.indexDir, 'serve');
+      this.store = this.storeIn(this.indexDir);
     }
     try {
       this.last = await refreshIndex(root, await this.store?.readCatalogue(), this.parser, this.store, {
         onProgress: this.options.onProgress, followSymlinksOutside: this.options.followSymlinks,
       });
+    } catch (e) {
+      await this.lock?.release();
+      throw e;
     } finally {
       await this.parser.idle();
     }
@@ -108,6 +127,44 @@ export class LiveIndex {
         rescanMs: this.options.rescanMs, onError: (e) => log.warn('folder watch failed: rescanning periodically only', { error: e.message }),
       });
     }
+  }
+
+  private storeIn(dir: string): IndexStore {
+    return new IndexStore(this.options.root, dir, (path) => this.parser.parse(path, true), (file, reason) => {
+      this.options.log.warn('index file not trusted: rebuilt from the DICOM files', { file, reason });
+    });
+  }
+
+  /** Read-only: the saved index as it is, nothing parsed; then its new versions as they appear. */
+  private async loadSaved(): Promise<void> {
+    const { root } = this.options;
+    const dir = resolve(root, this.options.indexDir === false ? DEFAULT_INDEX_DIR : this.options.indexDir ?? DEFAULT_INDEX_DIR);
+    this.indexDir = dir;
+    this.store = this.storeIn(dir);
+    this.store.readOnly = true;
+    const t0 = performance.now();
+    const index = await this.store.readCatalogue();
+    if (!index) throw new CodedError('NO_SAVED_INDEX', `no saved index in ${dir} to serve read-only: run dicomstream index ${root} --index-dir ${dir} first`);
+    this.last = savedResult(index, performance.now() - t0, new Set(), 0);
+    this.current = this.catalogueOf(index);
+    this.summaryNow = summaryOf(root, this.last, dir);
+    const path = this.store.cataloguePath;
+    // Polled (a stat a second), not watched: shared folders (NFS, SMB) send no change events.
+    const changed = (now: Stats, before: Stats) => {
+      if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) void this.refresh();
+    };
+    watchFile(path, { interval: this.options.indexPollMs ?? 1000, persistent: false }, changed);
+    this.unwatchCatalogue = () => unwatchFile(path, changed);
+  }
+
+  /** Read-only: the saved catalogue's new version, and what changed since the last one; undefined: none readable. */
+  private async reloadSaved(): Promise<RefreshResult | undefined> {
+    const t0 = performance.now();
+    // A catalogue not trusted (reported) or removed: the last one goes on being served.
+    const index = await this.store!.readCatalogue();
+    if (!index) return undefined;
+    const { changed, removed } = changedSeries(this.last.index, index);
+    return savedResult(index, performance.now() - t0, changed, removed);
   }
 
   private catalogueOf(index: CatalogueIndex): Catalogue {
@@ -138,8 +195,11 @@ export class LiveIndex {
 
   private async refreshOnce(): Promise<void> {
     const { root } = this.options;
-    const r = await refreshIndex(root, this.last.index, this.parser, this.store, { followSymlinksOutside: this.options.followSymlinks })
-      .finally(() => this.parser.idle());
+    const r = this.options.readOnly
+      ? await this.reloadSaved()
+      : await refreshIndex(root, this.last.index, this.parser, this.store, { followSymlinksOutside: this.options.followSymlinks })
+        .finally(() => this.parser.idle());
+    if (!r) return;
     const before = this.current;
     this.last = r;
     this.summaryNow = summaryOf(root, r, this.indexDir);
@@ -160,6 +220,28 @@ export class LiveIndex {
     const series = [...r.changedSeries].map((seriesInstanceUid) => ({ seriesInstanceUid, removed: !next.hasSeries(seriesInstanceUid) }));
     this.onChange({ catalogue: next, series, staleFiles });
   }
+}
+
+/** A refresh that read a saved catalogue (parsing nothing). */
+function savedResult(index: CatalogueIndex, ms: number, changed: Set<string>, removed: number): RefreshResult {
+  return { index, files: index.instances.length + index.skipped.length, parsed: 0, reused: index.instances.length, removed, changedSeries: changed, parsedFiles: [], ms };
+}
+
+/** Series with an instance added, removed or of another file version between two catalogues; and instances removed. */
+function changedSeries(before: CatalogueIndex, after: CatalogueIndex): { changed: Set<string>; removed: number } {
+  const version = (r: CatalogueIndex['instances'][number]) => `${r.seriesInstanceUid}\0${r.file.path}\0${r.file.size}\0${r.file.mtimeMs}`;
+  const old = new Map(before.instances.map((r) => [r.sopInstanceUid, r]));
+  const changed = new Set<string>();
+  for (const r of after.instances) {
+    const was = old.get(r.sopInstanceUid);
+    old.delete(r.sopInstanceUid);
+    if (!was || version(was) !== version(r)) {
+      changed.add(r.seriesInstanceUid);
+      if (was) changed.add(was.seriesInstanceUid);
+    }
+  }
+  for (const gone of old.values()) changed.add(gone.seriesInstanceUid);
+  return { changed, removed: old.size };
 }
 
 /** The index folder when it can be written, else undefined (the index then lives in memory). */
