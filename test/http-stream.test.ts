@@ -332,9 +332,10 @@ describe('HTTP stream framing (client)', () => {
     }
   });
 
-  it('finds the stream beside the WebSocket URL, under its path', () => {
+  it('finds the stream beside the WebSocket URL, under its path, with its query (a load balancer hashing on it routes both alike)', () => {
     assert.equal(httpStreamUrl('ws://127.0.0.1:8080/', 'k'), 'http://127.0.0.1:8080/http-stream?key=k');
-    assert.equal(httpStreamUrl('wss://pacs.example.org/stream?x=1', 'k'), 'https://pacs.example.org/stream/http-stream?key=k');
+    assert.equal(httpStreamUrl('wss://pacs.example.org/stream?series=1.2.3', 'k'), 'https://pacs.example.org/stream/http-stream?series=1.2.3&key=k');
+    assert.equal(httpStreamUrl('ws://h/?key=theirs#x', 'k'), 'http://h/http-stream?key=k');
     assert.equal(httpStreamUrl('ws://h/a/b/', 'k'), 'http://h/a/b/http-stream?key=k');
   });
 });

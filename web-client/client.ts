@@ -11,6 +11,7 @@ import { CodedError } from '../shared/coded-error.js';
 import { FrameAssembler } from './frame-assembler.js';
 import { FrameStream, type Frame, type FrameCallback, type RequestSummary } from './frame-stream.js';
 import { MessageReader, httpStreamKey, httpStreamUrl, openHttpStream } from './http-stream.js';
+import { OpenRequest, backoffMs, resumable } from './resume.js';
 import { messageBytes, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 
 export interface ConnectOptions {
@@ -40,6 +41,37 @@ export interface ConnectOptions {
    * it, an older server), everything goes over the WebSocket.
    */
   httpStream?: boolean;
+  /**
+   * When the connection is lost (the server or its machine went away, a proxy dropped it), connect
+   * again, with backoff, and ask for what was still wanted: every open request's frames not yet
+   * received (same priority, group and focus), every answer still awaited. The application sees
+   * each frame once and makes no call of its own; `onStateChange` and `onReconnect` tell a viewer.
+   * Default on; false: the first loss fails every open request with CONNECTION_CLOSED.
+   */
+  reconnect?: boolean | ReconnectOptions;
+}
+
+export interface ReconnectOptions {
+  /** Attempts before giving up (then every open request fails with CONNECTION_CLOSED). Default 10. */
+  maxAttempts?: number;
+  /** Wait before the first attempt, doubled for each next one (with jitter). Default 100 ms. */
+  initialDelayMs?: number;
+  /** Longest wait between attempts. Default 5000 ms. */
+  maxDelayMs?: number;
+}
+
+/** The connection: open, lost and being made again, or over for good. */
+export type ConnectionState = 'open' | 'reconnecting' | 'closed';
+
+/** What a reconnect carried over to the new connection. */
+export interface ReconnectInfo {
+  /** Attempts it took (1: the first one succeeded). */
+  attempts: number;
+  /** Open requests asked again, and the frames of theirs still to come. */
+  requests: number;
+  frames: number;
+  /** Why the last connection ended. */
+  reason: string;
 }
 
 
@@ -61,7 +93,8 @@ export interface RequestOptions {
   onError?: (error: ProtocolError) => void;
 }
 
-type Pending = { resolve: (m: DecodedServerMessage) => void; reject: (e: unknown) => void };
+/** An answer awaited, with its question (asked again on a new connection). */
+type Pending = { resolve: (m: DecodedServerMessage) => void; reject: (e: unknown) => void; message?: ClientMessage };
 
 /** An error of the connection itself (not a server error reply): code 'CONNECTION_CLOSED' or 'CONNECT_FAILED'. */
 export class ConnectionError extends CodedError<'CONNECTION_CLOSED' | 'CONNECT_FAILED'> {}
@@ -69,30 +102,39 @@ export class ConnectionError extends CodedError<'CONNECTION_CLOSED' | 'CONNECT_F
 export async function connect(url: string, options: ConnectOptions = {}): Promise<DicomStreamClient> {
   const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (!Ctor) throw new ConnectionError('CONNECT_FAILED', 'no WebSocket class: pass { WebSocket } from the ws package');
-  const socket = new Ctor(url);
-  // Node's ws can hand over its own buffers (no copy); browsers take 'arraybuffer'.
   const browserSocket = Ctor === (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (!browserSocket) socket.binaryType = 'nodebuffer';
-  if (socket.binaryType !== 'nodebuffer') socket.binaryType = 'arraybuffer';
-  const client = new DicomStreamClient(socket);
   const window = options.window ?? 32 * 1024 * 1024;
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  const httpStream = (options.httpStream ?? browserSocket) && typeof fetch === 'function';
-  // The HTTP stream's GET goes out at once, beside the handshake, with a key of the client's own:
-  // the server holds it until the Hello naming that key is through.
-  const key = httpStream ? httpStreamKey() : '';
-  const abort = new AbortController();
-  const opening = httpStream ? openHttpStream(httpStreamUrl(url, key), abort, Math.min(timeoutMs, 5000)) : undefined;
+  const reconnect = options.reconnect ?? true;
+  const client = new DicomStreamClient({
+    url, Ctor, browserSocket, clientName: options.clientName ?? 'dicomstream-client', timeoutMs: options.timeoutMs ?? 10_000,
+    window, backlog: options.backlog ?? window, token: options.token ?? '',
+    httpStream: (options.httpStream ?? browserSocket) && typeof fetch === 'function',
+    reconnect: reconnect === false ? undefined : {
+      maxAttempts: 10, initialDelayMs: 100, maxDelayMs: 5000, ...(reconnect === true ? {} : reconnect),
+    },
+  });
   try {
-    await client.handshake(options.clientName ?? 'dicomstream-client', timeoutMs, window, options.backlog ?? window, options.token ?? '', httpStream, key);
+    await client.open();
   } catch (e) {
-    abort.abort();
+    client.close();
     throw e;
   }
-  // The server offers the client's own key, or none (then the GET is dropped).
-  if (opening && client.server.httpStreamKey === key) await client.useHttpStream(await opening, abort);
-  else abort.abort();
   return client;
+}
+
+/** How the client connects, each time it does. */
+interface LinkSettings {
+  url: string;
+  Ctor: WebSocketConstructor;
+  browserSocket: boolean;
+  clientName: string;
+  timeoutMs: number;
+  window: number;
+  backlog: number;
+  /** The token of the next handshake: the last one the server accepted. */
+  token: string;
+  httpStream: boolean;
+  reconnect: Required<ReconnectOptions> | undefined;
 }
 
 export class DicomStreamClient {
@@ -100,7 +142,11 @@ export class DicomStreamClient {
   server!: Welcome;
   private readonly pending = new Map<number, Pending>();
   private readonly streams = new Map<number, FrameStream>();
-  private readonly assembler = new FrameAssembler();
+  /** What each open request asked for and has received: asked again after a reconnect. */
+  private readonly requests = new Map<number, OpenRequest>();
+  /** Every frame group's settings as last set: set again on a new connection. */
+  private readonly groups = new Map<number, GroupSettings>();
+  private assembler = new FrameAssembler();
   /** Attributes of instances seen in manifests or first chunks, by SOP Instance UID. */
   private readonly instances = new Map<string, ImageAttributes>();
   private nextId = 1;
@@ -114,7 +160,12 @@ export class DicomStreamClient {
   private readonly seriesListeners = new Set<(update: SeriesUpdated) => void>();
   private closedWith: Error | undefined;
   private welcome: Pending | undefined;
-  private readonly opened: Promise<void>;
+  private socket!: WebSocketLike;
+  private connectionState: ConnectionState = 'reconnecting';
+  /** A socket and its handshake are being made (its close fails open(), nothing else). */
+  private opening = false;
+  private readonly stateListeners = new Set<(state: ConnectionState, detail: { attempt?: number; error?: Error }) => void>();
+  private readonly reconnectListeners = new Set<(info: ReconnectInfo) => void>();
   /** A frame chunk's header whose payload is the next message. */
   private awaitingPayload: FrameChunkHeader | undefined;
   /** The HTTP stream the server's messages come over, once in use. */
@@ -123,14 +174,71 @@ export class DicomStreamClient {
   httpStreamError: CodedError<'HTTP_STREAM_UNAVAILABLE'> | undefined;
 
   /** @internal use connect() */
-  constructor(private readonly socket: WebSocketLike) {
-    this.opened = new Promise((resolve, reject) => {
+  /** @internal use connect() */
+  constructor(private readonly link: LinkSettings) {}
+
+  /** @internal A connection (a new socket, the handshake, the HTTP stream); throws when it fails. */
+  async open(): Promise<void> {
+    this.opening = true;
+    try {
+      await this.connectSocket();
+    } finally {
+      this.opening = false;
+    }
+  }
+
+  private async connectSocket(): Promise<void> {
+    const { url, Ctor, browserSocket, timeoutMs, httpStream } = this.link;
+    const socket = new Ctor(url);
+    // Node's ws can hand over its own buffers (no copy); browsers take 'arraybuffer'.
+    if (!browserSocket) socket.binaryType = 'nodebuffer';
+    if (socket.binaryType !== 'nodebuffer') socket.binaryType = 'arraybuffer';
+    const opened = new Promise<void>((resolve, reject) => {
       socket.addEventListener('open', () => resolve());
       socket.addEventListener('error', () => reject(new ConnectionError('CONNECT_FAILED', 'WebSocket error')));
     });
-    this.opened.catch(() => undefined);
-    socket.addEventListener('message', (event) => this.onMessage(event.data));
-    socket.addEventListener('close', (event) => this.onClose(event.code, event.reason));
+    opened.catch(() => undefined);
+    // Events of an earlier socket (lost, replaced) are not this connection's.
+    socket.addEventListener('message', (event) => { if (socket === this.socket) this.onMessage(event.data); });
+    socket.addEventListener('close', (event) => { if (socket === this.socket) this.onClose(event.code, event.reason); });
+    this.socket = socket;
+    // The HTTP stream's GET goes out at once, beside the handshake, with a key of the client's own:
+    // the server holds it until the Hello naming that key is through.
+    const key = httpStream ? httpStreamKey() : '';
+    const abort = new AbortController();
+    const opening = httpStream ? openHttpStream(httpStreamUrl(url, key), abort, Math.min(timeoutMs, 5000)) : undefined;
+    try {
+      await this.handshake(opened, key);
+    } catch (e) {
+      abort.abort();
+      throw e;
+    }
+    // Open for sends (a reconnect asks for what was still wanted before it tells anyone).
+    this.connectionState = 'open';
+    // The server offers the client's own key, or none (then the GET is dropped).
+    if (opening && this.server.httpStreamKey === key) await this.useHttpStream(await opening, abort);
+    else abort.abort();
+  }
+
+  /** The connection's state: open, lost and being made again, or over for good. */
+  get state(): ConnectionState {
+    return this.connectionState;
+  }
+
+  /**
+   * Calls `listener` when the connection is lost and being made again ('reconnecting', with the
+   * attempt and the last error), is open again ('open'), or is over ('closed', with why). Returns
+   * a function that stops the calls.
+   */
+  onStateChange(listener: (state: ConnectionState, detail: { attempt?: number; error?: Error }) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  /** Calls `listener` after each reconnect, with what it asked the new connection for again. */
+  onReconnect(listener: (info: ReconnectInfo) => void): () => void {
+    this.reconnectListeners.add(listener);
+    return () => this.reconnectListeners.delete(listener);
   }
 
   /** How the server's messages reach this client: over the WebSocket, or an HTTP stream (browsers). */
@@ -138,16 +246,17 @@ export class DicomStreamClient {
     return this.httpStream ? 'http-stream' : 'websocket';
   }
 
-  /** @internal */
-  async handshake(clientName: string, timeoutMs: number, window: number, maxBacklog: number, token: string, httpStream = false, httpStreamKey = ''): Promise<void> {
+  private async handshake(opened: Promise<void>, httpStreamKey: string): Promise<void> {
+    const { clientName, timeoutMs, window, backlog, token, httpStream } = this.link;
     this.window = window;
-    this.maxBacklog = maxBacklog;
+    this.maxBacklog = backlog;
+    this.ungranted = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new ConnectionError('CONNECT_FAILED', `no answer within ${timeoutMs} ms`)), timeoutMs);
     });
     try {
-      await Promise.race([this.opened, timeout]);
+      await Promise.race([opened, timeout]);
       const welcome = new Promise<DecodedServerMessage>((resolve, reject) => { this.welcome = { resolve, reject }; });
       // Payloads apart: the server sends frame bytes without copying them behind a header, and each
       // arrives here as a buffer of its own (aligned for 16- and 32-bit views).
@@ -156,6 +265,7 @@ export class DicomStreamClient {
       if (answer.kind !== 'welcome') throw new ConnectionError('CONNECT_FAILED', 'unexpected handshake answer');
       this.server = answer.welcome;
     } catch (e) {
+      this.welcome = undefined;
       this.socket.close();
       throw e;
     } finally {
@@ -167,12 +277,13 @@ export class DicomStreamClient {
    * @internal Once its HTTP stream is open (`opened`: its reader, or why not), tells the server to
    * use it. Otherwise everything stays on the WebSocket, and httpStreamError says why.
    */
-  async useHttpStream(opened: MessageReader | CodedError<'HTTP_STREAM_UNAVAILABLE'>, abort: AbortController): Promise<void> {
+  private async useHttpStream(opened: MessageReader | CodedError<'HTTP_STREAM_UNAVAILABLE'>, abort: AbortController): Promise<void> {
     if (opened instanceof CodedError) {
       this.httpStreamError = opened;
       return;
     }
-    if (this.closedWith) {
+    this.httpStreamError = undefined;
+    if (this.connectionState !== 'open') {
       abort.abort();
       return;
     }
@@ -184,12 +295,13 @@ export class DicomStreamClient {
   /** Every message of the HTTP stream, as if from the WebSocket; its end ends the connection. */
   private async readHttpStream(reader: MessageReader): Promise<void> {
     let reason = 'ended';
+    const current = () => this.httpStream?.reader === reader;
     try {
-      for (let message = await reader.next(); message; message = await reader.next()) this.onMessage(message);
+      for (let message = await reader.next(); message && current(); message = await reader.next()) this.onMessage(message);
     } catch (e) {
       reason = (e as Error).message;
     }
-    if (this.closedWith) return;
+    if (!current() || this.connectionState !== 'open') return;
     this.socket.close(1000, 'HTTP stream lost');
     this.onClose(1006, `HTTP stream lost: ${reason}`);
   }
@@ -221,6 +333,8 @@ export class DicomStreamClient {
     const requestId = this.newId();
     const answer = await this.ask(requestId, { authenticate: { requestId, token } });
     if (answer.kind !== 'authenticated') throw unexpected(answer);
+    // A new connection (after a reconnect) starts with it.
+    this.link.token = token;
     return answer.authenticated.expiresAt ? answer.authenticated.expiresAt * 1000 : undefined;
   }
 
@@ -254,8 +368,12 @@ export class DicomStreamClient {
       stream.fail(this.closedWith);
       return stream;
     }
+    const priority = options.priority ?? 0;
+    const groupId = options.group ?? 0;
     this.streams.set(requestId, stream);
-    this.send({ requestFrames: { requestId, priority: options.priority ?? 0, frames, groupId: options.group ?? 0 } });
+    this.requests.set(requestId, new OpenRequest(frames, priority, groupId));
+    // While reconnecting, it is asked for once the new connection is up.
+    if (this.connectionState === 'open') this.send({ requestFrames: { requestId, priority, frames, groupId } });
     return stream;
   }
 
@@ -268,12 +386,13 @@ export class DicomStreamClient {
 
   /** Changes a group's priority, weight or focus; the server re-orders what it still has queued. */
   updateGroup(groupId: number, settings: GroupSettings): void {
-    if (!this.closedWith) this.send({ updateGroup: { groupId, ...settings } });
+    this.groups.set(groupId, { ...this.groups.get(groupId), ...settings });
+    if (this.connectionState === 'open') this.send({ updateGroup: { groupId, ...settings } });
   }
 
   /** Cancels every open request of a group (each stream ends with `cancelled`). */
   cancelGroup(groupId: number): void {
-    if (!this.closedWith) this.send({ cancelGroup: { groupId } });
+    for (const [requestId, request] of this.requests) if (request.group === groupId) this.cancel(requestId);
   }
 
   /**
@@ -291,8 +410,8 @@ export class DicomStreamClient {
   }
 
   close(): void {
+    this.fail(new ConnectionError('CONNECTION_CLOSED', 'connection closed (1000: client closed)'));
     this.socket.close(1000, 'client closed');
-    this.onClose(1000, 'client closed');
   }
 
   /**
@@ -301,7 +420,7 @@ export class DicomStreamClient {
    * as they arrive, so a frame larger than the window still completes.
    */
   private grant(received = 0): void {
-    if (!this.window || this.closedWith) return;
+    if (!this.window || this.connectionState !== 'open') return;
     this.ungranted += received;
     if ((this.maxBacklog > 0 && this.backlog >= this.maxBacklog) || this.ungranted < this.window / 4) return;
     this.send({ windowUpdate: { bytes: this.ungranted } });
@@ -309,7 +428,21 @@ export class DicomStreamClient {
   }
 
   private cancel(requestId: number): void {
-    if (this.streams.has(requestId) && !this.closedWith) this.send({ cancel: { requestId } });
+    const request = this.requests.get(requestId);
+    if (!request || request.cancelled) return;
+    request.cancelled = true;
+    if (this.connectionState === 'open') this.send({ cancel: { requestId } });
+    // No connection to say so: it ends here, and is not asked for again.
+    else this.finishRequest(requestId, { requestId, ...request.counts, cancelled: true });
+  }
+
+  /** Ends a request's stream with its summary, and forgets it. */
+  private finishRequest(requestId: number, summary: Omit<RequestSummary, 'errors'>): void {
+    const stream = this.streams.get(requestId);
+    this.streams.delete(requestId);
+    this.requests.delete(requestId);
+    this.assembler.dropRequest(requestId);
+    stream?.finish(summary);
   }
 
   private newId(): number {
@@ -321,8 +454,8 @@ export class DicomStreamClient {
   private ask(requestId: number, message: ClientMessage): Promise<DecodedServerMessage> {
     if (this.closedWith) return Promise.reject(this.closedWith);
     return new Promise((resolve, reject) => {
-      this.pending.set(requestId, { resolve, reject });
-      this.send(message);
+      this.pending.set(requestId, { resolve, reject, message });
+      if (this.connectionState === 'open') this.send(message);
     });
   }
 
@@ -362,17 +495,17 @@ export class DicomStreamClient {
         if (!stream) return; // cancelled: late chunks are dropped
         const frame = this.assembler.add(message.frameChunk, message.payload);
         if (!frame) return;
+        // Each frame once, also when a reconnect asked again for one that had come after all.
+        if (this.requests.get(frame.requestId)?.arrived(frame.sopInstanceUid, frame.frameNumber) === false) return;
         this.backlog += frame.bytes.length; // until its consumer takes it
         stream.pushFrame({ ...frame, instance: frame.instance ?? this.instances.get(frame.sopInstanceUid) ?? null });
         return;
       }
       case 'requestComplete': {
         const { requestId } = message.requestComplete;
-        const stream = this.streams.get(requestId);
-        if (!stream) return;
-        this.streams.delete(requestId);
-        this.assembler.dropRequest(requestId);
-        stream.finish(message.requestComplete);
+        const request = this.requests.get(requestId);
+        if (!request) return;
+        this.finishRequest(requestId, { ...message.requestComplete, ...request.summary(message.requestComplete) });
         return;
       }
       case 'error': {
@@ -381,13 +514,13 @@ export class DicomStreamClient {
         if (e.sopInstanceUid) { error.sopInstanceUid = e.sopInstanceUid; error.frameNumber = e.frameNumber; }
         const stream = this.streams.get(e.requestId);
         if (stream) {
-          if (e.sopInstanceUid) this.assembler.dropRequest(e.requestId, e.sopInstanceUid, e.frameNumber);
+          if (e.sopInstanceUid) {
+            this.assembler.dropRequest(e.requestId, e.sopInstanceUid, e.frameNumber);
+            this.requests.get(e.requestId)?.failedFrame(e.sopInstanceUid, e.frameNumber);
+          }
           stream.pushError(error);
           // An error about the request as a whole (not one frame) ends it.
-          if (!e.sopInstanceUid) {
-            this.streams.delete(e.requestId);
-            stream.finish({ requestId: e.requestId, framesSent: 0, framesFailed: 0, cancelled: false });
-          }
+          if (!e.sopInstanceUid) this.finishRequest(e.requestId, { requestId: e.requestId, framesSent: 0, framesFailed: 0, cancelled: false });
           return;
         }
         const pending = this.pending.get(e.requestId);
@@ -413,15 +546,105 @@ export class DicomStreamClient {
   }
 
   private onClose(code: number, reason: string): void {
-    if (this.closedWith) return;
-    this.closedWith = new ConnectionError('CONNECTION_CLOSED', `connection closed (${code}${reason ? ': ' + reason : ''})`);
-    this.httpStream?.abort.abort();
-    for (const p of this.pending.values()) p.reject(this.closedWith);
-    this.pending.clear();
-    for (const s of this.streams.values()) s.fail(this.closedWith);
-    this.streams.clear();
-    this.welcome?.reject(this.closedWith);
+    if (this.connectionState === 'closed') return;
+    const error = new ConnectionError('CONNECTION_CLOSED', `connection closed (${code}${reason ? ': ' + reason : ''})`);
+    this.welcome?.reject(error);
     this.welcome = undefined;
+    // A connection being made: open() fails, and whoever called it decides.
+    if (this.opening) return;
+    if (this.connectionState === 'open' && this.link.reconnect && resumable(code)) {
+      void this.reconnect(error);
+      return;
+    }
+    this.fail(error);
+  }
+
+  /** The connection is over for good: everything still awaited fails with `error`. */
+  private fail(error: Error): void {
+    if (this.connectionState === 'closed') return;
+    this.connectionState = 'closed';
+    this.closedWith = error;
+    this.httpStream?.abort.abort();
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+    for (const s of this.streams.values()) s.fail(error);
+    this.streams.clear();
+    this.requests.clear();
+    this.welcome?.reject(error);
+    this.welcome = undefined;
+    this.emitState('closed', { error });
+  }
+
+  /**
+   * The connection was lost: connect again with backoff and ask the new one for what was still
+   * wanted. Gives up (failing everything) after the attempts allowed, or when the server refuses
+   * the handshake (a token no longer valid, say: trying again would not help).
+   */
+  private async reconnect(lost: ConnectionError): Promise<void> {
+    const settings = this.link.reconnect!;
+    this.connectionState = 'reconnecting';
+    this.httpStream?.abort.abort();
+    this.httpStream = undefined;
+    // Partly received frames are asked for again whole; the new window starts full.
+    this.assembler = new FrameAssembler();
+    this.awaitingPayload = undefined;
+    let last: Error = lost;
+    let attempt = 0;
+    while (attempt < settings.maxAttempts) {
+      attempt++;
+      this.emitState('reconnecting', { attempt, error: last });
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, backoffMs(attempt, settings.initialDelayMs, settings.maxDelayMs));
+        // In Node, a client with nothing awaited does not keep the process alive to reconnect.
+        if (this.requests.size === 0 && this.pending.size === 0) (timer as { unref?: () => void }).unref?.();
+      });
+      if (this.isClosed()) return; // closed by the application meanwhile
+      try {
+        await this.open();
+      } catch (e) {
+        last = e as Error;
+        if (e instanceof ProtocolError) break;
+        continue;
+      }
+      if (this.isClosed()) {
+        this.socket.close(1000, 'client closed');
+        return;
+      }
+      const info = this.resume(attempt, lost.message);
+      this.emitState('open', {});
+      for (const listener of this.reconnectListeners) listener(info);
+      return;
+    }
+    this.fail(new ConnectionError('CONNECTION_CLOSED', `${lost.message}; reconnecting failed after ${attempt} attempt(s): ${last.message}`));
+  }
+
+  /** Asks a new connection for what the lost one still owed: group settings, frames, answers. */
+  private resume(attempts: number, reason: string): ReconnectInfo {
+    for (const [groupId, settings] of this.groups) this.send({ updateGroup: { groupId, ...settings } });
+    let requests = 0;
+    let frames = 0;
+    for (const [requestId, request] of [...this.requests]) {
+      const left = request.cancelled ? [] : request.resume();
+      if (left.length === 0) {
+        // Everything came, or it was cancelled, before the end was said.
+        this.finishRequest(requestId, { requestId, ...request.counts, cancelled: request.cancelled });
+        continue;
+      }
+      requests++;
+      frames += left.length;
+      this.send({ requestFrames: { requestId, priority: request.priority, frames: left, groupId: request.group } });
+    }
+    for (const p of this.pending.values()) if (p.message) this.send(p.message);
+    return { attempts, requests, frames, reason };
+  }
+
+  /** (A method: the state changes across awaits, which narrowing does not see.) */
+  private isClosed(): boolean {
+    return this.connectionState === 'closed';
+  }
+
+  private emitState(state: ConnectionState, detail: { attempt?: number; error?: Error }): void {
+    for (const listener of this.stateListeners) listener(state, detail);
   }
 }
 

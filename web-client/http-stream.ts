@@ -46,7 +46,8 @@ export function httpStreamUrl(webSocketUrl: string, key: string): string {
   const url = new URL(webSocketUrl);
   url.protocol = url.protocol === 'wss:' ? 'https:' : 'http:';
   url.pathname = `${url.pathname.replace(/\/+$/, '')}/http-stream`;
-  url.search = `?key=${encodeURIComponent(key)}`;
+  // The WebSocket URL's own query stays (a load balancer hashing on it sends both to one server).
+  url.searchParams.set('key', key);
   url.hash = '';
   return url.href;
 }

@@ -1,7 +1,10 @@
 // dicomstream/client: connect to a dicomstream server, browse, and receive frames as stored.
 import { InProcessDecodePool, type FrameDecodePool } from './decode-pool-api.js';
 
-export { connect, DicomStreamClient, ConnectionError, type ConnectOptions, type FrameAddress, type RequestOptions, type GroupSettings } from './client.js';
+export {
+  connect, DicomStreamClient, ConnectionError, type ConnectOptions, type ConnectionState, type FrameAddress, type ReconnectInfo, type ReconnectOptions,
+  type RequestOptions, type GroupSettings,
+} from './client.js';
 export { FrameStream, type Frame, type FrameCallback, type RequestSummary } from './frame-stream.js';
 export type { WebSocketLike, WebSocketConstructor } from './socket.js';
 export {
