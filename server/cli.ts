@@ -5,6 +5,8 @@ import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CodedError } from '../shared/coded-error.js';
+import { S3Archive, archiveIndexDir, isS3Url } from './archive/s3.js';
+import { objectIndexing } from './archive/object-indexing.js';
 import { scanFolder } from './index/scan.js';
 import { Catalogue } from './index/catalogue.js';
 import { IndexLock } from './index/index-lock.js';
@@ -110,7 +112,7 @@ addOptions(program.command('serve'), 'serve')
     const jwt = jwtSecret || jwtPublicKey || opts.jwksUrl
       ? { secret: jwtSecret, publicKey: jwtPublicKey, jwksUrl: opts.jwksUrl, issuer: opts.jwtIssuer, audience: opts.jwtAudience }
       : undefined;
-    let root = dir ? resolve(dir) : sampleDir();
+    let root = dir ? (isS3Url(dir) ? dir : resolve(dir)) : sampleDir();
     if (!dir) {
       const t0 = Date.now();
       const sample = await ensureSample(root);
@@ -139,11 +141,16 @@ addOptions(program.command('serve'), 'serve')
 
 addOptions(program.command('index'), 'index')
   .description('build or refresh the saved parser index of a folder (resumable: an interrupted run keeps what it finished)')
-  .argument('<dir>', 'folder of DICOM files')
-  .action(async (dir: string, opts: { indexDir?: string; parseWorkers: number }) => {
-    const root = resolve(dir);
-    const parser = new ParsePool(opts.parseWorkers);
-    const store = new IndexStore(root, resolve(root, opts.indexDir ?? DEFAULT_INDEX_DIR), (path) => parser.parse(path, true), (file, reason) => {
+  .argument('<dir>', 'folder of DICOM files, or s3://bucket/prefix')
+  .action(async (dir: string, opts: { indexDir?: string; parseWorkers: number; s3Endpoint?: string }) => {
+    const archive = isS3Url(dir) ? new S3Archive(dir, { endpoint: opts.s3Endpoint }) : undefined;
+    const objects = archive ? objectIndexing(archive) : undefined;
+    const root = archive ? archive.root : resolve(dir);
+    const pool = new ParsePool(opts.parseWorkers);
+    const parser = objects?.parser ?? pool;
+    // A folder's --index-dir is relative to it; a store's, to where the command runs.
+    const indexDir = archive ? (opts.indexDir ? resolve(opts.indexDir) : archiveIndexDir(archive)) : resolve(root, opts.indexDir ?? DEFAULT_INDEX_DIR);
+    const store = new IndexStore(root, indexDir, (path) => parser.parse(path, true), (file, reason) => {
       process.stderr.write(`index file ${file} not trusted (${reason}): rebuilt\n`);
     });
     // Ctrl-C: what the finished batches saved stays; the next run goes on from there.
@@ -151,17 +158,18 @@ addOptions(program.command('index'), 'index')
       process.stderr.write('\ninterrupted: the files indexed so far are saved; run again to go on\n');
       process.exit(130);
     });
-    const lock = await IndexLock.acquire(store.dir, 'index').catch(async (e: unknown) => { await parser.close(); throw e; });
+    const lock = await IndexLock.acquire(store.dir, 'index').catch(async (e: unknown) => { await pool.close(); throw e; });
     try {
       const result = await refreshIndex(root, await store.readCatalogue(), parser, store, {
-        onProgress: progressReporter(process.stderr, 'indexing'), batchFiles: 1000,
+        onProgress: progressReporter(process.stderr, 'indexing'), batchFiles: 1000, ...(objects ? { list: () => objects.list() } : {}),
       });
       const catalogue = new Catalogue(result.index, store);
       printSummary(root, summaryOf(root, result, store.dir), catalogue, (line) => process.stdout.write(line + '\n'));
       process.stdout.write(`index saved in ${store.dir}: ${result.parsed} parsed, ${result.reused} unchanged, ${result.removed} removed; ` +
         `${Math.round(result.parsed / Math.max(result.ms / 1000, 1e-3))} files/s parsed\n`);
     } finally {
-      await parser.close();
+      await pool.close();
+      archive?.close();
       await lock.release();
     }
   });

@@ -51,6 +51,7 @@ export const OPTIONS = [
   { flag: '--read-concurrency', argument: 'n', kind: 'integer', min: 1, default: 4, meaning: 'disk reads at once, over all connections', commands: serve },
   { flag: '--index-dir', argument: 'dir', kind: 'string', defaultText: '<dir>/.dicomstream', meaning: 'where the parser index is saved', commands: both },
   { flag: '--read-only-index', kind: 'boolean', default: false, meaning: 'serve the saved index in --index-dir as it is, never writing it, and follow its new versions (a replica sharing the index that `dicomstream index` or one writing server keeps); the folder is not scanned', past: 'refused without a saved index (NO_SAVED_INDEX); without it, a second writer of one index is refused (INDEX_LOCKED)', commands: serve },
+  { flag: '--s3-endpoint', argument: 'url', kind: 'string', meaning: 'serve s3://bucket/prefix from this S3-compatible store (Ceph RGW, MinIO; path-style) instead of AWS; keys, region and profile from the usual AWS_* environment', commands: both },
   { flag: '--index-cache', argument: 'bytes', kind: 'bytes', min: 1, default: 64 * MiB, meaning: 'opened series\' index entries kept in memory', past: 'least recently used series evicted', commands: serve },
   { flag: '--parse-workers', argument: 'n', kind: 'integer', min: 0, default: DEFAULT_PARSE_WORKERS, defaultText: 'one per core', meaning: 'worker threads parsing files (0: the main thread)', commands: both },
   { flag: '--no-watch', kind: 'boolean', default: true, meaning: 'do not pick up files added, replaced or deleted while serving', commands: serve },

@@ -2,6 +2,7 @@
 // (files/), the stream handler (transport/) and the HTTP routes (health, readiness, metrics,
 // viewer). It listens on a port of its own, or mounts on an embedder's HTTP server under a path
 // (as `ws` does with `server` + `path`), or only hands out `handleUpgrade` (`noServer`).
+import { S3Archive, archiveIndexDir, isS3Url } from './archive/s3.js';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -118,24 +119,32 @@ function connectionLimits(o: ResolvedOptions): ConnectionLimits {
   };
 }
 
+/** A store's index folder: --index-dir relative to where the server runs, else the user's cache; false: in memory. */
+function archiveIndex(archive: S3Archive, indexDir: string | false | undefined): string | false {
+  if (indexDir === false) return false;
+  return indexDir ? resolve(indexDir) : archiveIndexDir(archive);
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const o = withDefaults(options);
   const log = options.log ?? createLogger('info');
-  const root = resolve(options.root);
+  // An s3:// root is a store's objects, not a folder.
+  const archive = isS3Url(options.root) ? new S3Archive(options.root, { endpoint: o.s3Endpoint || undefined }) : undefined;
+  const root = archive ? archive.root : resolve(options.root);
   const mounted = options.server;
   const base = mountPath(options.path);
   // Before anything else: a server on a public address without a policy does not start.
   const access = new AccessControl(options.access ?? {}, mounted ? listeningHost(mounted) ?? '127.0.0.1' : o.host);
-  if (!existsSync(root)) throw new CodedError('NO_SUCH_FOLDER', `no such folder: ${root}`);
+  if (!archive && !existsSync(root)) throw new CodedError('NO_SUCH_FOLDER', `no such folder: ${root}`);
   if (!(o.chunkSize >= 1024)) throw new CodedError('BAD_OPTION', 'chunk size must be at least 1024 bytes');
 
   const index = await LiveIndex.open({
-    root, indexDir: options.indexDir, indexCacheBytes: o.indexCache, parseWorkers: o.parseWorkers, followSymlinks: o.followSymlinks,
+    root, indexDir: archive ? archiveIndex(archive, options.indexDir) : options.indexDir, archive, indexCacheBytes: o.indexCache, parseWorkers: o.parseWorkers, followSymlinks: o.followSymlinks,
     watch: o.watch, rescanMs: o.rescanInterval * 1000, readOnly: o.readOnlyIndex, indexPollMs: options.indexPollMs, log, onProgress: options.onIndexProgress,
   });
   const frames = new FrameSource({
     root, followSymlinks: o.followSymlinks, maxOpenFiles: o.maxOpenFiles, frameCacheBytes: o.frameCache,
-    readConcurrency: o.readConcurrency, readahead: o.readahead,
+    readConcurrency: o.readConcurrency, readahead: o.readahead, archive,
   });
   const metrics = lateMetrics({
     connections: () => stream.stats.connections,

@@ -30,7 +30,7 @@ describe('options table', () => {
   it('the CLI offers every flag of the table, and only those (plus --help)', () => {
     for (const command of ['serve', 'index'] as const) {
       const text = help(command);
-      const offered = new Set([...text.matchAll(/(?:^|\s)(--[a-z][a-z-]*)/g)].map((m) => m[1]!));
+      const offered = new Set([...text.matchAll(/(?:^|\s)(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!));
       offered.delete('--help');
       const expected = new Set(rows.filter((r) => r.commands.includes(command)).map((r) => r.flag));
       assert.deepEqual([...offered].sort(), [...expected].sort(), `dicomstream ${command} --help`);

@@ -6,25 +6,30 @@ import type { FrameLocation } from '../index/frame-table.js';
 import type { IndexedFile } from '../index/index-file.js';
 import { readDataSet } from '../index/read-dataset.js';
 import { HandlePool } from './handle-pool.js';
+import type { S3Archive } from '../archive/s3.js';
 import { CodedError } from '../../shared/coded-error.js';
 
 export interface FrameReaderOptions {
   pool?: HandlePool;
+  /** Files whose path is below this archive's root (`s3://…`) are its objects, read with ranged GETs. */
+  archive?: S3Archive;
   /** Bytes of inflated data sets kept for deflated files. */
   inflatedCacheBytes?: number;
 }
 
 export class FrameReader {
   readonly pool: HandlePool;
+  readonly archive: S3Archive | undefined;
   private readonly inflated: LRUCache<string, Uint8Array>;
 
   constructor(options: FrameReaderOptions = {}) {
     this.pool = options.pool ?? new HandlePool();
+    this.archive = options.archive;
     this.inflated = new LRUCache<string, Uint8Array>({
       maxSize: options.inflatedCacheBytes ?? 64 * 1024 * 1024,
       sizeCalculation: (b) => Math.max(1, b.byteLength),
       // Concurrent reads of one deflated file inflate it once.
-      fetchMethod: async (path) => readDataSet(await readFile(await this.pool.confined(path)), true).bytes,
+      fetchMethod: async (path) => readDataSet(await this.wholeFile(path), true).bytes,
     });
   }
 
@@ -41,6 +46,14 @@ export class FrameReader {
       for (const [start, n] of pieces) {
         if (start + n > bytes.length) throw new CodedError('FILE_CHANGED', 'file is shorter than its index');
         into.set(bytes.subarray(start, start + n), to);
+        to += n;
+      }
+      return;
+    }
+    if (this.archive) {
+      let to = at;
+      for (const [start, n] of pieces) {
+        await this.archive.read(file.path, start, n, into, to);
         to += n;
       }
       return;
@@ -69,7 +82,16 @@ export class FrameReader {
     }
   }
 
+  /** A whole file's bytes (a deflated file is inflated whole). */
+  private async wholeFile(path: string): Promise<Uint8Array> {
+    if (!this.archive) return readFile(await this.pool.confined(path));
+    const parts: Uint8Array[] = [];
+    await this.archive.pipe(path, async (chunk) => { parts.push(chunk); });
+    return Buffer.concat(parts);
+  }
+
   async close(): Promise<void> {
+    this.archive?.close();
     this.inflated.clear();
     await this.pool.close();
   }

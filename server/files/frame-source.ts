@@ -6,7 +6,7 @@
 // churning it (scan resistance).
 import { realpathSync } from 'node:fs';
 import type { FrameLocation } from '../index/frame-table.js';
-import type { IndexedFile } from '../index/index-file.js';
+import { readHead as readHeadOf, type IndexedFile } from '../index/index-file.js';
 import type { ParsedHead } from '../index/read-dataset.js';
 import { pipeFile, readHead } from './file-reads.js';
 import { FrameBuffers, type FrameBufferStats } from './frame-buffers.js';
@@ -14,6 +14,7 @@ import { FrameCache, keyOf, type FrameCacheStats } from './frame-cache.js';
 import { FramesAhead, type FramesAheadStats } from './frames-ahead.js';
 import { FrameReader } from './frame-reader.js';
 import { HandlePool, type HandlePoolStats } from './handle-pool.js';
+import type { S3Archive } from '../archive/s3.js';
 
 /** Free frame buffers kept for reuse: a frame in flight for each of 16 clients of a 512×512 CT. */
 const FREE_FRAME_BUFFER_BYTES = 8 * 1024 * 1024;
@@ -42,10 +43,13 @@ export interface FrameSourceOptions {
   readConcurrency: number;
   /** Frames read ahead per group, beyond the one being sent. */
   readahead: number;
+  /** The served files are this store's objects, not a folder's. */
+  archive?: S3Archive;
 }
 
 export class FrameSource {
   private readonly pool: HandlePool;
+  private readonly archive: S3Archive | undefined;
   private readonly reader: FrameReader;
   private readonly cache: FrameCache;
   /** Buffers of whole frames read past the cache, reused once written. */
@@ -63,8 +67,9 @@ export class FrameSource {
   private readonly sharedBuffers = new WeakMap<ArrayBufferLike, { key: string; shared: Shared }>();
 
   constructor(options: FrameSourceOptions) {
-    this.pool = new HandlePool({ maxOpen: options.maxOpenFiles, confineTo: options.followSymlinks ? undefined : realpathSync(options.root) });
-    this.reader = new FrameReader({ pool: this.pool });
+    this.archive = options.archive;
+    this.pool = new HandlePool({ maxOpen: options.maxOpenFiles, confineTo: options.followSymlinks || options.archive ? undefined : realpathSync(options.root) });
+    this.reader = new FrameReader({ pool: this.pool, archive: options.archive });
     this.cache = new FrameCache({ reader: this.reader, maxBytes: options.frameCacheBytes, readConcurrency: options.readConcurrency });
     this.readahead = options.readahead;
     this.ahead = new FramesAhead({ maxBytes: FRAMES_AHEAD_BYTES, read: (frame) => this.readWhole(frame), recycle: (bytes) => this.buffers.give(bytes) });
@@ -162,11 +167,13 @@ export class FrameSource {
 
   /** The file's data set before Pixel Data (DICOMweb metadata and bulk data). */
   head(file: IndexedFile): Promise<ParsedHead> {
+    if (this.archive) return readHeadOf(this.archive.source(file.path, file.size));
     return readHead(this.pool, file);
   }
 
   /** The whole stored file, chunk by chunk, each written before the next is read. */
   pipeFile(file: IndexedFile, write: (chunk: Uint8Array) => Promise<void>): Promise<void> {
+    if (this.archive) return this.archive.pipe(file.path, write);
     return pipeFile(this.pool, file, write);
   }
 

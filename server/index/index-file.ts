@@ -125,6 +125,11 @@ export async function readHead(file: ByteSource, firstRead = FIRST_READ): Promis
   }
 }
 
+/** Indexes a file read through `file` (an object in a store, say); rejects only with an IndexError. */
+export function indexByteSource(path: string, file: ByteSource, mtimeMs: number): Promise<IndexedFile> {
+  return indexSource(path, file, mtimeMs);
+}
+
 /** Rejects only with an IndexError (its code says why the file is not served). */
 async function indexSource(path: string, file: ByteSource, mtimeMs: number): Promise<IndexedFile> {
   try {

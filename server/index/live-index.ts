@@ -9,10 +9,12 @@ import type { CatalogueIndex } from '../../shared/index-format.js';
 import type { Logger } from '../log.js';
 import { Catalogue } from './catalogue.js';
 import type { IndexedFile } from './index-file.js';
+import type { S3Archive } from '../archive/s3.js';
+import { objectIndexing, type ObjectIndexing } from '../archive/object-indexing.js';
 import { IndexLock } from './index-lock.js';
 import { DEFAULT_INDEX_DIR, IndexStore, MemorySeriesSource } from './index-store.js';
 import { ParsePool } from './parse-pool.js';
-import { refreshIndex, relativePath, summaryOf, type IndexSummary, type RefreshProgress, type RefreshResult } from './refresh.js';
+import { refreshIndex, relativePath, summaryOf, type IndexSummary, type Parser, type RefreshOptions, type RefreshProgress, type RefreshResult } from './refresh.js';
 import { watchFolder, type FolderWatcher } from './watch.js';
 
 export interface LiveIndexOptions {
@@ -32,6 +34,8 @@ export interface LiveIndexOptions {
    */
   readOnly?: boolean;
   indexPollMs?: number;
+  /** The files are this store's objects (`root` is its s3:// URL): listed, not walked; rescanned, not watched. */
+  archive?: S3Archive;
   log: Logger;
   onProgress?: (progress: RefreshProgress) => void;
 }
@@ -61,11 +65,24 @@ export class LiveIndex {
   private lock: IndexLock | undefined;
   /** Read-only: stops following the saved catalogue. */
   private unwatchCatalogue: (() => void) | undefined;
+  private readonly objects: ObjectIndexing | undefined;
+  private rescanTimer: NodeJS.Timeout | undefined;
   /** Told after each refresh that changed something. */
   onChange: (change: IndexChange) => void = () => {};
 
   private constructor(private readonly options: LiveIndexOptions) {
     this.parser = new ParsePool(options.parseWorkers);
+    this.objects = options.archive ? objectIndexing(options.archive) : undefined;
+  }
+
+  /** What parses files: the parser threads, or for an archive the object parser. */
+  private get fileParser(): Parser {
+    return this.objects?.parser ?? this.parser;
+  }
+
+  /** What a refresh indexes: the folder, or the archive's listing. */
+  private get refreshOptions(): RefreshOptions {
+    return this.objects ? { list: () => this.objects!.list() } : { followSymlinksOutside: this.options.followSymlinks };
   }
 
   /** Reads the saved index, brings it up to date with the folder, and starts following it. */
@@ -78,7 +95,7 @@ export class LiveIndex {
   get catalogue(): Catalogue { return this.current; }
   get summary(): IndexSummary { return this.summaryNow; }
   /** DICOM files parsed since start (a restart on an unchanged folder parses none). */
-  get parses(): number { return this.parser.parsed; }
+  get parses(): number { return this.objects?.parsed ?? this.parser.parsed; }
   /** What the index holds, for metrics. */
   counts(): { studies: number; series: number; instances: number; frames: number; files: number; skipped: number } {
     const c = this.current;
@@ -96,6 +113,7 @@ export class LiveIndex {
   async close(): Promise<void> {
     this.watcher?.close();
     this.unwatchCatalogue?.();
+    clearInterval(this.rescanTimer);
     await this.refreshing;
     await this.parser.close();
     await this.lock?.release();
@@ -110,8 +128,8 @@ export class LiveIndex {
       this.store = this.storeIn(this.indexDir);
     }
     try {
-      this.last = await refreshIndex(root, await this.store?.readCatalogue(), this.parser, this.store, {
-        onProgress: this.options.onProgress, followSymlinksOutside: this.options.followSymlinks,
+      this.last = await refreshIndex(root, await this.store?.readCatalogue(), this.fileParser, this.store, {
+        ...this.refreshOptions, onProgress: this.options.onProgress,
       });
     } catch (e) {
       await this.lock?.release();
@@ -122,7 +140,13 @@ export class LiveIndex {
     this.absorb(this.last);
     this.current = this.catalogueOf(this.last.index);
     this.summaryNow = summaryOf(root, this.last, this.indexDir);
-    if (this.options.watch) {
+    if (this.options.archive) {
+      // A store sends no change events: its listing is read again every rescan interval.
+      if (this.options.watch && this.options.rescanMs > 0) {
+        this.rescanTimer = setInterval(() => void this.refresh(), this.options.rescanMs);
+        this.rescanTimer.unref();
+      }
+    } else if (this.options.watch) {
       this.watcher = watchFolder(root, () => void this.refresh(), {
         rescanMs: this.options.rescanMs, onError: (e) => log.warn('folder watch failed: rescanning periodically only', { error: e.message }),
       });
@@ -130,7 +154,7 @@ export class LiveIndex {
   }
 
   private storeIn(dir: string): IndexStore {
-    return new IndexStore(this.options.root, dir, (path) => this.parser.parse(path, true), (file, reason) => {
+    return new IndexStore(this.options.root, dir, (path) => this.fileParser.parse(path, true), (file, reason) => {
       this.options.log.warn('index file not trusted: rebuilt from the DICOM files', { file, reason });
     });
   }
@@ -197,7 +221,7 @@ export class LiveIndex {
     const { root } = this.options;
     const r = this.options.readOnly
       ? await this.reloadSaved()
-      : await refreshIndex(root, this.last.index, this.parser, this.store, { followSymlinksOutside: this.options.followSymlinks })
+      : await refreshIndex(root, this.last.index, this.fileParser, this.store, this.refreshOptions)
         .finally(() => this.parser.idle());
     if (!r) return;
     const before = this.current;

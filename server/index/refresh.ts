@@ -31,6 +31,8 @@ export interface RefreshOptions {
   saveEveryMs?: number;
   /** Follow symbolic links leading outside the root (refused by default). */
   followSymlinksOutside?: boolean;
+  /** The files to index, when not a folder's (an object store's listing). */
+  list?: () => Promise<FolderListing>;
 }
 
 export interface RefreshResult {
@@ -127,7 +129,7 @@ export async function refreshIndex(
   root: string, previous: CatalogueIndex | undefined, parser: Parser, store: IndexStore | undefined, options: RefreshOptions = {},
 ): Promise<RefreshResult> {
   const t0 = performance.now();
-  const { stamps, refused } = await statFiles(root, store?.dir, options.followSymlinksOutside);
+  const { stamps, refused } = options.list ? await options.list() : await statFiles(root, store?.dir, options.followSymlinksOutside);
   const draft = new IndexDraft(stamps, previous, refused, store);
   const { toParse } = draft;
 

@@ -6,10 +6,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createLogger, startServer } from '../../server/index.js';
+import { freePort } from './ports.js';
 
 const files = process.argv.slice(2);
 const AS_STORED = 'multipart/related; type="application/octet-stream"; transfer-syntax=*';
@@ -20,14 +20,6 @@ function packageFile(pkg: string, pattern: RegExp): string {
   const found = listed.stdout.split('\n').filter((f) => pattern.test(f) && existsSync(f));
   if (!found.length) throw new Error(`Debian package ${pkg} is not installed (apt-get install orthanc orthanc-dicomweb)`);
   return found.sort((a, b) => a.length - b.length)[0]!;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((ok) => server.close(() => ok()));
-  return port;
 }
 
 async function untilAnswers(url: string, deadline: number): Promise<void> {

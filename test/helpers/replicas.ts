@@ -3,11 +3,12 @@
 // ports moved to free ones. Everything on 127.0.0.1; stop() ends what was started.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './wait-for.js';
+import { freePort } from './ports.js';
 
 const project = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(project, 'dist', 'server', 'cli.js');
@@ -40,14 +41,6 @@ export async function stopReplica(r: Replica, signal: NodeJS.Signals = 'SIGTERM'
   const killer = setTimeout(() => r.process.kill('SIGKILL'), 5000);
   await r.exited;
   clearTimeout(killer);
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 export interface Balancer { port: number; stop(): Promise<void> }

@@ -1,0 +1,187 @@
+// An archive in S3-compatible object storage (AWS S3, Ceph RGW, MinIO, …), read with the AWS SDK v3:
+// objects listed page by page, heads and frames read with ranged GETs, a bounded number at once,
+// each retried with backoff on 5xx, throttling and reset connections (the SDK's standard retries),
+// every response body read to its end or destroyed. Credentials, region and profile come from the
+// usual AWS environment; `endpoint` (with path-style addressing) for stores other than AWS.
+import { GetObjectCommand, ListObjectsV2Command, S3Client, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { CodedError } from '../../shared/coded-error.js';
+import type { FileStamp } from '../../shared/index-format.js';
+import type { ByteSource } from '../index/frame-table.js';
+
+const SCHEME = 's3://';
+
+/** `s3://bucket/prefix` → bucket and prefix (no slashes at its ends), or undefined for anything else. */
+export function parseS3Url(url: string): { bucket: string; prefix: string } | undefined {
+  if (!url.startsWith(SCHEME)) return undefined;
+  const rest = url.slice(SCHEME.length);
+  const slash = rest.indexOf('/');
+  const bucket = slash < 0 ? rest : rest.slice(0, slash);
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) throw new CodedError('BAD_OPTION', `not an S3 bucket name: ${JSON.stringify(bucket)}`);
+  const prefix = slash < 0 ? '' : rest.slice(slash + 1).replace(/^\/+|\/+$/g, '');
+  return { bucket, prefix };
+}
+
+export function isS3Url(url: string): boolean {
+  return url.startsWith(SCHEME);
+}
+
+/** Where an archive's index is saved unless --index-dir says: the user's cache, by bucket and prefix. */
+export function archiveIndexDir(archive: S3Archive): string {
+  const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return join(cache, 'dicomstream', 'index', archive.bucket, ...archive.root.slice(SCHEME.length + archive.bucket.length).split('/').filter(Boolean));
+}
+
+export interface S3ArchiveOptions {
+  /** A store other than AWS (Ceph RGW, MinIO): its URL; path-style addressing is used then. */
+  endpoint?: string;
+  /** GETs at once, over all reads. */
+  maxConcurrency?: number;
+  /** Tries of each request (the SDK's standard retry mode, exponential backoff). */
+  maxAttempts?: number;
+}
+
+/** Reads at least this much of an object while indexing: a head, or several fragment headers, in one GET. */
+const MIN_INDEX_READ = 64 * 1024;
+
+export class S3Archive {
+  /** The archive's root as a path: `s3://bucket/prefix`; objects' paths are below it. */
+  readonly root: string;
+  readonly bucket: string;
+  private readonly prefix: string;
+  private readonly client: S3Client;
+  private readonly maxConcurrency: number;
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+  /** GET requests made (for metrics and the benchmarks' GETs per frame). */
+  gets = 0;
+
+  constructor(url: string, options: S3ArchiveOptions = {}) {
+    const location = parseS3Url(url);
+    if (!location) throw new CodedError('BAD_OPTION', `not an s3:// URL: ${url}`);
+    this.bucket = location.bucket;
+    this.prefix = location.prefix;
+    this.root = `${SCHEME}${this.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
+    this.maxConcurrency = options.maxConcurrency ?? 16;
+    this.client = new S3Client({
+      ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
+      region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      maxAttempts: options.maxAttempts ?? 4,
+      // Stores other than AWS answer a streamed PutObject with 411 unless checksums are asked for only when required.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+
+  /** The object key of a path below the root. */
+  keyOf(path: string): string {
+    const head = `${SCHEME}${this.bucket}/`;
+    if (!path.startsWith(head)) throw new CodedError('FILE_OUTSIDE_ROOT', `${path} is not in bucket ${this.bucket}`);
+    return path.slice(head.length);
+  }
+
+  /**
+   * Every object under the prefix as a file stamp (path, size, last modified), in key order, page
+   * by page. Objects under a folder whose name starts with '.' (an index kept in the bucket) and
+   * folder markers (keys ending in '/') are left out.
+   */
+  async list(): Promise<FileStamp[]> {
+    const out: FileStamp[] = [];
+    let token: string | undefined;
+    const prefix = this.prefix ? `${this.prefix}/` : '';
+    do {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) {
+        const key = o.Key ?? '';
+        const below = key.slice(prefix.length);
+        if (!below || key.endsWith('/') || below.split('/').some((part) => part.startsWith('.'))) continue;
+        out.push({ path: `${SCHEME}${this.bucket}/${key}`, size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return out;
+  }
+
+  /** Bytes offset..offset+length of an object, in one ranged GET, into `into` at `at`. */
+  async read(path: string, offset: number, length: number, into: Uint8Array, at: number): Promise<void> {
+    if (length === 0) return;
+    const bytes = await this.get(path, offset, length);
+    if (bytes.length !== length) throw new CodedError('FILE_CHANGED', `the object is shorter than its index (${bytes.length} of ${length} bytes at ${offset})`);
+    into.set(bytes, at);
+  }
+
+  /** An object as the indexer reads it: reads of at least 64 KiB, the last one kept for the next. */
+  source(path: string, size: number): ByteSource {
+    let last: { offset: number; bytes: Uint8Array } | undefined;
+    return {
+      size,
+      read: async (offset, length) => {
+        const end = Math.min(offset + length, size);
+        if (last && offset >= last.offset && end <= last.offset + last.bytes.length) {
+          return last.bytes.subarray(offset - last.offset, end - last.offset);
+        }
+        const want = Math.min(Math.max(end - offset, MIN_INDEX_READ), size - offset);
+        if (want <= 0) return new Uint8Array(0);
+        last = { offset, bytes: await this.get(path, offset, want) };
+        return last.bytes.subarray(0, end - offset);
+      },
+    };
+  }
+
+  /** The whole object, to `write` in pieces as they come (its backpressure holds the GET). */
+  async pipe(path: string, write: (chunk: Uint8Array) => Promise<void>): Promise<void> {
+    await this.slot(async () => {
+      this.gets++;
+      const answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(path) }));
+      const body = answer.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+      if (!body) return;
+      try {
+        for await (const chunk of body) await write(chunk);
+      } catch (e) {
+        body.destroy?.();
+        throw e;
+      }
+    });
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+
+  private async get(path: string, offset: number, length: number): Promise<Uint8Array> {
+    return this.slot(async () => {
+      this.gets++;
+      let answer: GetObjectCommandOutput;
+      try {
+        answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(path), Range: `bytes=${offset}-${offset + length - 1}` }));
+      } catch (e) {
+        const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status === 404) throw new CodedError('FILE_CHANGED', 'the object was deleted since it was indexed');
+        if (status === 416) throw new CodedError('FILE_CHANGED', 'the object is shorter than its index');
+        throw e;
+      }
+      const body = answer.Body as { transformToByteArray(): Promise<Uint8Array>; destroy?: () => void } | undefined;
+      if (!body) return new Uint8Array(0);
+      try {
+        return await body.transformToByteArray();
+      } catch (e) {
+        body.destroy?.();
+        throw e;
+      }
+    });
+  }
+
+  /** Runs `work` when fewer than maxConcurrency GETs are running. */
+  private async slot<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running >= this.maxConcurrency) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.running++;
+    try {
+      return await work();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+}
