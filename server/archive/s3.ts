@@ -107,9 +107,8 @@ export class S3Archive {
   /** Bytes offset..offset+length of an object, in one ranged GET, into `into` at `at`. */
   async read(path: string, offset: number, length: number, into: Uint8Array, at: number): Promise<void> {
     if (length === 0) return;
-    const bytes = await this.get(path, offset, length);
-    if (bytes.length !== length) throw new CodedError('FILE_CHANGED', `the object is shorter than its index (${bytes.length} of ${length} bytes at ${offset})`);
-    into.set(bytes, at);
+    const got = await this.get(path, offset, length, into, at);
+    if (got !== length) throw new CodedError('FILE_CHANGED', `the object is shorter than its index (${got} of ${length} bytes at ${offset})`);
   }
 
   /** An object as the indexer reads it: reads of at least 64 KiB, the last one kept for the next. */
@@ -124,7 +123,8 @@ export class S3Archive {
         }
         const want = Math.min(Math.max(end - offset, MIN_INDEX_READ), size - offset);
         if (want <= 0) return new Uint8Array(0);
-        last = { offset, bytes: await this.get(path, offset, want) };
+        const bytes = Buffer.allocUnsafe(want);
+        last = { offset, bytes: bytes.subarray(0, await this.get(path, offset, want, bytes, 0)) };
         return last.bytes.subarray(0, end - offset);
       },
     };
@@ -150,7 +150,11 @@ export class S3Archive {
     this.client.destroy();
   }
 
-  private async get(path: string, offset: number, length: number): Promise<Uint8Array> {
+  /**
+   * One ranged GET, its body copied as it comes straight into `into` at `at` (the SDK's own
+   * collecting of a body copies it again for every piece); resolves with the bytes received.
+   */
+  private async get(path: string, offset: number, length: number, into: Uint8Array, at: number): Promise<number> {
     return this.slot(async () => {
       this.gets++;
       let answer: GetObjectCommandOutput;
@@ -162,14 +166,20 @@ export class S3Archive {
         if (status === 416) throw new CodedError('FILE_CHANGED', 'the object is shorter than its index');
         throw e;
       }
-      const body = answer.Body as { transformToByteArray(): Promise<Uint8Array>; destroy?: () => void } | undefined;
-      if (!body) return new Uint8Array(0);
+      const body = answer.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+      if (!body) return 0;
+      let got = 0;
       try {
-        return await body.transformToByteArray();
+        for await (const chunk of body) {
+          if (got + chunk.length > length) throw new CodedError('FILE_CHANGED', 'the store sent more bytes than the range asked for');
+          into.set(chunk, at + got);
+          got += chunk.length;
+        }
       } catch (e) {
         body.destroy?.();
         throw e;
       }
+      return got;
     });
   }
 

@@ -15,6 +15,8 @@ export interface Rgw {
   endpoint: string;
   accessKeyId: string;
   secretAccessKey: string;
+  /** radosgw's log (one line per request). */
+  gatewayLog: string;
   /** The environment a dicomstream process needs to reach the store. */
   env: Record<string, string>;
   /** Stops the gateway only (the store keeps its objects); start() brings it back on the same port. */
@@ -134,7 +136,7 @@ rgw frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1
     };
     const { access_key: accessKeyId, secret_key: secretAccessKey } = user.keys[0]!;
     return {
-      endpoint, accessKeyId, secretAccessKey,
+      endpoint, accessKeyId, secretAccessKey, gatewayLog: join(dir, 'log', 'client.rgw.log'),
       env: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_REGION: 'us-east-1' },
       async stopGateway() {
         if (!gateway) return;
