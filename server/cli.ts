@@ -142,8 +142,8 @@ addOptions(program.command('serve'), 'serve')
 addOptions(program.command('index'), 'index')
   .description('build or refresh the saved parser index of a folder (resumable: an interrupted run keeps what it finished)')
   .argument('<dir>', 'folder of DICOM files, or s3://bucket/prefix')
-  .action(async (dir: string, opts: { indexDir?: string; parseWorkers: number; s3Endpoint?: string }) => {
-    const archive = isS3Url(dir) ? new S3Archive(dir, { endpoint: opts.s3Endpoint }) : undefined;
+  .action(async (dir: string, opts: { indexDir?: string; parseWorkers: number; s3Endpoint?: string; s3Timeout: number }) => {
+    const archive = isS3Url(dir) ? new S3Archive(dir, { endpoint: opts.s3Endpoint, idleTimeoutMs: opts.s3Timeout * 1000 }) : undefined;
     const objects = archive ? objectIndexing(archive) : undefined;
     const root = archive ? archive.root : resolve(dir);
     const pool = new ParsePool(opts.parseWorkers);

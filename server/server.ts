@@ -129,7 +129,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const o = withDefaults(options);
   const log = options.log ?? createLogger('info');
   // An s3:// root is a store's objects, not a folder.
-  const archive = isS3Url(options.root) ? new S3Archive(options.root, { endpoint: o.s3Endpoint || undefined }) : undefined;
+  const archive = isS3Url(options.root) ? new S3Archive(options.root, { endpoint: o.s3Endpoint || undefined, idleTimeoutMs: o.s3Timeout * 1000 }) : undefined;
   const root = archive ? archive.root : resolve(options.root);
   const mounted = options.server;
   const base = mountPath(options.path);

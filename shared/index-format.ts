@@ -20,7 +20,8 @@ const HEADER_BYTES = 20;
 
 export enum IndexKind { Catalogue = 1, Series = 2 }
 
-export interface FileStamp { path: string; size: number; mtimeMs: number }
+/** A file's (or an object's) version: size and modification time; for an object, its ETag too. */
+export interface FileStamp { path: string; size: number; mtimeMs: number; etag?: string }
 export interface StudyFactsRecord {
   studyInstanceUid: string; patientName: string; patientId: string; studyDate: string; studyTime: string;
   studyDescription: string; accessionNumber: string; patientBirthDate: string; patientSex: string; studyId: string;
@@ -59,7 +60,10 @@ export function encodeCatalogueIndex(index: CatalogueIndex): Uint8Array {
 
 export function decodeCatalogueIndex(bytes: Uint8Array): CatalogueIndex {
   const payload = unframe(bytes, IndexKind.Catalogue);
-  return ix.CatalogueIndex.toObject(ix.CatalogueIndex.decode(payload), objectOptions) as CatalogueIndex;
+  const index = ix.CatalogueIndex.toObject(ix.CatalogueIndex.decode(payload), objectOptions) as CatalogueIndex;
+  for (const r of index.instances) withoutEmptyEtag(r.file);
+  for (const r of index.skipped) withoutEmptyEtag(r.file);
+  return index;
 }
 
 export function encodeSeriesIndex(index: SeriesIndex): Uint8Array {
@@ -68,7 +72,14 @@ export function encodeSeriesIndex(index: SeriesIndex): Uint8Array {
 
 export function decodeSeriesIndex(bytes: Uint8Array): SeriesIndex {
   const payload = unframe(bytes, IndexKind.Series);
-  return ix.SeriesIndex.toObject(ix.SeriesIndex.decode(payload), objectOptions) as SeriesIndex;
+  const index = ix.SeriesIndex.toObject(ix.SeriesIndex.decode(payload), objectOptions) as SeriesIndex;
+  for (const e of index.files) withoutEmptyEtag(e.file);
+  return index;
+}
+
+/** Files have no ETag: the decoder's default ('') is dropped, so a stamp reads back as it was written. */
+function withoutEmptyEtag(stamp: FileStamp): void {
+  if (!stamp.etag) delete stamp.etag;
 }
 
 function frame(kind: IndexKind, payload: Uint8Array): Uint8Array {

@@ -21,7 +21,10 @@ import { concat, header, loadCorpus, makeMutant } from './helpers/mutate.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed1d9c) >>> 0;
 const MUTANTS = Number(process.env.FUZZ_MUTANTS ?? 10_000);
-const TIME_LIMIT_MS = 2000;
+// What a pathological parse (quadratic, or unbounded work) would exceed many times over; the
+// largest legitimate case, inflating 256 MiB before refusing a bigger data set, takes 1-2 s on a
+// busy 2-core machine.
+const TIME_LIMIT_MS = 5000;
 const MEMORY_LIMIT_BYTES = 512 * 2 ** 20;
 /** The watchdog's bound: the worker's own timer reports slow mutants; this catches one that never yields. */
 const HANG_MS = TIME_LIMIT_MS + 3000;

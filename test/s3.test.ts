@@ -11,7 +11,7 @@ import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3Client } 
 import WebSocket from 'ws';
 import { createLogger, startServer, type RunningServer } from '../server/index.js';
 import { smallImage } from '../server/sample/tree.js';
-import { connect } from '../web-client/index.js';
+import { connect, type DicomStreamClient } from '../web-client/index.js';
 import { filesDir, servedFrameHashes, sha256 } from './helpers/corpus.js';
 import { startRgw, type Rgw } from './helpers/rgw.js';
 import { servedFiles } from './helpers/server.js';
@@ -21,6 +21,19 @@ const BUCKET = 'dicom-archive';
 
 function filesUnder(dir: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => !f.split('/').some((p) => p.startsWith('.')) && statSync(join(dir, f)).isFile());
+}
+
+/** Frame 1 of every instance the client can open that the corpus has reference hashes for. */
+async function firstFrames(client: DicomStreamClient, expected: Map<string, unknown>): Promise<Array<{ sopInstanceUid: string; frameNumber: number }>> {
+  const frames: Array<{ sopInstanceUid: string; frameNumber: number }> = [];
+  for (const study of await client.listStudies()) {
+    for (const s of study.series) {
+      for (const i of (await client.openSeries(s.seriesInstanceUid)).instances) {
+        if (expected.has(i.sopInstanceUid)) frames.push({ sopInstanceUid: i.sopInstanceUid, frameNumber: 1 });
+      }
+    }
+  }
+  return frames;
 }
 
 describe('an archive in S3-compatible object storage (Ceph RGW)', () => {
@@ -103,22 +116,68 @@ describe('an archive in S3-compatible object storage (Ceph RGW)', () => {
       const uid = study!.series[0]!.seriesInstanceUid;
       const before = await c.openSeries(uid);
       assert.equal(before.instances.length, 3);
+      const replacedUid = before.instances.find((i) => i.instanceNumber === 1)!.sopInstanceUid;
+      const servedBefore = sha256((await c.getFrame(replacedUid, 1)).bytes);
       await put(`${prefix}/s/3.dcm`, smallImage(0, 0, 3, { salt: 's3' }));
-      // Replaced with a 32×32 image (a second later, so its date differs from the first upload's).
-      await new Promise((resolve) => setTimeout(resolve, 1100));
-      await put(`${prefix}/s/0.dcm`, smallImage(0, 0, 0, { salt: 's3', size: 32 }));
+      // Replaced at once by the same instance, the same size, one pixel changed: likely within the
+      // same second, so only the ETag tells the versions apart.
+      const changed = smallImage(0, 0, 0, { salt: 's3' });
+      changed[changed.length - 2] ^= 0xff;
+      await put(`${prefix}/s/0.dcm`, changed);
       await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: `${prefix}/s/1.dcm` }));
+      // Until the refresh, a read asks for the indexed version (If-Match its ETag): another
+      // version's bytes are never served under the old index.
+      const third = before.instances.find((i) => i.instanceNumber === 3)!.sopInstanceUid;
+      const changedThird = smallImage(0, 0, 2, { salt: 's3' });
+      changedThird[changedThird.length - 2] ^= 0xff;
+      await put(`${prefix}/s/2.dcm`, changedThird);
+      await assert.rejects(c.getFrame(third, 1), (e: Error & { code?: string }) => e.code === 'FRAME_UNREADABLE' && /replaced since it was indexed/.test(e.message));
       const summary = await server.refresh();
       assert.equal(summary.removed, 1);
       await waitFor(() => updates.length >= 1, 'the update');
       const after = await c.openSeries(uid);
       assert.equal(after.instances.length, 3);
-      const replaced = after.instances.find((i) => i.instanceNumber === 1)!;
-      assert.equal((await c.getFrame(replaced.sopInstanceUid, 1)).bytes.length, 32 * 32 * 2);
+      const servedAfter = (await c.getFrame(replacedUid, 1)).bytes;
+      assert.notEqual(sha256(servedAfter), servedBefore);
+      assert.equal(sha256(servedAfter), sha256(changed.subarray(changed.length - 64 * 64 * 2)), 'the new version\'s pixels');
+      assert.equal(sha256((await c.getFrame(third, 1)).bytes), sha256(changedThird.subarray(changedThird.length - 64 * 64 * 2)));
       const added = after.instances.find((i) => i.instanceNumber === 4)!;
       assert.equal((await c.getFrame(added.sopInstanceUid, 1)).bytes.length, 64 * 64 * 2);
     } finally {
       c.close();
+      await server.close();
+    }
+  });
+
+  it('a hung store holds only the frames it owes: another client\'s cached frames come at once, and the hung reads give up cleanly', async () => {
+    const expected = servedFrameHashes();
+    const server = await startServer({
+      root: `s3://${BUCKET}/corpus`, s3Endpoint: rgw.endpoint, indexDir, s3Timeout: 0.5, readahead: 0,
+      host: '127.0.0.1', port: 0, log: createLogger('silent'), watch: false,
+    });
+    const [a, b] = [await connect(server.url, { WebSocket }), await connect(server.url, { WebSocket })];
+    try {
+      const frames = await firstFrames(a, expected);
+      // B's frames are in the frame cache; A's are not.
+      const cached = frames.slice(0, 5);
+      for (const f of cached) await b.getFrame(f.sopInstanceUid, 1);
+      rgw.freezeGateway();
+      const owed = a.requestFrames(frames.slice(5, 9));
+      await new Promise((resolve) => setTimeout(resolve, 200)); // A's GETs are out, unanswered
+      const t0 = performance.now();
+      for (const f of cached) assert.ok(expected.get(f.sopInstanceUid)![0]!.has(sha256((await b.getFrame(f.sopInstanceUid, 1)).bytes)));
+      const cachedMs = performance.now() - t0;
+      assert.ok(cachedMs < 1000, `cached frames took ${cachedMs.toFixed(0)} ms behind a hung store`);
+      const summary = await owed.done;
+      assert.equal(summary.framesFailed, 4, 'the owed frames gave up');
+      assert.ok(summary.errors.every((e) => e.code === 'FRAME_UNREADABLE'));
+      rgw.thawGateway();
+      const again = await a.getFrame(frames[6]!.sopInstanceUid, 1);
+      assert.ok(expected.get(frames[6]!.sopInstanceUid)![0]!.has(sha256(again.bytes)), 'served again once the store answers');
+    } finally {
+      rgw.thawGateway();
+      a.close();
+      b.close();
       await server.close();
     }
   });
@@ -132,14 +191,7 @@ describe('an archive in S3-compatible object storage (Ceph RGW)', () => {
     });
     const c = await connect(server.url, { WebSocket });
     try {
-      const frames: Array<{ sopInstanceUid: string; frameNumber: number }> = [];
-      for (const study of await c.listStudies()) {
-        for (const s of study.series) {
-          for (const i of (await c.openSeries(s.seriesInstanceUid)).instances) {
-            if (expected.has(i.sopInstanceUid)) frames.push({ sopInstanceUid: i.sopInstanceUid, frameNumber: 1 });
-          }
-        }
-      }
+      const frames = await firstFrames(c, expected);
       await rgw.stopGateway();
       const stream = c.requestFrames(frames);
       let good = 0;

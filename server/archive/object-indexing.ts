@@ -30,7 +30,9 @@ export function objectIndexing(archive: S3Archive): ObjectIndexing {
         const stamp = listed.get(path);
         if (!stamp) throw new IndexError('UNREADABLE', 'the object is no longer listed');
         parsed++;
-        return indexByteSource(path, archive.source(path, stamp.size), stamp.mtimeMs);
+        const file = await indexByteSource(path, archive.source(path, stamp.size, stamp.etag), stamp.mtimeMs);
+        if (stamp.etag) file.etag = stamp.etag;
+        return file;
       },
     },
     get parsed() { return parsed; },

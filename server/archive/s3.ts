@@ -40,6 +40,8 @@ export interface S3ArchiveOptions {
   maxConcurrency?: number;
   /** Tries of each request (the SDK's standard retry mode, exponential backoff). */
   maxAttempts?: number;
+  /** A request with no byte for this long is abandoned (and tried again). Default 10 s. */
+  idleTimeoutMs?: number;
 }
 
 /** Reads at least this much of an object while indexing: a head, or several fragment headers, in one GET. */
@@ -68,6 +70,8 @@ export class S3Archive {
       ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
       region: process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       maxAttempts: options.maxAttempts ?? 4,
+      // Without them a store that stops answering holds each read (and its read slot) for ever.
+      requestHandler: { connectionTimeout: Math.min(options.idleTimeoutMs ?? 10_000, 3000), socketTimeout: options.idleTimeoutMs ?? 10_000 },
       // Stores other than AWS answer a streamed PutObject with 411 unless checksums are asked for only when required.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
@@ -96,7 +100,7 @@ export class S3Archive {
         const key = o.Key ?? '';
         const below = key.slice(prefix.length);
         if (!below || key.endsWith('/') || below.split('/').some((part) => part.startsWith('.'))) continue;
-        out.push({ path: `${SCHEME}${this.bucket}/${key}`, size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0 });
+        out.push({ path: `${SCHEME}${this.bucket}/${key}`, size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0, ...(o.ETag ? { etag: o.ETag } : {}) });
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -104,15 +108,18 @@ export class S3Archive {
     return out;
   }
 
-  /** Bytes offset..offset+length of an object, in one ranged GET, into `into` at `at`. */
-  async read(path: string, offset: number, length: number, into: Uint8Array, at: number): Promise<void> {
+  /**
+   * Bytes offset..offset+length of an object, in one ranged GET, into `into` at `at`; with `etag`,
+   * of that version only (another gets FILE_CHANGED, never its bytes).
+   */
+  async read(path: string, offset: number, length: number, into: Uint8Array, at: number, etag?: string): Promise<void> {
     if (length === 0) return;
-    const got = await this.get(path, offset, length, into, at);
+    const got = await this.get(path, offset, length, into, at, etag);
     if (got !== length) throw new CodedError('FILE_CHANGED', `the object is shorter than its index (${got} of ${length} bytes at ${offset})`);
   }
 
   /** An object as the indexer reads it: reads of at least 64 KiB, the last one kept for the next. */
-  source(path: string, size: number): ByteSource {
+  source(path: string, size: number, etag?: string): ByteSource {
     let last: { offset: number; bytes: Uint8Array } | undefined;
     return {
       size,
@@ -124,7 +131,7 @@ export class S3Archive {
         const want = Math.min(Math.max(end - offset, MIN_INDEX_READ), size - offset);
         if (want <= 0) return new Uint8Array(0);
         const bytes = Buffer.allocUnsafe(want);
-        last = { offset, bytes: bytes.subarray(0, await this.get(path, offset, want, bytes, 0)) };
+        last = { offset, bytes: bytes.subarray(0, await this.get(path, offset, want, bytes, 0, etag)) };
         return last.bytes.subarray(0, end - offset);
       },
     };
@@ -154,16 +161,19 @@ export class S3Archive {
    * One ranged GET, its body copied as it comes straight into `into` at `at` (the SDK's own
    * collecting of a body copies it again for every piece); resolves with the bytes received.
    */
-  private async get(path: string, offset: number, length: number, into: Uint8Array, at: number): Promise<number> {
+  private async get(path: string, offset: number, length: number, into: Uint8Array, at: number, etag?: string): Promise<number> {
     return this.slot(async () => {
       this.gets++;
       let answer: GetObjectCommandOutput;
       try {
-        answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(path), Range: `bytes=${offset}-${offset + length - 1}` }));
+        answer = await this.client.send(new GetObjectCommand({
+          Bucket: this.bucket, Key: this.keyOf(path), Range: `bytes=${offset}-${offset + length - 1}`, ...(etag ? { IfMatch: etag } : {}),
+        }));
       } catch (e) {
         const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
         if (status === 404) throw new CodedError('FILE_CHANGED', 'the object was deleted since it was indexed');
         if (status === 416) throw new CodedError('FILE_CHANGED', 'the object is shorter than its index');
+        if (status === 412) throw new CodedError('FILE_CHANGED', 'the object was replaced since it was indexed');
         throw e;
       }
       const body = answer.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;

@@ -53,7 +53,7 @@ export class FrameReader {
     if (this.archive) {
       let to = at;
       for (const [start, n] of pieces) {
-        await this.archive.read(file.path, start, n, into, to);
+        await this.archive.read(file.path, start, n, into, to, file.etag);
         to += n;
       }
       return;

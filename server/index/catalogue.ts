@@ -63,7 +63,7 @@ function preferred(a: InstanceRecord, b: InstanceRecord): number {
 /** What the catalogue keeps of an indexed file. */
 export function recordOf(f: IndexedFile): InstanceRecord {
   return {
-    file: { path: f.path, size: f.size, mtimeMs: f.mtimeMs }, sopInstanceUid: f.image.sopInstanceUid,
+    file: { path: f.path, size: f.size, mtimeMs: f.mtimeMs, ...(f.etag ? { etag: f.etag } : {}) }, sopInstanceUid: f.image.sopInstanceUid,
     seriesInstanceUid: f.series.seriesInstanceUid, numberOfFrames: f.frames.length,
     transferSyntaxUid: f.image.transferSyntaxUid, lossyImageCompression: f.image.lossyImageCompression,
     codestreamMismatch: f.codestreamMismatch === true,

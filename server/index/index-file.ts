@@ -14,6 +14,8 @@ export interface IndexedFile {
   path: string;
   size: number;
   mtimeMs: number;
+  /** An object in a store: its ETag (reads ask for that version only). */
+  etag?: string;
   study: StudyFacts;
   series: SeriesFacts;
   image: ImageAttributes;

@@ -131,7 +131,7 @@ export class IndexStore implements SeriesSource {
 
   toEntry(f: IndexedFile): FileEntry {
     return {
-      file: { path: this.relative(f.path), size: f.size, mtimeMs: f.mtimeMs },
+      file: { path: this.relative(f.path), size: f.size, mtimeMs: f.mtimeMs, ...(f.etag ? { etag: f.etag } : {}) },
       image: f.image,
       frames: f.frames,
       inflated: f.source === 'inflated',
@@ -147,6 +147,7 @@ export class IndexStore implements SeriesSource {
       study: index.study, series, image: e.image, frames: e.frames, source: e.inflated ? 'inflated' : 'file', warnings: e.warnings,
     };
     if (e.codestreamMismatch) file.codestreamMismatch = true;
+    if (e.file.etag) file.etag = e.file.etag;
     return file;
   }
 

@@ -5,7 +5,7 @@ import { unwatchFile, watchFile, type Stats } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CodedError } from '../../shared/coded-error.js';
-import type { CatalogueIndex } from '../../shared/index-format.js';
+import type { CatalogueIndex, FileStamp } from '../../shared/index-format.js';
 import type { Logger } from '../log.js';
 import { Catalogue } from './catalogue.js';
 import type { IndexedFile } from './index-file.js';
@@ -232,10 +232,10 @@ export class LiveIndex {
     const next = this.catalogueOf(r.index);
     const live = new Set(r.index.instances.map((i) => i.file.path));
     const kept = new Set<string>();
-    for (const i of r.index.instances) kept.add(`${i.file.path}\0${i.file.size}\0${i.file.mtimeMs}`);
+    for (const i of r.index.instances) kept.add(stampKey(i.file));
     const staleFiles: string[] = [];
     for (const old of before.allRecords()) {
-      if (!kept.has(`${old.file.path}\0${old.file.size}\0${old.file.mtimeMs}`)) staleFiles.push(old.file.path);
+      if (!kept.has(stampKey(old.file))) staleFiles.push(old.file.path);
       if (!live.has(old.file.path) && !next.record(old.sopInstanceUid)) next.markGone(old.sopInstanceUid, relativePath(root, old.file.path));
     }
     next.adopt(before, r.changedSeries);
@@ -246,6 +246,11 @@ export class LiveIndex {
   }
 }
 
+/** A file's version as one string: path, size, date, and an object's ETag. */
+function stampKey(f: FileStamp): string {
+  return `${f.path}\0${f.size}\0${f.mtimeMs}\0${f.etag ?? ''}`;
+}
+
 /** A refresh that read a saved catalogue (parsing nothing). */
 function savedResult(index: CatalogueIndex, ms: number, changed: Set<string>, removed: number): RefreshResult {
   return { index, files: index.instances.length + index.skipped.length, parsed: 0, reused: index.instances.length, removed, changedSeries: changed, parsedFiles: [], ms };
@@ -253,7 +258,7 @@ function savedResult(index: CatalogueIndex, ms: number, changed: Set<string>, re
 
 /** Series with an instance added, removed or of another file version between two catalogues; and instances removed. */
 function changedSeries(before: CatalogueIndex, after: CatalogueIndex): { changed: Set<string>; removed: number } {
-  const version = (r: CatalogueIndex['instances'][number]) => `${r.seriesInstanceUid}\0${r.file.path}\0${r.file.size}\0${r.file.mtimeMs}`;
+  const version = (r: CatalogueIndex['instances'][number]) => `${r.seriesInstanceUid}\0${stampKey(r.file)}`;
   const old = new Map(before.instances.map((r) => [r.sopInstanceUid, r]));
   const changed = new Set<string>();
   for (const r of after.instances) {

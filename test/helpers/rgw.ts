@@ -19,6 +19,9 @@ export interface Rgw {
   gatewayLog: string;
   /** The environment a dicomstream process needs to reach the store. */
   env: Record<string, string>;
+  /** Freezes the gateway (SIGSTOP): connections open, nothing answered, as a hung store; thaw() lets it go on. */
+  freezeGateway(): void;
+  thawGateway(): void;
   /** Stops the gateway only (the store keeps its objects); start() brings it back on the same port. */
   stopGateway(): Promise<void>;
   startGateway(): Promise<void>;
@@ -138,6 +141,8 @@ rgw frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1
     return {
       endpoint, accessKeyId, secretAccessKey, gatewayLog: join(dir, 'log', 'client.rgw.log'),
       env: { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_REGION: 'us-east-1' },
+      freezeGateway() { gateway?.kill('SIGSTOP'); },
+      thawGateway() { gateway?.kill('SIGCONT'); },
       async stopGateway() {
         if (!gateway) return;
         gateway.kill('SIGKILL');
