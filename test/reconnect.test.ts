@@ -13,7 +13,7 @@ import { waitFor } from './helpers/wait-for.js';
 
 /** A relay to `port` that can cut every link, hold what the server sends, or stop listening. */
 class Relay {
-  private readonly links = new Set<{ client: Socket; server: Socket }>();
+  private readonly links = new Set<{ client: Socket; server: Socket; request: string }>();
   private server!: Server;
   port = 0;
   /** Bytes from the server are held (not passed on) while set. */
@@ -24,9 +24,12 @@ class Relay {
   async listen(port = 0): Promise<this> {
     this.server = createServer((client) => {
       const server = tcpConnect(this.target, '127.0.0.1');
-      const link = { client, server };
+      const link = { client, server, request: '' };
       this.links.add(link);
-      client.on('data', (d) => server.write(d));
+      client.on('data', (d: Buffer) => {
+        if (!link.request) link.request = d.toString('latin1', 0, Math.min(d.length, 200)).split('\r\n')[0]!;
+        server.write(d);
+      });
       server.on('data', (d) => { if (!this.holding) client.write(d); });
       const end = () => { this.links.delete(link); client.destroy(); server.destroy(); };
       client.on('close', end).on('error', end);
@@ -44,6 +47,16 @@ class Relay {
   cut(): void {
     for (const { client, server } of this.links) { client.destroy(); server.destroy(); }
     this.links.clear();
+  }
+
+  /** Cuts only the links whose HTTP request line matches (the HTTP stream's GET, say). */
+  cutWhere(request: RegExp): void {
+    for (const link of [...this.links]) {
+      if (!request.test(link.request)) continue;
+      link.client.destroy();
+      link.server.destroy();
+      this.links.delete(link);
+    }
   }
 
   async close(): Promise<void> {
@@ -107,6 +120,37 @@ describe('reconnect and resume', () => {
         assert.equal(c.state, 'open');
         c.close();
         assert.equal(c.state, 'closed');
+      } finally {
+        await relay.close();
+      }
+    });
+  });
+
+  it('over the HTTP stream too: its loss alone (the WebSocket closed after it) makes one reconnect, and every frame arrives once', async () => {
+    await withServer({}, async (server) => {
+      const relay = await new Relay(server.port).listen();
+      try {
+        const frames = await corpusFrames(server.url);
+        const c = await connect(relay.url, { WebSocket, httpStream: true, window: 64 * 1024, reconnect: { initialDelayMs: 20 } });
+        assert.equal(c.transport, 'http-stream');
+        const reconnects: ReconnectInfo[] = [];
+        c.onReconnect((i) => reconnects.push(i));
+        const got = new Set<string>();
+        const stream = c.requestFrames(frames, {
+          onFrame: async (f) => {
+            const key = `${f.sopInstanceUid}#${f.frameNumber}`;
+            assert.ok(!got.has(key), `${key} once`);
+            got.add(key);
+            if (got.size === 10) relay.cutWhere(/^GET \/http-stream/);
+            await new Promise((resolve) => setTimeout(resolve, 1));
+          },
+        });
+        const summary = await stream.done;
+        assert.equal(got.size, frames.length);
+        assert.equal(summary.framesSent, frames.length);
+        assert.equal(reconnects.length, 1);
+        assert.equal(c.transport, 'http-stream', 'the new connection has its own HTTP stream');
+        c.close();
       } finally {
         await relay.close();
       }

@@ -550,8 +550,9 @@ export class DicomStreamClient {
     const error = new ConnectionError('CONNECTION_CLOSED', `connection closed (${code}${reason ? ': ' + reason : ''})`);
     this.welcome?.reject(error);
     this.welcome = undefined;
-    // A connection being made: open() fails, and whoever called it decides.
-    if (this.opening) return;
+    // A connection being made: open() fails, and whoever called it decides. Reconnecting already
+    // (the HTTP stream's loss came first): the lost socket's own close changes nothing.
+    if (this.opening || this.connectionState === 'reconnecting') return;
     if (this.connectionState === 'open' && this.link.reconnect && resumable(code)) {
       void this.reconnect(error);
       return;
