@@ -61,7 +61,7 @@ export function ensureSeries(seriesDir: string): void {
   if (run.status !== 0) throw new BenchError(`make-series.py failed (exit ${run.status}); it also needs dcmtk and libgdcm-tools`);
 }
 
-export interface SeriesManifestFile { series_instance_uid?: string; slice_pixel_sha256?: string[] }
+export interface SeriesManifestFile { study_instance_uid?: string; series_instance_uid?: string; slice_pixel_sha256?: string[] }
 
 /** The generator's manifest, if the folder has one (a `--series` folder may not). */
 export function readSeriesManifest(seriesDir: string): SeriesManifestFile {

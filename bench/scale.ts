@@ -1,10 +1,11 @@
 // Scale-out benchmark: the 200-slice CT served from a bucket of a real S3-compatible store (Ceph
-// RGW, started here on 127.0.0.1) against the same files from a folder; and what losing a replica
-// behind HAProxy costs a client (frames asked again, time to its next frame).
+// RGW, started here on 127.0.0.1) against the same files from a folder; what losing a replica
+// behind HAProxy costs a client (frames asked again, time to its next frame); and 1, 2 and 3
+// replicas behind HAProxy with 8 and 32 clients over three series.
 // Run from the project root: `npm run bench:scale [-- --rounds N]`. Needs Debian's radosgw,
 // ceph-mon, ceph-osd and haproxy (.ci/run installs them).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,7 +14,7 @@ import WebSocket from 'ws';
 import { startHaproxy, startReplica, stopReplica } from '../test/helpers/replicas.js';
 import { startRgw, type Rgw } from '../test/helpers/rgw.js';
 import {
-  BenchError, CLI, Closer, OUT, PROJECT, builtClient, ensureBuild, ensureSeries, fmt, median, nproc, processCpu, startServerProcess,
+  BenchError, CLI, Closer, OUT, PROJECT, builtClient, ensureBuild, ensureSeries, fmt, median, nproc, processCpu, readSeriesManifest, startServerProcess,
 } from './common.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' } } });
@@ -26,6 +27,39 @@ const BUCKET = 'bench-archive';
 let connect: Awaited<ReturnType<typeof builtClient>>['connect'];
 
 interface Round { mibPerS: number; firstFrameMs: number; cpuMsPerFrame: number; frames: number }
+
+/** The CT under three more Study/Series/SOP Instance UIDs (same length, last digits changed): three series to spread over replicas. */
+function seriesCopies(root: string, uids: string[]): string {
+  const dir = join(OUT, 'scale-series');
+  if (existsSync(join(dir, '.complete'))) return dir;
+  rmSync(dir, { recursive: true, force: true });
+  for (let copy = 1; copy <= 3; copy++) {
+    const into = join(dir, `copy${copy}`);
+    mkdirSync(into, { recursive: true });
+    for (const f of readdirSync(root).filter((name) => name.endsWith('.dcm'))) {
+      let bytes: Buffer = readFileSync(join(root, f));
+      for (const uid of new Set([...uids, ...sopUids(bytes)])) bytes = replaceAll(bytes, uid, uid.slice(0, -1) + String((Number(uid.at(-1)) + copy) % 10));
+      writeFileSync(join(into, f), bytes);
+    }
+  }
+  writeFileSync(join(dir, '.complete'), '');
+  return dir;
+}
+
+/** The SOP Instance UID of a file (0008,0018), as written. */
+function sopUids(bytes: Buffer): string[] {
+  const at = bytes.indexOf(Buffer.from([0x08, 0x00, 0x18, 0x00, 0x55, 0x49]), 132);
+  if (at < 0) return [];
+  const length = bytes.readUInt16LE(at + 6);
+  return [bytes.toString('latin1', at + 8, at + 8 + length).replace(/\0+$/, '')];
+}
+
+function replaceAll(bytes: Buffer, from: string, to: string): Buffer {
+  const a = Buffer.from(from, 'latin1');
+  const b = Buffer.from(to, 'latin1');
+  for (let at = bytes.indexOf(a); at >= 0; at = bytes.indexOf(a, at + a.length)) b.copy(bytes, at);
+  return bytes;
+}
 
 /** A new connection fetches the whole series; the server's CPU (from /proc) over the frames. */
 async function round(url: string, pid: number): Promise<Round> {
@@ -171,6 +205,62 @@ async function main(): Promise<void> {
       `| kill | frames asked again | kill to reconnected, ms | kill to the new connection's first frame, ms | whole series, ms |`,
       `|---:|---:|---:|---:|---:|`,
       ...kills.map((k, i) => `| ${i + 1} | ${k.asked} | ${fmt(k.reconnectMs)} | ${fmt(k.gapMs)} | ${fmt(k.totalMs)} |`),
+      '',
+    );
+
+    // 1, 2 and 3 replicas behind HAProxy; 8 and 32 clients, each on one of three series (so the
+    // series hash spreads them), every client fetching its whole series at once.
+    const manifest = readSeriesManifest(SERIES);
+    const copies = seriesCopies(root, [manifest.study_instance_uid, manifest.series_instance_uid].filter((u): u is string => typeof u === 'string'));
+    const scaleIndex = mkdtempSync(join(tmpdir(), 'dicomstream-bench-scale-'));
+    closer.add(async () => rmSync(scaleIndex, { recursive: true, force: true }));
+    const indexedCopies = spawnSync(process.execPath, [CLI, 'index', copies, '--index-dir', scaleIndex], { encoding: 'utf8' });
+    if (indexedCopies.status !== 0) throw new BenchError(`indexing the copies failed: ${indexedCopies.stderr}`);
+    const rows: string[] = [];
+    for (const count of [1, 2, 3]) {
+      const set = await Promise.all(Array.from({ length: count }, () => startReplica(copies, scaleIndex)));
+      const lb = await startHaproxy(set.map((r) => r.port));
+      try {
+        const probe = await connect(`ws://127.0.0.1:${lb.port}/`, { WebSocket, reconnect: false });
+        const uids = (await probe.listStudies()).flatMap((st) => st.series.map((x) => x.seriesInstanceUid)).sort();
+        probe.close();
+        if (uids.length !== 3) throw new BenchError(`${uids.length} series in the copies, not 3`);
+        for (const clients of [8, 32]) {
+          const results: Array<{ mibPerS: number; cpuMsPerFrame: number[] }> = [];
+          for (let r = 0; r < 3; r++) {
+            const cpu0 = set.map((x) => processCpu(x.process.pid!));
+            const t0 = performance.now();
+            const bytes = await Promise.all(Array.from({ length: clients }, async (_, i) => {
+              const c = await connect(`ws://127.0.0.1:${lb.port}/?series=${uids[i % 3]}`, { WebSocket, reconnect: false });
+              const series = await c.openSeries(uids[i % 3]!);
+              let n = 0;
+              for await (const f of c.requestFrames(series.instances.map((x) => ({ sopInstanceUid: x.sopInstanceUid, frameNumber: 1 })))) n += f.bytes.length;
+              c.close();
+              return n;
+            }));
+            const seconds = (performance.now() - t0) / 1000;
+            const frames = bytes.reduce((a, b) => a + b, 0) / (512 * 1024);
+            const cpu = set.map((x, k) => { const c1 = processCpu(x.process.pid!); return c1.userMs + c1.systemMs - cpu0[k]!.userMs - cpu0[k]!.systemMs; });
+            // The first round warms each replica's cache and code: not counted.
+            if (r > 0) results.push({ mibPerS: bytes.reduce((a, b) => a + b, 0) / 1048576 / seconds, cpuMsPerFrame: cpu.map((ms) => ms / frames) });
+          }
+          const perReplica = set.map((_, k) => median(results.map((x) => x.cpuMsPerFrame[k]!)));
+          rows.push(`| ${count} | ${clients} | ${fmt(median(results.map((x) => x.mibPerS)))} | ${perReplica.map((x) => fmt(x, 3)).join(' / ')} | ${fmt(perReplica.reduce((a, b) => a + b, 0), 3)} |`);
+          console.log(`  ${count} replica(s), ${clients} clients: ${rows.at(-1)}`);
+        }
+      } finally {
+        await lb.stop();
+        await Promise.all(set.map((x) => stopReplica(x, 'SIGTERM')));
+      }
+    }
+    lines.push(
+      `## 1, 2 and 3 replicas behind HAProxy, 8 and 32 clients`,
+      '',
+      `Three series (the CT under three sets of UIDs, \`bench/out/scale-series\`), read-only replicas on one index behind HAProxy (\`deploy/haproxy.cfg\`); client i opens series i mod 3 with \`?series=\`, so consistent hashing spreads the series over the replicas. Every client fetches its whole series at once; medians of 2 rounds after a warm-up. CPU per frame is each replica's CPU over all frames delivered; the sum is what the set spends per frame. With three series, consistent hashing need not give each replica one: a replica with none shows almost no CPU.`,
+      '',
+      `| replicas | clients | throughput, MiB/s (all clients) | server CPU per frame, ms (each replica) | sum |`,
+      `|---:|---:|---:|---|---:|`,
+      ...rows,
       '',
     );
   } finally {
