@@ -9,6 +9,7 @@ import { connect, type ConnectionState, type Frame, type ReconnectInfo } from '.
 import { OpenRequest, backoffMs, resumable } from '../web-client/resume.js';
 import { servedFrameHashes, sha256 } from './helpers/corpus.js';
 import { withServer } from './helpers/server.js';
+import type { RunningServer } from '../server/index.js';
 import { waitFor } from './helpers/wait-for.js';
 
 /** A relay to `port` that can cut every link, hold what the server sends, or stop listening. */
@@ -65,6 +66,18 @@ class Relay {
   }
 }
 
+/** A server on the corpus and a relay to it, both stopped after `use`. */
+async function withRelay(use: (server: RunningServer, relay: Relay) => Promise<void>): Promise<void> {
+  await withServer({}, async (server) => {
+    const relay = await new Relay(server.port).listen();
+    try {
+      await use(server, relay);
+    } finally {
+      await relay.close();
+    }
+  });
+}
+
 /** Every served corpus frame: its address and sha256. */
 async function corpusFrames(url: string): Promise<Array<{ sopInstanceUid: string; frameNumber: number; position: number; hash: string }>> {
   const hashes = servedFrameHashes();
@@ -87,106 +100,91 @@ async function corpusFrames(url: string): Promise<Array<{ sopInstanceUid: string
 
 describe('reconnect and resume', () => {
   it('a cut mid-stream: every frame arrives once, byte-exact; the summary counts both connections; state and reconnect events tell it', async () => {
-    await withServer({}, async (server) => {
-      const relay = await new Relay(server.port).listen();
-      try {
-        const frames = await corpusFrames(server.url);
-        const c = await connect(relay.url, { WebSocket, window: 64 * 1024, reconnect: { initialDelayMs: 20 } });
-        const states: ConnectionState[] = [];
-        const reconnects: ReconnectInfo[] = [];
-        c.onStateChange((s) => states.push(s));
-        c.onReconnect((i) => reconnects.push(i));
-        const got: Frame[] = [];
-        let cutAt = 0;
-        const stream = c.requestFrames(frames, {
-          onFrame: async (f) => {
-            got.push(f);
-            if (got.length === 10) { cutAt = got.length; relay.cut(); }
-            await new Promise((resolve) => setTimeout(resolve, 1));
-          },
-        });
-        const summary = await stream.done;
-        assert.ok(cutAt > 0);
-        assert.equal(got.length, frames.length);
-        const seen = new Set(got.map((f) => `${f.sopInstanceUid}#${f.frameNumber}`));
-        assert.equal(seen.size, frames.length, 'each frame once');
-        const hashOf = new Map(frames.map((f) => [`${f.sopInstanceUid}#${f.frameNumber}`, f.hash]));
-        for (const f of got) assert.equal(sha256(f.bytes), hashOf.get(`${f.sopInstanceUid}#${f.frameNumber}`), `${f.sopInstanceUid}#${f.frameNumber}`);
-        assert.equal(summary.framesSent, frames.length);
-        assert.deepEqual(states, ['reconnecting', 'open']);
-        assert.equal(reconnects.length, 1);
-        assert.equal(reconnects[0]!.requests, 1);
-        assert.match(reconnects[0]!.reason, /1006/);
-        assert.equal(c.state, 'open');
-        c.close();
-        assert.equal(c.state, 'closed');
-      } finally {
-        await relay.close();
-      }
+    await withRelay(async (server, relay) => {
+      const frames = await corpusFrames(server.url);
+      const c = await connect(relay.url, { WebSocket, window: 64 * 1024, reconnect: { initialDelayMs: 20 } });
+      const states: ConnectionState[] = [];
+      const reconnects: ReconnectInfo[] = [];
+      c.onStateChange((s) => states.push(s));
+      c.onReconnect((i) => reconnects.push(i));
+      const got: Frame[] = [];
+      let cutAt = 0;
+      const stream = c.requestFrames(frames, {
+        onFrame: async (f) => {
+          got.push(f);
+          if (got.length === 10) { cutAt = got.length; relay.cut(); }
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        },
+      });
+      const summary = await stream.done;
+      assert.ok(cutAt > 0);
+      assert.equal(got.length, frames.length);
+      const seen = new Set(got.map((f) => `${f.sopInstanceUid}#${f.frameNumber}`));
+      assert.equal(seen.size, frames.length, 'each frame once');
+      const hashOf = new Map(frames.map((f) => [`${f.sopInstanceUid}#${f.frameNumber}`, f.hash]));
+      for (const f of got) assert.equal(sha256(f.bytes), hashOf.get(`${f.sopInstanceUid}#${f.frameNumber}`), `${f.sopInstanceUid}#${f.frameNumber}`);
+      assert.equal(summary.framesSent, frames.length);
+      assert.deepEqual(states, ['reconnecting', 'open']);
+      assert.equal(reconnects.length, 1);
+      assert.equal(reconnects[0]!.requests, 1);
+      assert.match(reconnects[0]!.reason, /1006/);
+      assert.equal(c.state, 'open');
+      c.close();
+      assert.equal(c.state, 'closed');
     });
   });
 
   it('over the HTTP stream too: its loss alone (the WebSocket closed after it) makes one reconnect, and every frame arrives once', async () => {
-    await withServer({}, async (server) => {
-      const relay = await new Relay(server.port).listen();
-      try {
-        const frames = await corpusFrames(server.url);
-        const c = await connect(relay.url, { WebSocket, httpStream: true, window: 64 * 1024, reconnect: { initialDelayMs: 20 } });
-        assert.equal(c.transport, 'http-stream');
-        const reconnects: ReconnectInfo[] = [];
-        c.onReconnect((i) => reconnects.push(i));
-        const got = new Set<string>();
-        const stream = c.requestFrames(frames, {
-          onFrame: async (f) => {
-            const key = `${f.sopInstanceUid}#${f.frameNumber}`;
-            assert.ok(!got.has(key), `${key} once`);
-            got.add(key);
-            if (got.size === 10) relay.cutWhere(/^GET \/http-stream/);
-            await new Promise((resolve) => setTimeout(resolve, 1));
-          },
-        });
-        const summary = await stream.done;
-        assert.equal(got.size, frames.length);
-        assert.equal(summary.framesSent, frames.length);
-        assert.equal(reconnects.length, 1);
-        assert.equal(c.transport, 'http-stream', 'the new connection has its own HTTP stream');
-        c.close();
-      } finally {
-        await relay.close();
-      }
+    await withRelay(async (server, relay) => {
+      const frames = await corpusFrames(server.url);
+      const c = await connect(relay.url, { WebSocket, httpStream: true, window: 64 * 1024, reconnect: { initialDelayMs: 20 } });
+      assert.equal(c.transport, 'http-stream');
+      const reconnects: ReconnectInfo[] = [];
+      c.onReconnect((i) => reconnects.push(i));
+      const got = new Set<string>();
+      const stream = c.requestFrames(frames, {
+        onFrame: async (f) => {
+          const key = `${f.sopInstanceUid}#${f.frameNumber}`;
+          assert.ok(!got.has(key), `${key} once`);
+          got.add(key);
+          if (got.size === 10) relay.cutWhere(/^GET \/http-stream/);
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        },
+      });
+      const summary = await stream.done;
+      assert.equal(got.size, frames.length);
+      assert.equal(summary.framesSent, frames.length);
+      assert.equal(reconnects.length, 1);
+      assert.equal(c.transport, 'http-stream', 'the new connection has its own HTTP stream');
+      c.close();
     });
   });
 
   it('answers awaited when the link was cut are asked again; a cancel while reconnecting ends the stream here, never re-asked', async () => {
-    await withServer({}, async (server) => {
-      const relay = await new Relay(server.port).listen();
-      try {
-        const c = await connect(relay.url, { WebSocket, reconnect: { initialDelayMs: 200, maxDelayMs: 200 } });
-        const [study] = await c.listStudies();
-        const uid = study!.series[0]!.seriesInstanceUid;
-        // The server's answer never comes on this connection.
-        relay.holding = true;
-        const opened = c.openSeries(uid);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        relay.holding = false;
-        relay.cut();
-        await waitFor(() => c.state === 'reconnecting', 'reconnecting');
-        // Asked while the link is down: cancelled before it could be sent.
-        const errorsBefore = server.stats.errors;
-        const stream = c.requestFrames([{ sopInstanceUid: 'never.sent', frameNumber: 1 }]);
-        const cancelled = await stream.cancel();
-        assert.equal(cancelled.cancelled, true);
-        assert.equal(cancelled.framesSent, 0);
-        const manifest = await opened;
-        assert.equal(manifest.seriesInstanceUid, uid);
-        assert.equal(c.state, 'open');
-        // The cancelled request was not asked of the new connection (its unknown instance would have got an error).
-        await c.listStudies();
-        assert.equal(server.stats.errors, errorsBefore);
-        c.close();
-      } finally {
-        await relay.close();
-      }
+    await withRelay(async (server, relay) => {
+      const c = await connect(relay.url, { WebSocket, reconnect: { initialDelayMs: 200, maxDelayMs: 200 } });
+      const [study] = await c.listStudies();
+      const uid = study!.series[0]!.seriesInstanceUid;
+      // The server's answer never comes on this connection.
+      relay.holding = true;
+      const opened = c.openSeries(uid);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      relay.holding = false;
+      relay.cut();
+      await waitFor(() => c.state === 'reconnecting', 'reconnecting');
+      // Asked while the link is down: cancelled before it could be sent.
+      const errorsBefore = server.stats.errors;
+      const stream = c.requestFrames([{ sopInstanceUid: 'never.sent', frameNumber: 1 }]);
+      const cancelled = await stream.cancel();
+      assert.equal(cancelled.cancelled, true);
+      assert.equal(cancelled.framesSent, 0);
+      const manifest = await opened;
+      assert.equal(manifest.seriesInstanceUid, uid);
+      assert.equal(c.state, 'open');
+      // The cancelled request was not asked of the new connection (its unknown instance would have got an error).
+      await c.listStudies();
+      assert.equal(server.stats.errors, errorsBefore);
+      c.close();
     });
   });
 

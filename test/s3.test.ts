@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import WebSocket from 'ws';
-import { createLogger, startServer, type RunningServer } from '../server/index.js';
+import { createLogger, startServer, type RunningServer, type ServerOptions } from '../server/index.js';
 import { smallImage } from '../server/sample/tree.js';
 import { connect, type DicomStreamClient } from '../web-client/index.js';
 import { filesDir, servedFrameHashes, sha256 } from './helpers/corpus.js';
@@ -61,8 +61,8 @@ describe('an archive in S3-compatible object storage (Ceph RGW)', () => {
     rmSync(indexDir, { recursive: true, force: true });
   });
 
-  const serve = (root: string, dir = indexDir): Promise<RunningServer> =>
-    startServer({ root, s3Endpoint: rgw.endpoint, indexDir: dir, host: '127.0.0.1', port: 0, log: createLogger('silent'), watch: false });
+  const serve = (root: string, dir = indexDir, options: Partial<ServerOptions> = {}): Promise<RunningServer> =>
+    startServer({ root, s3Endpoint: rgw.endpoint, indexDir: dir, host: '127.0.0.1', port: 0, log: createLogger('silent'), watch: false, ...options });
 
   it('serves every corpus frame from the bucket byte-exact; a restart reads no object to index', async () => {
     const expected = servedFrameHashes();
@@ -151,10 +151,7 @@ describe('an archive in S3-compatible object storage (Ceph RGW)', () => {
 
   it('a hung store holds only the frames it owes: another client\'s cached frames come at once, and the hung reads give up cleanly', async () => {
     const expected = servedFrameHashes();
-    const server = await startServer({
-      root: `s3://${BUCKET}/corpus`, s3Endpoint: rgw.endpoint, indexDir, s3Timeout: 0.5, readahead: 0,
-      host: '127.0.0.1', port: 0, log: createLogger('silent'), watch: false,
-    });
+    const server = await serve(`s3://${BUCKET}/corpus`, indexDir, { s3Timeout: 0.5, readahead: 0 });
     const [a, b] = [await connect(server.url, { WebSocket }), await connect(server.url, { WebSocket })];
     try {
       const frames = await firstFrames(a, expected);
@@ -185,10 +182,7 @@ describe('an archive in S3-compatible object storage (Ceph RGW)', () => {
   it('the store stopped under a streaming client: frames fail cleanly (none corrupted), the server carries on, and serves again once the store is back', async () => {
     const expected = servedFrameHashes();
     // A frame cache of 1 byte: every frame is a GET, so the outage is seen.
-    const server = await startServer({
-      root: `s3://${BUCKET}/corpus`, s3Endpoint: rgw.endpoint, indexDir, frameCache: 1, readahead: 0,
-      host: '127.0.0.1', port: 0, log: createLogger('silent'), watch: false,
-    });
+    const server = await serve(`s3://${BUCKET}/corpus`, indexDir, { frameCache: 1, readahead: 0 });
     const c = await connect(server.url, { WebSocket });
     try {
       const frames = await firstFrames(c, expected);

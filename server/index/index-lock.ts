@@ -7,6 +7,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { CodedError } from '../../shared/coded-error.js';
+import { processAlive } from '../process-alive.js';
 
 /** Who holds the lock. */
 export interface LockOwner { pid: number; host: string; command: string; since: string }
@@ -38,7 +39,7 @@ export class IndexLock {
       }
       const holder = await readOwner(path);
       // A lock whose owner died on this host (or that cannot be read: a writer killed mid-write) is stale.
-      const stale = holder === undefined || (holder.host === owner.host && !alive(holder.pid));
+      const stale = holder === undefined || (holder.host === owner.host && !processAlive(holder.pid));
       if (!stale || attempt > 0) throw lockedError(dir, path, holder);
       await rm(path, { force: true });
     }
@@ -49,17 +50,20 @@ export class IndexLock {
     if (this.released) return;
     this.released = true;
     process.off('exit', this.onExit);
-    const holder = await readOwner(this.path);
-    if (holder && holder.pid === this.owner.pid && holder.since === this.owner.since) await rm(this.path, { force: true });
+    if (this.holds(await readOwner(this.path))) await rm(this.path, { force: true });
   }
 
   private releaseSync(): void {
     if (this.released) return;
     this.released = true;
     try {
-      const holder = JSON.parse(readFileSync(this.path, 'utf8')) as LockOwner;
-      if (holder.pid === this.owner.pid && holder.since === this.owner.since) rmSync(this.path, { force: true });
+      if (this.holds(JSON.parse(readFileSync(this.path, 'utf8')) as LockOwner)) rmSync(this.path, { force: true });
     } catch { /* gone already */ }
+  }
+
+  /** Whether the lock file is still this one's (another writer may have taken over a stale one). */
+  private holds(holder: LockOwner | undefined): boolean {
+    return holder !== undefined && holder.pid === this.owner.pid && holder.since === this.owner.since;
   }
 }
 
@@ -70,16 +74,6 @@ async function readOwner(path: string): Promise<LockOwner | undefined> {
     return { pid: owner.pid, host: owner.host, command: String(owner.command ?? '?'), since: String(owner.since ?? '?') };
   } catch {
     return undefined;
-  }
-}
-
-/** Whether a process of this host is running (signal 0 checks without sending anything). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -12,6 +12,7 @@ import {
   CINE, CT, CT_ORIGIN, LUT_IMAGE, RGB, cineFrame, ctSlice, ctSliceZ, lutFromCurve, lutTestImage, paletteIndices,
   rainbowPalette, rgbTestPattern,
 } from './phantom.js';
+import { processAlive } from '../process-alive.js';
 
 /** Bump when the sample's content changes, so folders holding an older one are rewritten. */
 export const SAMPLE_VERSION = 2;
@@ -277,15 +278,6 @@ async function readMarker(dir: string): Promise<Marker | undefined> {
     return typeof m.version === 'number' && typeof m.files === 'number' ? { version: m.version, files: m.files } : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
   }
 }
 
