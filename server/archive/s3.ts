@@ -137,11 +137,16 @@ export class S3Archive {
     };
   }
 
-  /** The whole object, to `write` in pieces as they come (its backpressure holds the GET). */
-  async pipe(path: string, write: (chunk: Uint8Array) => Promise<void>): Promise<void> {
+  /** The whole object, to `write` in pieces as they come (its backpressure holds the GET); with `etag`, of that version only. */
+  async pipe(path: string, write: (chunk: Uint8Array) => Promise<void>, etag?: string): Promise<void> {
     await this.slot(async () => {
       this.gets++;
-      const answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(path) }));
+      let answer: GetObjectCommandOutput;
+      try {
+        answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(path), ...(etag ? { IfMatch: etag } : {}) }));
+      } catch (e) {
+        throw versionError(e) ?? e;
+      }
       const body = answer.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
       if (!body) return;
       try {
@@ -170,11 +175,7 @@ export class S3Archive {
           Bucket: this.bucket, Key: this.keyOf(path), Range: `bytes=${offset}-${offset + length - 1}`, ...(etag ? { IfMatch: etag } : {}),
         }));
       } catch (e) {
-        const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        if (status === 404) throw new CodedError('FILE_CHANGED', 'the object was deleted since it was indexed');
-        if (status === 416) throw new CodedError('FILE_CHANGED', 'the object is shorter than its index');
-        if (status === 412) throw new CodedError('FILE_CHANGED', 'the object was replaced since it was indexed');
-        throw e;
+        throw versionError(e) ?? e;
       }
       const body = answer.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
       if (!body) return 0;
@@ -204,4 +205,13 @@ export class S3Archive {
       this.waiting.shift()?.();
     }
   }
+}
+
+/** The store's answer that the object is not the indexed version (deleted, shorter, replaced), as FILE_CHANGED. */
+function versionError(e: unknown): CodedError<'FILE_CHANGED'> | undefined {
+  const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  if (status === 404) return new CodedError('FILE_CHANGED', 'the object was deleted since it was indexed');
+  if (status === 416) return new CodedError('FILE_CHANGED', 'the object is shorter than its index');
+  if (status === 412) return new CodedError('FILE_CHANGED', 'the object was replaced since it was indexed');
+  return undefined;
 }

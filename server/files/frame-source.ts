@@ -167,13 +167,13 @@ export class FrameSource {
 
   /** The file's data set before Pixel Data (DICOMweb metadata and bulk data). */
   head(file: IndexedFile): Promise<ParsedHead> {
-    if (this.archive) return readHeadOf(this.archive.source(file.path, file.size));
+    if (this.archive) return readHeadOf(this.archive.source(file.path, file.size, file.etag));
     return readHead(this.pool, file);
   }
 
   /** The whole stored file, chunk by chunk, each written before the next is read. */
   pipeFile(file: IndexedFile, write: (chunk: Uint8Array) => Promise<void>): Promise<void> {
-    if (this.archive) return this.archive.pipe(file.path, write);
+    if (this.archive) return this.archive.pipe(file.path, write, file.etag);
     return pipeFile(this.pool, file, write);
   }
 
