@@ -286,6 +286,32 @@ describe('frame cache', () => {
     assert.equal(cache.stats.reads, 7);
   });
 
+  it('prefetchRun reads a run of frames in one queued read, within the budget; a get() joins and promotes it', async () => {
+    const file = await nativeFile('run', 12, 8);
+    const source = new WatchedSource(newReader(), true);
+    const cache = new FrameCache({ reader: source, readConcurrency: 1, maxBytes: 6 * FRAME_BYTES });
+    const first = cache.get(file, 0);
+    assert.equal(cache.prefetchRun(file, [1, 2, 3, 4, 5, 6, 7]), 5, 'as many as fit beside the frame being read');
+    assert.equal(cache.prefetchRun(file, [1, 2]), 0, 'already loading');
+    const joined = cache.get(file, 3); // joins the run, and moves it before a later get()'s read
+    const urgent = cache.get(file, 11);
+    await source.startedAtLeast(1);
+    source.started[0]!.release();
+    // The run's five reads start together, in one slot of the queue (a store answers them with one GET).
+    await source.startedAtLeast(6);
+    assert.deepEqual(source.order, [0, 1, 2, 3, 4, 5]);
+    assert.equal(source.active, 5);
+    for (const s of source.started.slice(1)) s.release();
+    await releaseInTurn(source, 7);
+    const [got3] = await Promise.all([joined, first, urgent]);
+    await cache.idle();
+    assert.deepEqual(got3, await direct(newReader(), file, 3));
+    assert.equal(source.order.at(-1), 11);
+    assert.equal(cache.stats.coalesced, 1);
+    assert.ok(cache.stats.bytes <= 6 * FRAME_BYTES);
+    assert.equal(cache.has(file, 5), true, 'the run landed in the cache');
+  });
+
   it('rejects clearly when the file is gone or shorter than its index, and tries again next time', async () => {
     const reader = newReader();
     const gone = await nativeFile('gone', 2, 8);

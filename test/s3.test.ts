@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import WebSocket from 'ws';
 import { createLogger, startServer, type RunningServer, type ServerOptions } from '../server/index.js';
+import { writeDicom, type DicomElement } from '../server/sample/dicom-writer.js';
 import { smallImage } from '../server/sample/tree.js';
 import { connect, type DicomStreamClient } from '../web-client/index.js';
 import { filesDir, servedFrameHashes, sha256 } from './helpers/corpus.js';
@@ -143,6 +144,56 @@ describe('an archive in S3-compatible object storage (Ceph RGW)', () => {
       assert.equal(sha256((await c.getFrame(third, 1)).bytes), sha256(changedThird.subarray(changedThird.length - 64 * 64 * 2)));
       const added = after.instances.find((i) => i.instanceNumber === 4)!;
       assert.equal((await c.getFrame(added.sopInstanceUid, 1)).bytes.length, 64 * 64 * 2);
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('reads a request\'s adjacent frames of one object, and a frame\'s fragments, in one GET', async () => {
+    const side = 64;
+    const multiFrame = (uid: string, frames: number, pixelData: DicomElement['value'], bits: number, transferSyntax?: string) => writeDicom([
+      { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
+      { tag: 0x00080018, vr: 'UI', value: uid },
+      { tag: 0x0020000d, vr: 'UI', value: '2.25.7001' },
+      { tag: 0x0020000e, vr: 'UI', value: '2.25.7002' },
+      { tag: 0x00280002, vr: 'US', value: 1 },
+      { tag: 0x00280004, vr: 'CS', value: 'MONOCHROME2' },
+      { tag: 0x00280008, vr: 'IS', value: frames },
+      { tag: 0x00280010, vr: 'US', value: side },
+      { tag: 0x00280011, vr: 'US', value: side },
+      { tag: 0x00280100, vr: 'US', value: bits },
+      { tag: 0x00280101, vr: 'US', value: bits },
+      { tag: 0x00280102, vr: 'US', value: bits - 1 },
+      { tag: 0x00280103, vr: 'US', value: 0 },
+      { tag: 0x7fe00010, vr: bits === 16 ? 'OW' : 'OB', value: pixelData },
+    ], transferSyntax);
+    // 40 native frames end to end; 8 encapsulated frames of 3 fragments each.
+    const nativeBytes = Uint8Array.from({ length: 40 * side * side * 2 }, (_, i) => (i * 7 + (i >> 13) * 31) & 0xff);
+    const codestreams = Array.from({ length: 8 }, (_, f) => Uint8Array.from({ length: 6000 + f * 2 }, (_, i) => (i < 2 ? [0xff, 0xd8][i]! : (i * 13 + f * 29) & 0xff)));
+    await put('runs/native.dcm', multiFrame('2.25.7003', 40, nativeBytes, 16));
+    await put('runs/fragments.dcm', multiFrame('2.25.7004', 8, { frames: codestreams, fragmentsPerFrame: 3 }, 8, '1.2.840.10008.1.2.4.50'));
+    const gets = () => readFileSync(rgw.gatewayLog, 'utf8').split('\n').filter((l) => /"GET \/dicom-archive\/runs\//.test(l)).length;
+    const server = await serve(`s3://${BUCKET}/runs`, mkdtempSync(join(tmpdir(), 'dicomstream-s3-runs-')));
+    const c = await connect(server.url, { WebSocket });
+    try {
+      const counts: Record<string, number> = {};
+      for (const [uid, frames, expected] of [
+        ['2.25.7003', 40, (n: number) => nativeBytes.subarray((n - 1) * side * side * 2, n * side * side * 2)],
+        ['2.25.7004', 8, (n: number) => codestreams[n - 1]!],
+      ] as const) {
+        const before = gets();
+        let served = 0;
+        for await (const f of c.requestFrames(Array.from({ length: frames }, (_, i) => ({ sopInstanceUid: uid, frameNumber: i + 1 })))) {
+          assert.equal(sha256(f.bytes), sha256(expected(f.frameNumber)), `${uid}#${f.frameNumber}`);
+          served++;
+        }
+        assert.equal(served, frames);
+        counts[uid] = gets() - before;
+      }
+      // One GET a frame (and one a fragment) without merging; the readahead's runs take several frames at once.
+      assert.ok(counts['2.25.7003']! <= 40 / 2 + 1, `${counts['2.25.7003']} GETs for 40 adjacent frames`);
+      assert.ok(counts['2.25.7004']! <= 8 / 2 + 1, `${counts['2.25.7004']} GETs for 8 frames of 3 fragments`);
     } finally {
       c.close();
       await server.close();

@@ -9,6 +9,15 @@ import { join } from 'node:path';
 import { CodedError } from '../../shared/coded-error.js';
 import type { FileStamp } from '../../shared/index-format.js';
 import type { ByteSource } from '../index/frame-table.js';
+import { readRuns, type RangeRead, type ReadRun } from './read-runs.js';
+
+/** A frame read waiting for its GET. */
+interface PendingRead extends RangeRead {
+  into: Uint8Array;
+  at: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
 
 const SCHEME = 's3://';
 
@@ -56,6 +65,8 @@ export class S3Archive {
   private readonly maxConcurrency: number;
   private running = 0;
   private readonly waiting: Array<() => void> = [];
+  /** Reads asked for in this turn of the event loop, sent together at its end. */
+  private readonly pending: PendingRead[] = [];
   /** GET requests made (for metrics and the benchmarks' GETs per frame). */
   gets = 0;
 
@@ -109,13 +120,47 @@ export class S3Archive {
   }
 
   /**
-   * Bytes offset..offset+length of an object, in one ranged GET, into `into` at `at`; with `etag`,
-   * of that version only (another gets FILE_CHANGED, never its bytes).
+   * Bytes offset..offset+length of an object into `into` at `at`; with `etag`, of that version only
+   * (another gets FILE_CHANGED, never its bytes). Reads asked for in the same turn of the event loop
+   * that lie close together in one object are answered by one ranged GET (read-runs.ts).
    */
-  async read(path: string, offset: number, length: number, into: Uint8Array, at: number, etag?: string): Promise<void> {
-    if (length === 0) return;
-    const got = await this.get(path, offset, length, into, at, etag);
-    if (got !== length) throw new CodedError('FILE_CHANGED', `the object is shorter than its index (${got} of ${length} bytes at ${offset})`);
+  read(path: string, offset: number, length: number, into: Uint8Array, at: number, etag?: string): Promise<void> {
+    if (length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ key: this.keyOf(path), ...(etag ? { etag } : {}), offset, length, into, at, resolve, reject });
+      // Once the reads of this turn are all asked for (a frame's fragments, a run of frames read ahead).
+      if (this.pending.length === 1) setImmediate(() => this.sendPending());
+    });
+  }
+
+  /** The reads asked for since the last turn, as few GETs as their places allow. */
+  private sendPending(): void {
+    const reads = this.pending.splice(0);
+    for (const run of readRuns(reads)) void this.slot(() => this.getRun(run));
+  }
+
+  /** One ranged GET for a run of reads, each piece of the body copied as it comes into the reads it belongs to. */
+  private async getRun(run: ReadRun<PendingRead>): Promise<void> {
+    let got: number;
+    try {
+      got = await this.getBody(run.key, `bytes=${run.start}-${run.end - 1}`, run.etag, (chunk, before) => {
+        if (before + chunk.length > run.end - run.start) throw new CodedError('FILE_CHANGED', 'the store sent more bytes than the range asked for');
+        const from = run.start + before;
+        const to = from + chunk.length;
+        for (const r of run.reads) {
+          const lo = Math.max(from, r.offset);
+          const hi = Math.min(to, r.offset + r.length);
+          if (lo < hi) r.into.set(chunk.subarray(lo - from, hi - from), r.at + lo - r.offset);
+        }
+      });
+    } catch (e) {
+      for (const r of run.reads) r.reject(e);
+      return;
+    }
+    for (const r of run.reads) {
+      if (r.offset + r.length <= run.start + got) r.resolve();
+      else r.reject(new CodedError('FILE_CHANGED', `the object is shorter than its index (${Math.max(0, run.start + got - r.offset)} of ${r.length} bytes at ${r.offset})`));
+    }
   }
 
   /** An object as the indexer reads it: reads of at least 64 KiB, the last one kept for the next. */
@@ -139,59 +184,47 @@ export class S3Archive {
 
   /** The whole object, to `write` in pieces as they come (its backpressure holds the GET); with `etag`, of that version only. */
   async pipe(path: string, write: (chunk: Uint8Array) => Promise<void>, etag?: string): Promise<void> {
-    await this.slot(async () => {
-      this.gets++;
-      let answer: GetObjectCommandOutput;
-      try {
-        answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(path), ...(etag ? { IfMatch: etag } : {}) }));
-      } catch (e) {
-        throw versionError(e) ?? e;
-      }
-      const body = answer.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
-      if (!body) return;
-      try {
-        for await (const chunk of body) await write(chunk);
-      } catch (e) {
-        body.destroy?.();
-        throw e;
-      }
-    });
+    await this.slot(() => this.getBody(this.keyOf(path), undefined, etag, write));
   }
 
   close(): void {
     this.client.destroy();
   }
 
+  /** One ranged GET into `into` at `at` (for the indexer's reads, which come one after the other); resolves with the bytes received. */
+  private get(path: string, offset: number, length: number, into: Uint8Array, at: number, etag?: string): Promise<number> {
+    return this.slot(() => this.getBody(this.keyOf(path), `bytes=${offset}-${offset + length - 1}`, etag, (chunk, got) => {
+      if (got + chunk.length > length) throw new CodedError('FILE_CHANGED', 'the store sent more bytes than the range asked for');
+      into.set(chunk, at + got);
+    }));
+  }
+
   /**
-   * One ranged GET, its body copied as it comes straight into `into` at `at` (the SDK's own
-   * collecting of a body copies it again for every piece); resolves with the bytes received.
+   * One GET (of `range`, or of the whole object), each piece of its body handed to `each` as it
+   * comes with the bytes before it (the SDK's own collecting of a body copies it again for every
+   * piece); the body is read to its end or destroyed. Resolves with the bytes received.
    */
-  private async get(path: string, offset: number, length: number, into: Uint8Array, at: number, etag?: string): Promise<number> {
-    return this.slot(async () => {
-      this.gets++;
-      let answer: GetObjectCommandOutput;
-      try {
-        answer = await this.client.send(new GetObjectCommand({
-          Bucket: this.bucket, Key: this.keyOf(path), Range: `bytes=${offset}-${offset + length - 1}`, ...(etag ? { IfMatch: etag } : {}),
-        }));
-      } catch (e) {
-        throw versionError(e) ?? e;
+  private async getBody(key: string, range: string | undefined, etag: string | undefined, each: (chunk: Uint8Array, got: number) => void | Promise<void>): Promise<number> {
+    this.gets++;
+    let answer: GetObjectCommandOutput;
+    try {
+      answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(range ? { Range: range } : {}), ...(etag ? { IfMatch: etag } : {}) }));
+    } catch (e) {
+      throw versionError(e) ?? e;
+    }
+    const body = answer.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+    if (!body) return 0;
+    let got = 0;
+    try {
+      for await (const chunk of body) {
+        await each(chunk, got);
+        got += chunk.length;
       }
-      const body = answer.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
-      if (!body) return 0;
-      let got = 0;
-      try {
-        for await (const chunk of body) {
-          if (got + chunk.length > length) throw new CodedError('FILE_CHANGED', 'the store sent more bytes than the range asked for');
-          into.set(chunk, at + got);
-          got += chunk.length;
-        }
-      } catch (e) {
-        body.destroy?.();
-        throw e;
-      }
-      return got;
-    });
+    } catch (e) {
+      body.destroy?.();
+      throw e;
+    }
+    return got;
   }
 
   /** Runs `work` when fewer than maxConcurrency GETs are running. */

@@ -131,6 +131,42 @@ export class FrameCache {
     return true;
   }
 
+  /**
+   * prefetch() for several frames of one file as one queued read: their reads are asked for
+   * together, so that a store answers a run of adjacent frames with one GET. Frames cached, being
+   * read, too big, or past the room left are left out. Returns how many were queued.
+   */
+  prefetchRun(file: IndexedFile, frameIndexes: readonly number[]): number {
+    const chosen: Array<{ location: FrameLocation; key: string }> = [];
+    let room = this.maxBytes - this.cache.calculatedSize - this.loadingBytes;
+    for (const frameIndex of frameIndexes) {
+      const location = file.frames[frameIndex];
+      const key = keyOf(file, frameIndex);
+      if (!location || this.cache.has(key) || this.loading.has(key) || location.length > this.maxFrameBytes) continue;
+      if (location.length > room) break;
+      room -= Math.max(1, location.length);
+      chosen.push({ location, key });
+    }
+    if (chosen.length === 0) return 0;
+    const generation = this.generation;
+    const loadings: Loading[] = [];
+    const run = this.limiter.add(() => Promise.allSettled(chosen.map((c, i) => this.read(file, c.location, c.key, loadings[i]!, generation))), false);
+    chosen.forEach(({ location, key }, i) => {
+      const done = run.done.then((results) => {
+        const r = results[i]!;
+        if (r.status === 'rejected') throw r.reason;
+        return r.value;
+      });
+      done.catch(() => undefined); // a later get() reports it
+      const loading: Loading = { prefetchOnly: true, bytes: Math.max(1, location.length), task: { done, promote: run.promote } };
+      loadings.push(loading);
+      this.loading.set(key, loading);
+      this.loadingBytes += loading.bytes;
+      this.counters.prefetched++;
+    });
+    return chosen.length;
+  }
+
   /** Whether a frame is in the cache now (not counted as a hit, and not made more recent). */
   has(file: IndexedFile, frameIndex: number): boolean {
     return this.cache.has(keyOf(file, frameIndex));

@@ -100,10 +100,9 @@ export class FrameSource {
    */
   async frame(frame: FrameAt, next: readonly FrameAt[]): Promise<Uint8Array> {
     // The next frames go to the cache when they fit it, else are read ahead past it.
-    for (const n of next) {
-      if (this.viaCache(n)) this.prefetch([n]);
-      else this.ahead.start(n);
-    }
+    const past = next.filter((n) => !this.viaCache(n));
+    this.prefetch(next.filter((n) => !past.includes(n)));
+    for (const n of past) this.ahead.start(n);
     if (this.viaCache(frame)) return this.cache.get(frame.file, frame.frameIndex);
     const key = keyOf(frame.file, frame.frameIndex);
     const current = this.sharing.get(key);
@@ -155,7 +154,25 @@ export class FrameSource {
 
   /** The frames a group sends next, read ahead when they fit the cache. */
   private prefetch(next: readonly FrameAt[]): void {
+    if (this.archive) return this.prefetchRuns(next);
     for (const n of next) if (n.location.length <= this.cache.maxFrameBytes) this.cache.prefetch(n.file, n.frameIndex);
+  }
+
+  /**
+   * Read ahead from a store: the frames of each object as one read (adjacent ones come in one GET),
+   * and only once half of them are missing, so that a group moving one frame at a time still
+   * reads several at once rather than one GET a frame.
+   */
+  private prefetchRuns(next: readonly FrameAt[]): void {
+    const missing = next.filter((n) => n.location.length <= this.cache.maxFrameBytes && !this.cache.has(n.file, n.frameIndex) && !this.cache.isLoading(n.file, n.frameIndex));
+    if (missing.length === 0 || (missing[0] !== next[0] && missing.length * 2 < next.length)) return;
+    for (let i = 0; i < missing.length;) {
+      const file = missing[i]!.file;
+      let j = i;
+      while (j < missing.length && missing[j]!.file === file) j++;
+      this.cache.prefetchRun(file, missing.slice(i, j).map((n) => n.frameIndex));
+      i = j;
+    }
   }
 
   /** Whether a frame goes through the cache: in it, being read, or fitting without evicting (scan resistance). */

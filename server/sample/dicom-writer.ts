@@ -24,9 +24,11 @@ export interface DicomElement {
   value: string | number | number[] | Uint8Array | DicomElement[][] | Encapsulated;
 }
 
-/** Encapsulated Pixel Data (OB, undefined length): one fragment per frame, Basic Offset Table filled. */
+/** Encapsulated Pixel Data (OB, undefined length), Basic Offset Table filled. */
 export interface Encapsulated {
   frames: Uint8Array[];
+  /** Fragments of each frame (its bytes cut in about equal parts); default 1. */
+  fragmentsPerFrame?: number;
 }
 
 const isEncapsulated = (v: DicomElement['value']): v is Encapsulated =>
@@ -156,15 +158,27 @@ function item(tag: number, length: number): Uint8Array {
   return h;
 }
 
-/** Pixel Data as a sequence of items: the offset table, one fragment per frame, the delimiter. */
+/** A frame's bytes cut in `n` fragments of even length (the last padded if odd). */
+function fragmentsOf(frame: Uint8Array, n: number): Uint8Array[] {
+  const padded = frame.length % 2 ? Uint8Array.from([...frame, 0]) : frame;
+  const step = Math.max(2, Math.ceil(padded.length / n / 2) * 2);
+  const out: Uint8Array[] = [];
+  for (let at = 0; at < padded.length || out.length === 0; at += step) out.push(padded.subarray(at, at + step));
+  return out;
+}
+
+/** Pixel Data as a sequence of items: the offset table (frame starts), each frame's fragments, the delimiter. */
 function encodeEncapsulated(e: DicomElement, value: Encapsulated, out: Uint8Array[]): number {
   if (e.tag !== 0x7fe00010 || e.vr !== 'OB') throw new TypeError(`${describeTag(e.tag)}: only Pixel Data (OB) can be encapsulated`);
-  const fragments = value.frames.map((f) => (f.length % 2 ? Uint8Array.from([...f, 0]) : f));
-  const offsets = new Uint8Array(4 * fragments.length);
+  const frames = value.frames.map((f) => fragmentsOf(f, value.fragmentsPerFrame ?? 1));
+  const offsets = new Uint8Array(4 * frames.length);
   let at = 0;
-  fragments.forEach((f, i) => { new DataView(offsets.buffer).setUint32(4 * i, at, true); at += 8 + f.length; });
+  frames.forEach((fragments, i) => {
+    new DataView(offsets.buffer).setUint32(4 * i, at, true);
+    for (const f of fragments) at += 8 + f.length;
+  });
   const parts = [header(e.tag, 'OB', 0xffffffff), item(ITEM, offsets.length), offsets];
-  for (const f of fragments) parts.push(item(ITEM, f.length), f);
+  for (const f of frames.flat()) parts.push(item(ITEM, f.length), f);
   parts.push(item(0xfffee0dd, 0));
   out.push(...parts);
   return parts.reduce((n, p) => n + p.length, 0);
