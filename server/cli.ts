@@ -5,12 +5,13 @@ import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CodedError } from '../shared/coded-error.js';
-import { S3Archive, archiveIndexDir, isS3Url } from './archive/s3.js';
+import { S3Archive, isS3Url } from './archive/s3.js';
 import { objectIndexing } from './archive/object-indexing.js';
 import { scanFolder } from './index/scan.js';
 import { Catalogue } from './index/catalogue.js';
 import { IndexLock } from './index/index-lock.js';
-import { DEFAULT_INDEX_DIR, IndexStore } from './index/index-store.js';
+import { openIndexFolder } from './index/index-folder.js';
+import { IndexStore } from './index/index-store.js';
 import { ParsePool } from './index/parse-pool.js';
 import { refreshIndex, summaryOf, type SkippedFile } from './index/refresh.js';
 import { createLogger, type LogLevel } from './log.js';
@@ -143,22 +144,23 @@ addOptions(program.command('index'), 'index')
   .description('build or refresh the saved parser index of a folder (resumable: an interrupted run keeps what it finished)')
   .argument('<dir>', 'folder of DICOM files, or s3://bucket/prefix')
   .action(async (dir: string, opts: { indexDir?: string; parseWorkers: number; s3Endpoint?: string; s3Timeout: number }) => {
-    const archive = isS3Url(dir) ? new S3Archive(dir, { endpoint: opts.s3Endpoint, idleTimeoutMs: opts.s3Timeout * 1000 }) : undefined;
+    const s3 = { endpoint: opts.s3Endpoint, idleTimeoutMs: opts.s3Timeout * 1000 };
+    const archive = isS3Url(dir) ? new S3Archive(dir, s3) : undefined;
     const objects = archive ? objectIndexing(archive) : undefined;
     const root = archive ? archive.root : resolve(dir);
     const pool = new ParsePool(opts.parseWorkers);
     const parser = objects?.parser ?? pool;
-    // A folder's --index-dir is relative to it; a store's, to where the command runs.
-    const indexDir = archive ? (opts.indexDir ? resolve(opts.indexDir) : archiveIndexDir(archive)) : resolve(root, opts.indexDir ?? DEFAULT_INDEX_DIR);
-    const store = new IndexStore(root, indexDir, (path) => parser.parse(path, true), (file, reason) => {
+    const folder = openIndexFolder(root, opts.indexDir, archive, s3)!;
+    const store = new IndexStore(root, folder, (path) => parser.parse(path, true), (file, reason) => {
       process.stderr.write(`index file ${file} not trusted (${reason}): rebuilt\n`);
     });
-    // Ctrl-C: what the finished batches saved stays; the next run goes on from there.
+    const lock = await IndexLock.acquire(folder, 'index').catch(async (e: unknown) => { await pool.close(); folder.close(); throw e; });
+    // Ctrl-C: what the finished batches saved stays; the next run goes on from there. The lock is
+    // let go first (one in a bucket cannot be removed on the way out).
     process.once('SIGINT', () => {
       process.stderr.write('\ninterrupted: the files indexed so far are saved; run again to go on\n');
-      process.exit(130);
+      void lock.release().catch(() => undefined).finally(() => process.exit(130));
     });
-    const lock = await IndexLock.acquire(store.dir, 'index').catch(async (e: unknown) => { await pool.close(); throw e; });
     try {
       const result = await refreshIndex(root, await store.readCatalogue(), parser, store, {
         onProgress: progressReporter(process.stderr, 'indexing'), batchFiles: 1000, ...(objects ? { list: () => objects.list() } : {}),
@@ -171,6 +173,7 @@ addOptions(program.command('index'), 'index')
       await pool.close();
       archive?.close();
       await lock.release();
+      folder.close();
     }
   });
 

@@ -2,7 +2,7 @@
 // (files/), the stream handler (transport/) and the HTTP routes (health, readiness, metrics,
 // viewer). It listens on a port of its own, or mounts on an embedder's HTTP server under a path
 // (as `ws` does with `server` + `path`), or only hands out `handleUpgrade` (`noServer`).
-import { S3Archive, archiveIndexDir, isS3Url } from './archive/s3.js';
+import { S3Archive, isS3Url } from './archive/s3.js';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -119,17 +119,12 @@ function connectionLimits(o: ResolvedOptions): ConnectionLimits {
   };
 }
 
-/** A store's index folder: --index-dir relative to where the server runs, else the user's cache; false: in memory. */
-function archiveIndex(archive: S3Archive, indexDir: string | false | undefined): string | false {
-  if (indexDir === false) return false;
-  return indexDir ? resolve(indexDir) : archiveIndexDir(archive);
-}
-
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const o = withDefaults(options);
   const log = options.log ?? createLogger('info');
   // An s3:// root is a store's objects, not a folder.
-  const archive = isS3Url(options.root) ? new S3Archive(options.root, { endpoint: o.s3Endpoint || undefined, idleTimeoutMs: o.s3Timeout * 1000 }) : undefined;
+  const s3 = { endpoint: o.s3Endpoint || undefined, idleTimeoutMs: o.s3Timeout * 1000 };
+  const archive = isS3Url(options.root) ? new S3Archive(options.root, s3) : undefined;
   const root = archive ? archive.root : resolve(options.root);
   const mounted = options.server;
   const base = mountPath(options.path);
@@ -139,7 +134,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (!(o.chunkSize >= 1024)) throw new CodedError('BAD_OPTION', 'chunk size must be at least 1024 bytes');
 
   const index = await LiveIndex.open({
-    root, indexDir: archive ? archiveIndex(archive, options.indexDir) : options.indexDir, archive, indexCacheBytes: o.indexCache, parseWorkers: o.parseWorkers, followSymlinks: o.followSymlinks,
+    root, indexDir: options.indexDir, s3, archive, indexCacheBytes: o.indexCache, parseWorkers: o.parseWorkers, followSymlinks: o.followSymlinks,
     watch: o.watch, rescanMs: o.rescanInterval * 1000, readOnly: o.readOnlyIndex, indexPollMs: options.indexPollMs, log, onProgress: options.onIndexProgress,
   });
   const frames = new FrameSource({

@@ -4,10 +4,12 @@
 // replaced and deleted picked up, and the store going away and coming back under a client.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import WebSocket from 'ws';
 import { createLogger, startServer, type RunningServer, type ServerOptions } from '../server/index.js';
 import { writeDicom, type DicomElement } from '../server/sample/dicom-writer.js';
@@ -19,6 +21,7 @@ import { servedFiles } from './helpers/server.js';
 import { waitFor } from './helpers/wait-for.js';
 
 const BUCKET = 'dicom-archive';
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'server', 'cli.js');
 
 function filesUnder(dir: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[]).filter((f) => !f.split('/').some((p) => p.startsWith('.')) && statSync(join(dir, f)).isFile());
@@ -197,6 +200,57 @@ describe('an archive in S3-compatible object storage (Ceph RGW)', () => {
     } finally {
       c.close();
       await server.close();
+    }
+  });
+
+  it('keeps the index in the bucket: `dicomstream index` writes it under one lock, replicas serve it read-only and follow its new versions', async () => {
+    const prefix = 'shared';
+    const indexUrl = `s3://${BUCKET}/${prefix}/.dicomstream`;
+    for (let i = 0; i < 2; i++) await put(`${prefix}/s/${i}.dcm`, smallImage(1, 0, i, { salt: 'bucket-index' }));
+    const env = { ...process.env, ...rgw.env };
+    const indexCli = () => spawnSync(process.execPath, [cli, 'index', `s3://${BUCKET}/${prefix}`, '--index-dir', indexUrl, '--s3-endpoint', rgw.endpoint], { encoding: 'utf8', env });
+    const first = indexCli();
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, new RegExp(`index saved in ${indexUrl.replace(/[./]/g, '\\$&')}: 2 parsed`));
+    const keys = async () => ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${prefix}/.dicomstream/` }))).Contents ?? []).map((o) => o.Key!.slice(`${prefix}/.dicomstream/`.length));
+    const saved = await keys();
+    assert.ok(saved.includes('catalogue.dsix') && saved.some((k) => /^series\/[0-9a-f]{2}\/[0-9a-f]{40}\.dsix$/.test(k)), saved.join());
+    assert.ok(!saved.includes('lock'), 'the lock is let go');
+
+    const replica = await serve(`s3://${BUCKET}/${prefix}`, indexUrl, { readOnlyIndex: true, indexPollMs: 100 });
+    // A writer holding the lock: the index command is refused with it named.
+    const writer = await serve(`s3://${BUCKET}/${prefix}`, indexUrl);
+    const c = await connect(replica.url, { WebSocket });
+    try {
+      assert.equal(replica.parses, 0, 'the replica parsed nothing');
+      assert.ok((await keys()).includes('lock'));
+      const refused = indexCli();
+      assert.notEqual(refused.status, 0);
+      assert.match(refused.stderr, /INDEX_LOCKED/);
+      assert.match(refused.stderr, new RegExp(`pid ${process.pid} on ${hostname()} \\(dicomstream serve`));
+      await writer.close();
+      assert.ok(!(await keys()).includes('lock'), 'the writer let go of its lock');
+
+      const [study] = await c.listStudies();
+      const uid = study!.series[0]!.seriesInstanceUid;
+      const before = await c.openSeries(uid);
+      assert.equal(before.instances.length, 2);
+      assert.equal((await c.getFrame(before.instances[0]!.sopInstanceUid, 1)).bytes.length, 64 * 64 * 2);
+      const updates: string[] = [];
+      c.onSeriesUpdated((u) => updates.push(u.seriesInstanceUid));
+      await put(`${prefix}/s/2.dcm`, smallImage(1, 0, 2, { salt: 'bucket-index' }));
+      assert.equal(indexCli().status, 0);
+      await waitFor(() => updates.includes(uid), 'the replica saw the new version');
+      const after = await c.openSeries(uid);
+      assert.equal(after.instances.length, 3);
+      const added = after.instances.find((i) => !before.instances.some((b) => b.sopInstanceUid === i.sopInstanceUid))!;
+      const image = smallImage(1, 0, 2, { salt: 'bucket-index' });
+      assert.equal(sha256((await c.getFrame(added.sopInstanceUid, 1)).bytes), sha256(image.subarray(image.length - 64 * 64 * 2)));
+      assert.equal(replica.parses, 0, 'still nothing parsed by the replica');
+    } finally {
+      c.close();
+      await writer.close();
+      await replica.close();
     }
   });
 

@@ -3,7 +3,7 @@
 // each retried with backoff on 5xx, throttling and reset connections (the SDK's standard retries),
 // every response body read to its end or destroyed. Credentials, region and profile come from the
 // usual AWS environment; `endpoint` (with path-style addressing) for stores other than AWS.
-import { GetObjectCommand, ListObjectsV2Command, S3Client, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CodedError } from '../../shared/coded-error.js';
@@ -187,6 +187,48 @@ export class S3Archive {
     await this.slot(() => this.getBody(this.keyOf(path), undefined, etag, write));
   }
 
+  /** A whole (small) object's bytes, or undefined when there is none: the index's files kept in a bucket. */
+  async getObject(path: string): Promise<Uint8Array | undefined> {
+    return this.slot(async () => {
+      this.gets++;
+      try {
+        const answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(path) }));
+        return (await answer.Body?.transformToByteArray()) ?? new Uint8Array(0);
+      } catch (e) {
+        if (statusOf(e) === 404) return undefined;
+        throw e;
+      }
+    });
+  }
+
+  /** Writes an object whole; with `onlyIfAbsent`, only when there is none yet (If-None-Match), else resolves false. */
+  async putObject(path: string, bytes: Uint8Array, options: { onlyIfAbsent?: boolean } = {}): Promise<boolean> {
+    try {
+      await this.slot(() => this.client.send(new PutObjectCommand({
+        Bucket: this.bucket, Key: this.keyOf(path), Body: bytes, ...(options.onlyIfAbsent ? { IfNoneMatch: '*' } : {}),
+      })));
+      return true;
+    } catch (e) {
+      // 412: there is one; 409: another PUT of it is under way.
+      if (options.onlyIfAbsent && (statusOf(e) === 412 || statusOf(e) === 409)) return false;
+      throw e;
+    }
+  }
+
+  async deleteObject(path: string): Promise<void> {
+    await this.slot(() => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.keyOf(path) })));
+  }
+
+  /** An object's ETag (changes with every new version), or undefined when there is none. */
+  async headObject(path: string): Promise<string | undefined> {
+    try {
+      return (await this.slot(() => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.keyOf(path) })))).ETag ?? '';
+    } catch (e) {
+      if (statusOf(e) === 404) return undefined;
+      throw e;
+    }
+  }
+
   close(): void {
     this.client.destroy();
   }
@@ -242,9 +284,14 @@ export class S3Archive {
 
 /** The store's answer that the object is not the indexed version (deleted, shorter, replaced), as FILE_CHANGED. */
 function versionError(e: unknown): CodedError<'FILE_CHANGED'> | undefined {
-  const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const status = statusOf(e);
   if (status === 404) return new CodedError('FILE_CHANGED', 'the object was deleted since it was indexed');
   if (status === 416) return new CodedError('FILE_CHANGED', 'the object is shorter than its index');
   if (status === 412) return new CodedError('FILE_CHANGED', 'the object was replaced since it was indexed');
   return undefined;
+}
+
+/** The HTTP status of the store's answer in an SDK error, if it got one. */
+function statusOf(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
 }

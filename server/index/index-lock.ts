@@ -2,12 +2,10 @@
 // since when). A second writer is refused with that owner in the error, never interleaved with the
 // first. A lock left by a process that died on this host is taken over; one from another host is
 // not (its process cannot be checked from here), and the error says how to remove it.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { CodedError } from '../../shared/coded-error.js';
 import { processAlive } from '../process-alive.js';
+import { LocalIndexFolder, type IndexFolder } from './index-folder.js';
 
 /** Who holds the lock. */
 export interface LockOwner { pid: number; host: string; command: string; since: string }
@@ -18,30 +16,30 @@ export class IndexLock {
   private released = false;
   private readonly onExit = () => this.releaseSync();
 
-  private constructor(readonly path: string, readonly owner: LockOwner) {
-    // A process that exits (Ctrl-C on `dicomstream index`) lets go of its lock on the way out.
-    process.once('exit', this.onExit);
-  }
+  private constructor(readonly folder: IndexFolder, readonly owner: LockOwner) {}
 
-  /** Takes the lock of index folder `dir` for `command`; throws INDEX_LOCKED when another writer holds it. */
-  static async acquire(dir: string, command: string): Promise<IndexLock> {
-    await mkdir(dir, { recursive: true });
-    const path = join(dir, LOCK_FILE);
+  /** Where the lock is, for messages. */
+  get path(): string { return this.folder.pathOf(LOCK_FILE); }
+
+  /** Takes the lock of an index folder (or its path) for `command`; throws INDEX_LOCKED when another writer holds it. */
+  static async acquire(folder: IndexFolder | string, command: string): Promise<IndexLock> {
+    const at = typeof folder === 'string' ? new LocalIndexFolder(folder) : folder;
     const owner: LockOwner = { pid: process.pid, host: hostname(), command, since: new Date().toISOString() };
+    const lock = new IndexLock(at, owner);
+    // Set before the lock exists: a Ctrl-C right after it is made still removes it (the hook checks
+    // that the lock is this one's). A bucket cannot be written on the way out: its lock is let go
+    // by release(), and one left by a killed process is taken over like a dead one's.
+    if (at.readSync) process.once('exit', lock.onExit);
     for (let attempt = 0; ; attempt++) {
-      try {
-        // Synchronous, and the exit hook set in the same turn: a Ctrl-C cannot come in between and
-        // leave a lock without anyone to remove it.
-        writeFileSync(path, JSON.stringify(owner) + '\n', { flag: 'wx' });
-        return new IndexLock(path, owner);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      const holder = await readOwner(path);
+      if (await at.create(LOCK_FILE, Buffer.from(JSON.stringify(owner) + '\n'))) return lock;
+      const holder = parseOwner(await at.read(LOCK_FILE).catch(() => undefined));
       // A lock whose owner died on this host (or that cannot be read: a writer killed mid-write) is stale.
       const stale = holder === undefined || (holder.host === owner.host && !processAlive(holder.pid));
-      if (!stale || attempt > 0) throw lockedError(dir, path, holder);
-      await rm(path, { force: true });
+      if (!stale || attempt > 0) {
+        process.off('exit', lock.onExit);
+        throw lockedError(at, holder);
+      }
+      await at.remove(LOCK_FILE);
     }
   }
 
@@ -50,14 +48,14 @@ export class IndexLock {
     if (this.released) return;
     this.released = true;
     process.off('exit', this.onExit);
-    if (this.holds(await readOwner(this.path))) await rm(this.path, { force: true });
+    if (this.holds(parseOwner(await this.folder.read(LOCK_FILE).catch(() => undefined)))) await this.folder.remove(LOCK_FILE);
   }
 
   private releaseSync(): void {
     if (this.released) return;
     this.released = true;
     try {
-      if (this.holds(JSON.parse(readFileSync(this.path, 'utf8')) as LockOwner)) rmSync(this.path, { force: true });
+      if (this.holds(parseOwner(this.folder.readSync?.(LOCK_FILE)))) this.folder.removeSync?.(LOCK_FILE);
     } catch { /* gone already */ }
   }
 
@@ -67,9 +65,10 @@ export class IndexLock {
   }
 }
 
-async function readOwner(path: string): Promise<LockOwner | undefined> {
+function parseOwner(bytes: Uint8Array | undefined): LockOwner | undefined {
+  if (!bytes) return undefined;
   try {
-    const owner = JSON.parse(await readFile(path, 'utf8')) as Partial<LockOwner>;
+    const owner = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<LockOwner>;
     if (typeof owner.pid !== 'number' || typeof owner.host !== 'string') return undefined;
     return { pid: owner.pid, host: owner.host, command: String(owner.command ?? '?'), since: String(owner.since ?? '?') };
   } catch {
@@ -77,7 +76,9 @@ async function readOwner(path: string): Promise<LockOwner | undefined> {
   }
 }
 
-function lockedError(dir: string, path: string, holder: LockOwner | undefined): CodedError<'INDEX_LOCKED'> {
+function lockedError(folder: IndexFolder, holder: LockOwner | undefined): CodedError<'INDEX_LOCKED'> {
+  const path = folder.pathOf(LOCK_FILE);
+  const dir = folder.location;
   const who = holder ? `pid ${holder.pid} on ${holder.host} (dicomstream ${holder.command}, since ${holder.since})` : 'another process';
   const elsewhere = holder && holder.host !== hostname() ? `; if that process is gone, remove ${path}` : '';
   return new CodedError('INDEX_LOCKED', `the index in ${dir} is being written by ${who}: one writer at a time. ` +

@@ -1,19 +1,18 @@
-// Where the parser index lives on disk: `catalogue.dsix` (studies, series, instance records) and
-// one `series/<xx>/<sha1>.dsix` per series (attributes and frame tables), so that opening a series
-// reads only its own file. Files are written atomically (temp file, then rename); one that cannot
-// be trusted is reported and rebuilt from the DICOM files.
+// The saved parser index: `catalogue.dsix` (studies, series, instance records) and one
+// `series/<xx>/<sha1>.dsix` per series (attributes and frame tables), so that opening a series
+// reads only its own file; in an index folder on disk or in a bucket (index-folder.ts), each file
+// replaced whole. A file that cannot be trusted is reported and rebuilt from the DICOM files.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { relative, sep } from 'node:path';
 import {
   decodeCatalogueIndex, decodeSeriesIndex, encodeCatalogueIndex, encodeSeriesIndex,
   IndexFileError, type CatalogueIndex, type FileEntry, type InstanceRecord, type SeriesIndex,
 } from '../../shared/index-format.js';
+import { LocalIndexFolder, type IndexFolder } from './index-folder.js';
 import type { IndexedFile } from './index-file.js';
 import { inside } from './path-inside.js';
 
-/** The index folder of a served folder when none is given. */
-export const DEFAULT_INDEX_DIR = '.dicomstream';
+export { DEFAULT_INDEX_DIR } from './index-folder.js';
 
 /** The catalogue's file name in the index folder: a new version of it is a new version of the index. */
 export const CATALOGUE_FILE = 'catalogue.dsix';
@@ -29,37 +28,41 @@ export interface SeriesSource {
 /** Told when an index file was not trusted and rebuilt. */
 export type IndexProblem = (file: string, reason: string) => void;
 
-let tempCounter = 0;
-
 export class IndexStore implements SeriesSource {
   /** Series files rebuilt from the DICOM files because they could not be trusted. */
   rebuilt = 0;
   /** Never write: the index is another process's (a replica's --read-only-index); rebuilds stay in memory. */
   readOnly = false;
 
+  /** Where the files are. */
+  readonly folder: IndexFolder;
+
   constructor(
     readonly root: string,
-    readonly dir: string,
+    /** The index folder, or its path on disk. */
+    folder: IndexFolder | string,
     /** Parses one DICOM file (rebuilding a series file that cannot be trusted). */
     private readonly parse: (path: string) => Promise<IndexedFile>,
     private readonly onProblem: IndexProblem = () => undefined,
-  ) {}
-
-  get cataloguePath(): string { return join(this.dir, CATALOGUE_FILE); }
-
-  seriesPath(seriesInstanceUid: string): string {
-    const h = createHash('sha1').update(seriesInstanceUid).digest('hex');
-    return join(this.dir, 'series', h.slice(0, 2), `${h}.dsix`);
+  ) {
+    this.folder = typeof folder === 'string' ? new LocalIndexFolder(folder) : folder;
   }
+
+  /** The folder's path or URL, for messages. */
+  get dir(): string { return this.folder.location; }
+  get cataloguePath(): string { return this.folder.pathOf(CATALOGUE_FILE); }
+  seriesPath(seriesInstanceUid: string): string { return this.folder.pathOf(seriesFile(seriesInstanceUid)); }
 
   /** The saved catalogue with absolute paths, or undefined (none yet, or not trusted: reported). */
   async readCatalogue(): Promise<CatalogueIndex | undefined> {
-    let bytes: Uint8Array;
+    let bytes: Uint8Array | undefined;
     try {
-      bytes = await readFile(this.cataloguePath);
-    } catch {
+      bytes = await this.folder.read(CATALOGUE_FILE);
+    } catch (e) {
+      this.onProblem(this.cataloguePath, (e as Error).message);
       return undefined;
     }
+    if (!bytes) return undefined;
     try {
       const index = decodeCatalogueIndex(bytes);
       for (const r of index.instances) r.file.path = this.absolute(r.file.path);
@@ -73,23 +76,24 @@ export class IndexStore implements SeriesSource {
 
   async writeCatalogue(index: CatalogueIndex): Promise<void> {
     const rel = <T extends { file: { path: string } }>(r: T): T => ({ ...r, file: { ...r.file, path: this.relative(r.file.path) } });
-    await this.write(this.cataloguePath, encodeCatalogueIndex({
+    await this.write(CATALOGUE_FILE, encodeCatalogueIndex({
       ...index, instances: index.instances.map(rel), skipped: index.skipped.map(rel),
     }));
   }
 
   /** The series file's entries; throws if it is missing or cannot be trusted. */
   async readSeries(seriesInstanceUid: string): Promise<LoadedSeries> {
-    const bytes = await readFile(this.seriesPath(seriesInstanceUid));
+    const bytes = await this.folder.read(seriesFile(seriesInstanceUid));
+    if (!bytes) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
     const index = decodeSeriesIndex(bytes);
     return { files: index.files.map((e) => this.fromEntry(e, index)), bytes: bytes.length };
   }
 
   /** Writes a series file from its files' entries (all of one series); none: removes it. */
   async writeSeries(seriesInstanceUid: string, files: IndexedFile[]): Promise<number> {
-    const path = this.seriesPath(seriesInstanceUid);
+    const name = seriesFile(seriesInstanceUid);
     if (files.length === 0) {
-      await rm(path, { force: true });
+      if (!this.readOnly) await this.folder.remove(name);
       return 0;
     }
     const first = files[0]!;
@@ -98,7 +102,7 @@ export class IndexStore implements SeriesSource {
       series: { ...first.series, studyInstanceUid: first.study.studyInstanceUid },
       files: files.map((f) => this.toEntry(f)),
     });
-    await this.write(path, bytes);
+    await this.write(name, bytes);
     return bytes.length;
   }
 
@@ -168,18 +172,16 @@ export class IndexStore implements SeriesSource {
     return absolute;
   }
 
-  private async write(path: string, bytes: Uint8Array): Promise<void> {
+  private async write(name: string, bytes: Uint8Array): Promise<void> {
     if (this.readOnly) return;
-    await mkdir(dirname(path), { recursive: true });
-    const temp = `${path}.${process.pid}.${++tempCounter}.tmp`;
-    try {
-      await writeFile(temp, bytes);
-      await rename(temp, path);
-    } catch (e) {
-      await rm(temp, { force: true });
-      throw e;
-    }
+    await this.folder.write(name, bytes);
   }
+}
+
+/** A series' file in the index folder: by a hash of its UID, in 256 subfolders. */
+function seriesFile(seriesInstanceUid: string): string {
+  const h = createHash('sha1').update(seriesInstanceUid).digest('hex');
+  return `series/${h.slice(0, 2)}/${h}.dsix`;
 }
 
 /** Series entries kept in memory: for a folder whose index cannot be written, and for tools. */

@@ -1,26 +1,26 @@
 // The index of a served folder, kept current: loads the saved index (or builds it), then follows
 // the folder (watcher and rescans), one refresh at a time, replacing the catalogue when files
 // changed. Tells its listener what changed; knows nothing of files opened or clients.
-import { unwatchFile, watchFile, type Stats } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import { CodedError } from '../../shared/coded-error.js';
 import type { CatalogueIndex, FileStamp } from '../../shared/index-format.js';
 import type { Logger } from '../log.js';
 import { Catalogue } from './catalogue.js';
 import type { IndexedFile } from './index-file.js';
-import type { S3Archive } from '../archive/s3.js';
+import type { S3Archive, S3ArchiveOptions } from '../archive/s3.js';
 import { objectIndexing, type ObjectIndexing } from '../archive/object-indexing.js';
+import { openIndexFolder, type IndexFolder } from './index-folder.js';
 import { IndexLock } from './index-lock.js';
-import { DEFAULT_INDEX_DIR, IndexStore, MemorySeriesSource } from './index-store.js';
+import { CATALOGUE_FILE, IndexStore, MemorySeriesSource } from './index-store.js';
 import { ParsePool } from './parse-pool.js';
 import { refreshIndex, relativePath, summaryOf, type IndexSummary, type Parser, type RefreshOptions, type RefreshProgress, type RefreshResult } from './refresh.js';
 import { watchFolder, type FolderWatcher } from './watch.js';
 
 export interface LiveIndexOptions {
   root: string;
-  /** Where the index is saved (relative to root); false: in memory only. */
+  /** Where the index is saved: a folder (relative to root) or an `s3://` prefix; false: in memory only. */
   indexDir?: string | false;
+  /** How to reach the store of an `s3://` indexDir. */
+  s3?: S3ArchiveOptions;
   indexCacheBytes: number;
   parseWorkers: number;
   followSymlinks: boolean;
@@ -63,8 +63,8 @@ export class LiveIndex {
   private indexDir: string | undefined;
   /** This server writes the saved index: no other process may meanwhile. */
   private lock: IndexLock | undefined;
-  /** Read-only: stops following the saved catalogue. */
-  private unwatchCatalogue: (() => void) | undefined;
+  /** Read-only: polls the saved catalogue's version. */
+  private pollTimer: NodeJS.Timeout | undefined;
   private readonly objects: ObjectIndexing | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
   /** Told after each refresh that changed something. */
@@ -112,20 +112,22 @@ export class LiveIndex {
 
   async close(): Promise<void> {
     this.watcher?.close();
-    this.unwatchCatalogue?.();
+    clearInterval(this.pollTimer);
     clearInterval(this.rescanTimer);
     await this.refreshing;
     await this.parser.close();
-    await this.lock?.release();
+    await this.lock?.release().catch((e: unknown) => this.options.log.warn('index lock not released', { error: (e as Error).message }));
+    this.store?.folder.close();
   }
 
   private async load(): Promise<void> {
     const { root, log } = this.options;
     if (this.options.readOnly) return this.loadSaved();
-    this.indexDir = await writableIndexDir(root, this.options.indexDir, log);
-    if (this.indexDir) {
-      this.lock = await IndexLock.acquire(this.indexDir, 'serve');
-      this.store = this.storeIn(this.indexDir);
+    const folder = await writableIndexFolder(openIndexFolder(root, this.options.indexDir, this.options.archive, this.options.s3 ?? {}), log);
+    if (folder) {
+      this.indexDir = folder.location;
+      this.lock = await IndexLock.acquire(folder, 'serve').catch((e: unknown) => { folder.close(); throw e; });
+      this.store = this.storeIn(folder);
     }
     try {
       this.last = await refreshIndex(root, await this.store?.readCatalogue(), this.fileParser, this.store, {
@@ -153,8 +155,8 @@ export class LiveIndex {
     }
   }
 
-  private storeIn(dir: string): IndexStore {
-    return new IndexStore(this.options.root, dir, (path) => this.fileParser.parse(path, true), (file, reason) => {
+  private storeIn(folder: IndexFolder): IndexStore {
+    return new IndexStore(this.options.root, folder, (path) => this.fileParser.parse(path, true), (file, reason) => {
       this.options.log.warn('index file not trusted: rebuilt from the DICOM files', { file, reason });
     });
   }
@@ -162,23 +164,34 @@ export class LiveIndex {
   /** Read-only: the saved index as it is, nothing parsed; then its new versions as they appear. */
   private async loadSaved(): Promise<void> {
     const { root } = this.options;
-    const dir = resolve(root, this.options.indexDir === false ? DEFAULT_INDEX_DIR : this.options.indexDir ?? DEFAULT_INDEX_DIR);
+    const folder = openIndexFolder(root, this.options.indexDir === false ? undefined : this.options.indexDir, this.options.archive, this.options.s3 ?? {})!;
+    const dir = folder.location;
     this.indexDir = dir;
-    this.store = this.storeIn(dir);
+    this.store = this.storeIn(folder);
     this.store.readOnly = true;
     const t0 = performance.now();
     const index = await this.store.readCatalogue();
-    if (!index) throw new CodedError('NO_SAVED_INDEX', `no saved index in ${dir} to serve read-only: run dicomstream index ${root} --index-dir ${dir} first`);
+    if (!index) {
+      folder.close();
+      throw new CodedError('NO_SAVED_INDEX', `no saved index in ${dir} to serve read-only: run dicomstream index ${root} --index-dir ${dir} first`);
+    }
     this.last = savedResult(index, performance.now() - t0, new Set(), 0);
     this.current = this.catalogueOf(index);
     this.summaryNow = summaryOf(root, this.last, dir);
-    const path = this.store.cataloguePath;
-    // Polled (a stat a second), not watched: shared folders (NFS, SMB) send no change events.
-    const changed = (now: Stats, before: Stats) => {
-      if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) void this.refresh();
-    };
-    watchFile(path, { interval: this.options.indexPollMs ?? 1000, persistent: false }, changed);
-    this.unwatchCatalogue = () => unwatchFile(path, changed);
+    // Polled, not watched: shared folders (NFS, SMB) send no change events, and a bucket none at all.
+    let seen = await folder.version(CATALOGUE_FILE).catch(() => undefined);
+    let polling = false;
+    this.pollTimer = setInterval(() => {
+      if (polling) return;
+      polling = true;
+      folder.version(CATALOGUE_FILE).then((now) => {
+        if (now !== undefined && now !== seen) {
+          seen = now;
+          void this.refresh();
+        }
+      }, (e: unknown) => this.options.log.warn('saved index not reachable', { dir, error: (e as Error).message })).finally(() => { polling = false; });
+    }, this.options.indexPollMs ?? 1000);
+    this.pollTimer.unref();
   }
 
   /** Read-only: the saved catalogue's new version, and what changed since the last one; undefined: none readable. */
@@ -274,17 +287,14 @@ function changedSeries(before: CatalogueIndex, after: CatalogueIndex): { changed
 }
 
 /** The index folder when it can be written, else undefined (the index then lives in memory). */
-async function writableIndexDir(root: string, indexDir: string | false | undefined, log: Logger): Promise<string | undefined> {
-  if (indexDir === false) return undefined;
-  const dir = resolve(root, indexDir ?? DEFAULT_INDEX_DIR);
+async function writableIndexFolder(folder: IndexFolder | undefined, log: Logger): Promise<IndexFolder | undefined> {
+  if (!folder) return undefined;
   try {
-    await mkdir(dir, { recursive: true });
-    const probe = join(dir, `.probe-${process.pid}`);
-    await writeFile(probe, '');
-    await rm(probe, { force: true });
-    return dir;
+    await folder.probe();
+    return folder;
   } catch (e) {
-    log.warn('index folder cannot be written: the index is kept in memory only (use --index-dir)', { dir, error: (e as Error).message });
+    log.warn('index folder cannot be written: the index is kept in memory only (use --index-dir)', { dir: folder.location, error: (e as Error).message });
+    folder.close();
     return undefined;
   }
 }
