@@ -26,9 +26,11 @@ function sampleDir(): string {
   return resolve(process.env.DICOMSTREAM_SAMPLE_DIR || join(cache, 'dicomstream', `sample-v${SAMPLE_VERSION}`));
 }
 
-const integer = (min: number) => (value: string): number => {
+const integer = (min: number, max = Number.MAX_SAFE_INTEGER) => (value: string): number => {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number ≥ ${min}`);
+  if (!Number.isInteger(n) || n < min || n > max || value.trim() === '') {
+    throw new InvalidArgumentError(max < Number.MAX_SAFE_INTEGER ? `expected a whole number from ${min} to ${max}` : `expected a whole number ≥ ${min}`);
+  }
   return n;
 };
 const seconds = (min: number) => (value: string): number => {
@@ -52,7 +54,7 @@ function addOptions(cmd: Command, command: 'serve' | 'index'): Command {
     const flags = `${row.short ? `${row.short}, ` : ''}${row.flag}${row.argument ? ` <${row.argument}>` : ''}`;
     const option = new Option(flags, row.meaning);
     const min = row.min ?? 0;
-    if (row.kind === 'integer') option.argParser(integer(min));
+    if (row.kind === 'integer') option.argParser(integer(min, row.max));
     else if (row.kind === 'bytes') option.argParser(bytes(min));
     else if (row.kind === 'seconds') option.argParser(seconds(min));
     else if (row.kind === 'choice' && row.choices) option.choices(row.choices);

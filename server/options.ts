@@ -17,6 +17,8 @@ export interface OptionRow {
   kind: OptionKind;
   /** Smallest value accepted (integer, bytes, seconds). */
   min?: number;
+  /** Largest value accepted (integer). */
+  max?: number;
   choices?: readonly string[];
   default?: number | string | boolean;
   /** How the default reads in the docs, when not the value itself. */
@@ -41,7 +43,7 @@ const serve = ['serve'] as const;
 const both = ['serve', 'index'] as const;
 
 export const OPTIONS = [
-  { flag: '--port', short: '-p', argument: 'n', kind: 'integer', min: 0, default: 8080, meaning: 'port to listen on (0: any free port)', commands: serve },
+  { flag: '--port', short: '-p', argument: 'n', kind: 'integer', min: 0, max: 65535, default: 8080, meaning: 'port to listen on (0: any free port)', commands: serve },
   { flag: '--host', short: '-H', argument: 'addr', kind: 'string', default: '127.0.0.1', meaning: 'address to listen on; any but loopback needs an access policy', commands: serve },
   { flag: '--chunk-size', argument: 'bytes', kind: 'bytes', min: 1024, default: 1 * MiB, meaning: 'largest frame chunk in one message (a frame up to it goes whole, as one message)', commands: serve },
   { flag: '--max-buffered', argument: 'bytes', kind: 'bytes', min: 1, default: 1 * MiB, meaning: 'unsent bytes held per connection at most', past: 'nothing more is read or sent for it until it drains; a client that sends and never reads is closed (1008)', commands: serve },

@@ -6,7 +6,7 @@ import { S3Archive, isS3Url } from './archive/s3.js';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CodedError } from '../shared/coded-error.js';
 import { indexedTransferSyntaxes } from '../shared/transfer-syntax.js';
@@ -19,7 +19,7 @@ import type { FrameCacheStats } from './files/frame-cache.js';
 import type { HandlePoolStats } from './files/handle-pool.js';
 import { attach, listeningHost, mountPath, type AttachTo, type UpgradeHandler } from './http-attachment.js';
 import { dicomWebRoutes } from './dicomweb/routes.js';
-import { httpRoutes, type RequestHandler } from './http-routes.js';
+import { httpRoutes, refuseUpgradeWhileStarting, startingRoutes, type RequestHandler } from './http-routes.js';
 import { lateMetrics } from './late-metrics.js';
 import { createLogger, type Logger } from './log.js';
 import { withDefaults, type ResolvedOptions, type TableOptions } from './options.js';
@@ -130,13 +130,40 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const base = mountPath(options.path);
   // Before anything else: a server on a public address without a policy does not start.
   const access = new AccessControl(options.access ?? {}, mounted ? listeningHost(mounted) ?? '127.0.0.1' : o.host);
-  if (!archive && !existsSync(root)) throw new CodedError('NO_SUCH_FOLDER', `no such folder: ${root}`);
+  if (!archive) {
+    const kind = statSync(root, { throwIfNoEntry: false });
+    if (!kind) throw new CodedError('NO_SUCH_FOLDER', `no such folder: ${root}`);
+    if (!kind.isDirectory()) throw new CodedError('NOT_A_FOLDER', `${root} is not a folder: give the folder that holds the DICOM files`);
+  }
   if (!(o.chunkSize >= 1024)) throw new CodedError('BAD_OPTION', 'chunk size must be at least 1024 bytes');
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new CodedError('BAD_OPTION', `port must be a whole number from 0 to 65535, not ${o.port}`);
 
-  const index = await LiveIndex.open({
-    root, indexDir: options.indexDir, s3, archive, indexCacheBytes: o.indexCache, parseWorkers: o.parseWorkers, followSymlinks: o.followSymlinks,
-    watch: o.watch, rescanMs: o.rescanInterval * 1000, readOnly: o.readOnlyIndex, indexPollMs: options.indexPollMs, log, onProgress: options.onIndexProgress,
-  });
+  // Listen before the first indexing (minutes on a large archive): a port in use is found at once,
+  // /healthz answers and /readyz says 503 until the index is ready, as load balancers expect.
+  let serving: { routes: RequestHandler; upgrade: UpgradeHandler } | undefined;
+  let progress: RefreshProgress | undefined;
+  const starting = startingRoutes(base, () => progress);
+  const to: AttachTo = mounted ? { kind: 'mount', server: mounted, base, policy: options.access ?? {} }
+    : options.noServer ? { kind: 'none' } : { kind: 'port', port: o.port, host: o.host, tls: options.tls, base };
+  const attachment = await attach(to,
+    (req, socket, head) => (serving ? serving.upgrade(req, socket, head) : refuseUpgradeWhileStarting(socket)),
+    (req, res) => (serving ? serving.routes(req, res) : starting(req, res)), log);
+  if (to.kind === 'port') log.info('listening: indexing first (/readyz answers 503 until ready)', { url: attachment.address().url });
+
+  let index: LiveIndex;
+  try {
+    index = await LiveIndex.open({
+      root, indexDir: options.indexDir, s3, archive, indexCacheBytes: o.indexCache, parseWorkers: o.parseWorkers, followSymlinks: o.followSymlinks,
+      watch: o.watch, rescanMs: o.rescanInterval * 1000, readOnly: o.readOnlyIndex, indexPollMs: options.indexPollMs, log,
+      onProgress: (p) => { progress = p; options.onIndexProgress?.(p); },
+    });
+  } catch (e) {
+    const listening = attachment.stopListening();
+    listening.dropConnections();
+    await listening.closed;
+    archive?.close();
+    throw e;
+  }
   const frames = new FrameSource({
     root, followSymlinks: o.followSymlinks, maxOpenFiles: o.maxOpenFiles, frameCacheBytes: o.frameCache,
     readConcurrency: o.readConcurrency, readahead: o.readahead, archive,
@@ -168,9 +195,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     : undefined;
   const routes: RequestHandler = (req, res) => stream.handleRequest(req, res) || (dicomweb?.(req, res) ?? false) || plainRoutes(req, res);
   const upgrade: UpgradeHandler = (req, socket, head) => stream.handleUpgrade(req, socket, head);
-  const to: AttachTo = mounted ? { kind: 'mount', server: mounted, base, policy: options.access ?? {} }
-    : options.noServer ? { kind: 'none' } : { kind: 'port', port: o.port, host: o.host, tls: options.tls, base };
-  const attachment = await attach(to, upgrade, routes, log);
+  serving = { routes, upgrade };
   ready = true;
   // prom-client loads on the first scrape or a few seconds after start, not while the first
   // clients connect.

@@ -49,6 +49,7 @@ export const ERRORS = {
   // The server API and CLI start-up.
   NO_ACCESS_POLICY: { surface: 'server', meaning: 'listening on a non-loopback address without an access policy', action: 'give --token-file, --jwt-secret-file, --jwt-public-key or --jwks-url (or an authorize hook), or listen on 127.0.0.1' },
   NO_SUCH_FOLDER: { surface: 'server', meaning: 'the folder to serve does not exist', action: 'check the path' },
+  NOT_A_FOLDER: { surface: 'server', meaning: 'the path to serve is a file (or something else), not a folder', action: 'give the folder that holds the files' },
   BAD_OPTION: { surface: 'server', meaning: 'an option out of range or inconsistent (the message names it)', action: 'see the options table' },
   SAMPLE_DIR_NOT_EMPTY: { surface: 'server', meaning: 'the built-in sample\'s folder holds other files', action: 'set DICOMSTREAM_SAMPLE_DIR to an empty or new folder' },
   INDEX_LOCKED: { surface: 'server', meaning: 'another process is writing this saved index (the message names it: pid, host, command, since when)', action: 'serve it with --read-only-index, give another --index-dir, or wait for the other writer to finish' },

@@ -8,6 +8,11 @@ export interface FolderWatcher { close(): void }
 export interface WatchOptions {
   /** Wait this long after the last event before calling (a copy of many files is one refresh). */
   debounceMs?: number;
+  /**
+   * But never longer than this after the first event of a burst: files that keep arriving (a
+   * DICOM receiver storing a study for a minute) are picked up as they come, not when it ends.
+   */
+  maxWaitMs?: number;
   /** Rescan at this interval whatever the watcher says; 0: never. */
   rescanMs?: number;
   /** Events under these path prefixes are ignored (the index folder). */
@@ -17,10 +22,15 @@ export interface WatchOptions {
 
 export function watchFolder(root: string, onChange: () => void, options: WatchOptions = {}): FolderWatcher {
   const debounceMs = options.debounceMs ?? 200;
+  const maxWaitMs = options.maxWaitMs ?? 1000;
   let timer: NodeJS.Timeout | undefined;
+  /** When the pending call must happen at the latest (set by the burst's first event). */
+  let deadline = 0;
   const soon = () => {
+    const now = performance.now();
     if (timer) clearTimeout(timer);
-    timer = setTimeout(() => { timer = undefined; onChange(); }, debounceMs);
+    else deadline = now + maxWaitMs;
+    timer = setTimeout(() => { timer = undefined; onChange(); }, Math.max(0, Math.min(debounceMs, deadline - now)));
     timer.unref();
   };
   let watcher: FSWatcher | undefined;

@@ -1,0 +1,152 @@
+// What an operator hit on day one (issue 15), each reproduced: files arriving in a steady stream
+// (a DICOM receiver storing a study) are served while the stream goes on, never half-written; the
+// server listens before its first indexing (health checks answer, a port in use is found first);
+// a file given as the folder, and out-of-range options, are clear errors.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { createLogger, startServer } from '../server/index.js';
+import type { RefreshProgress } from '../server/index/refresh.js';
+import { smallImage, writeTree } from '../server/sample/tree.js';
+import { freePort } from './helpers/ports.js';
+import { connect } from '../web-client/index.js';
+import { sha256 } from './helpers/corpus.js';
+import { waitFor } from './helpers/wait-for.js';
+
+const temps: string[] = [];
+const tempDir = (name: string) => {
+  const dir = mkdtempSync(join(tmpdir(), `dicomstream-${name}-`));
+  temps.push(dir);
+  return dir;
+};
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'server', 'cli.js');
+
+/** The HTTP status a WebSocket upgrade gets (101 when let in), and its Retry-After. */
+function upgradeAnswer(url: string): Promise<{ status: number; retryAfter?: string }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    ws.on('unexpected-response', (_req, res) => { resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] }); res.resume(); ws.terminate(); });
+    ws.on('open', () => { resolve({ status: 101 }); ws.close(); });
+    ws.on('error', () => undefined);
+  });
+}
+
+describe('day one operations', () => {
+  after(() => { for (const d of temps) rmSync(d, { recursive: true, force: true }); });
+
+  it('picks up files arriving in a steady stream while it goes on (not when it ends), never a half-written one', async () => {
+    const root = tempDir('ingest');
+    mkdirSync(join(root, 'incoming'));
+    const server = await startServer({ root, host: '127.0.0.1', port: 0, log: createLogger('silent'), watch: true, rescanInterval: 0, indexDir: false });
+    const c = await connect(server.url, { WebSocket });
+    let writing = true;
+    const images = Array.from({ length: 60 }, (_, i) => smallImage(0, 0, i, { salt: 'ingest' }));
+    // A file every 50 ms for 3 s, each written in two halves 20 ms apart (as a receiver writes it).
+    const stream = (async () => {
+      for (const [i, bytes] of images.entries()) {
+        const fd = openSync(join(root, 'incoming', `${i}.dcm`), 'w');
+        writeSync(fd, bytes, 0, bytes.length >> 1);
+        await sleep(20);
+        writeSync(fd, bytes, bytes.length >> 1);
+        closeSync(fd);
+        await sleep(30);
+      }
+      writing = false;
+    })();
+    try {
+      // Events come without a pause longer than the 200 ms debounce: before, nothing was seen until the end.
+      await waitFor(() => server.catalogue.instanceCount >= 5, 'files served while the stream goes on', 2500);
+      assert.ok(writing, 'seen before the stream ended');
+      await stream;
+      await waitFor(() => server.catalogue.instanceCount === images.length, 'every file once the stream ended', 5000);
+      const [study] = await c.listStudies();
+      const series = await c.openSeries(study!.series[0]!.seriesInstanceUid);
+      assert.equal(series.instances.length, images.length);
+      for (const i of series.instances) {
+        const bytes = images[(i.instanceNumber ?? 0) - 1]!;
+        assert.equal(sha256((await c.getFrame(i.sopInstanceUid, 1)).bytes), sha256(bytes.subarray(bytes.length - 64 * 64 * 2)), `instance ${i.instanceNumber} whole`);
+      }
+    } finally {
+      await stream;
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('listens before its first indexing: /healthz answers, /readyz and upgrades get 503 with the progress, then it serves', async () => {
+    const root = tempDir('listen-first');
+    writeTree(root, 1500, { salt: 'listen-first' });
+    const port = await freePort();
+    let progressed = 0;
+    const starting = startServer({
+      root, host: '127.0.0.1', port, log: createLogger('silent'), watch: false, indexDir: false, parseWorkers: 1,
+      onIndexProgress: () => { progressed++; },
+    });
+    let result: 'pending' | 'started' | 'failed' = 'pending';
+    starting.then(() => { result = 'started'; }, () => { result = 'failed'; });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => undefined))?.status === 200, '/healthz while indexing');
+      const readyz = await fetch(`${base}/readyz`);
+      assert.equal(readyz.status, 503);
+      assert.match(await readyz.text(), /indexing/);
+      const upgrade = await upgradeAnswer(`ws://127.0.0.1:${port}/`);
+      assert.equal(upgrade.status, 503, 'a client is told to come back');
+      assert.equal(upgrade.retryAfter, '5');
+      assert.equal(result, 'pending', 'all this while the first indexing ran');
+      const server = await starting;
+      try {
+        assert.ok(progressed > 0);
+        assert.equal((await fetch(`${base}/readyz`)).status, 200);
+        assert.equal((await upgradeAnswer(server.url)).status, 101);
+        assert.equal(server.catalogue.instanceCount, 1500);
+      } finally {
+        await server.close();
+      }
+    } finally {
+      if (result === 'pending') await starting.then((s) => s.close(), () => undefined);
+    }
+  });
+
+  it('finds a port in use before indexing anything', async () => {
+    const root = tempDir('port-in-use');
+    writeTree(root, 200, { salt: 'port-in-use' });
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as { port: number }).port;
+    const progress: RefreshProgress[] = [];
+    try {
+      await assert.rejects(
+        startServer({ root, host: '127.0.0.1', port, log: createLogger('silent'), watch: false, indexDir: false, onIndexProgress: (p) => progress.push(p) }),
+        (e: NodeJS.ErrnoException) => e.code === 'EADDRINUSE');
+      assert.equal(progress.length, 0, 'no file was indexed');
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('refuses a file given as the folder, and out-of-range options, with clear errors', () => {
+    const root = tempDir('not-a-folder');
+    writeTree(root, 1, { salt: 'not-a-folder' });
+    const [first] = readdirSync(root, { recursive: true }).map(String).filter((f) => f.endsWith('.dcm'));
+    const env = { ...process.env, DICOMSTREAM_SAMPLE_DIR: join(root, 'sample') };
+    const notFolder = spawnSync(process.execPath, [cli, 'serve', join(root, first!), '--port', '0'], { encoding: 'utf8', env });
+    assert.equal(notFolder.status, 1);
+    assert.match(notFolder.stderr, /NOT_A_FOLDER: .* is not a folder/);
+    assert.doesNotMatch(notFolder.stdout, /listening/);
+    const port = spawnSync(process.execPath, [cli, 'serve', '--port', '70000'], { encoding: 'utf8', env });
+    assert.equal(port.status, 2, 'a usage error');
+    assert.match(port.stderr, /--port.*70000.*from 0 to 65535/);
+    const level = spawnSync(process.execPath, [cli, 'serve', '--log-level', 'verbose'], { encoding: 'utf8', env });
+    assert.equal(level.status, 2);
+    assert.match(level.stderr, /verbose.*Allowed choices are debug, info, warn, error, silent/);
+    assert.deepEqual(readdirSync(root).filter((f) => f === 'sample'), [], 'nothing written before the options were checked');
+  });
+});
