@@ -156,7 +156,11 @@ addOptions(program.command('index'), 'index')
     const store = new IndexStore(root, folder, (path) => parser.parse(path, true), (file, reason) => {
       process.stderr.write(`index file ${file} not trusted (${reason}): rebuilt\n`);
     });
-    const lock = await IndexLock.acquire(folder, 'index').catch(async (e: unknown) => { await pool.close(); folder.close(); throw e; });
+    // Before parsing anything: an index that cannot be saved is not worth building.
+    const lock = await folder.probe()
+      .catch((e: unknown) => { throw new CodedError('INDEX_NOT_WRITABLE', `cannot write the index in ${folder.location}: ${(e as Error).message}; give --index-dir a writable folder`); })
+      .then(() => IndexLock.acquire(folder, 'index'))
+      .catch(async (e: unknown) => { await pool.close(); folder.close(); throw e; });
     // Ctrl-C: what the finished batches saved stays; the next run goes on from there. The lock is
     // let go first (one in a bucket cannot be removed on the way out).
     process.once('SIGINT', () => {

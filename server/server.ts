@@ -55,6 +55,8 @@ export interface ServerOptions extends Omit<TableOptions, 'indexDir'> {
   onIndexProgress?: (progress: RefreshProgress) => void;
   /** With `readOnlyIndex`: how often the saved catalogue is checked for a new version. Default 1000 ms. */
   indexPollMs?: number;
+  /** How often an index that could not be saved (a full disk) is tried again. Default 10 000 ms. */
+  saveRetryMs?: number;
 }
 
 export type { IndexSummary };
@@ -154,7 +156,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   try {
     index = await LiveIndex.open({
       root, indexDir: options.indexDir, s3, archive, indexCacheBytes: o.indexCache, parseWorkers: o.parseWorkers, followSymlinks: o.followSymlinks,
-      watch: o.watch, rescanMs: o.rescanInterval * 1000, readOnly: o.readOnlyIndex, indexPollMs: options.indexPollMs, log,
+      watch: o.watch, rescanMs: o.rescanInterval * 1000, readOnly: o.readOnlyIndex, indexPollMs: options.indexPollMs, saveRetryMs: options.saveRetryMs, log,
       onProgress: (p) => { progress = p; options.onIndexProgress?.(p); },
     });
   } catch (e) {

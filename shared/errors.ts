@@ -53,6 +53,7 @@ export const ERRORS = {
   BAD_OPTION: { surface: 'server', meaning: 'an option out of range or inconsistent (the message names it)', action: 'see the options table' },
   SAMPLE_DIR_NOT_EMPTY: { surface: 'server', meaning: 'the built-in sample\'s folder holds other files', action: 'set DICOMSTREAM_SAMPLE_DIR to an empty or new folder' },
   INDEX_LOCKED: { surface: 'server', meaning: 'another process is writing this saved index (the message names it: pid, host, command, since when)', action: 'serve it with --read-only-index, give another --index-dir, or wait for the other writer to finish' },
+  INDEX_NOT_WRITABLE: { surface: 'server', meaning: '`dicomstream index` cannot write in the index folder (a read-only medium, a full disk, no permission; the message says which)', action: 'give --index-dir a writable folder' },
   NO_SAVED_INDEX: { surface: 'server', meaning: '--read-only-index was given but the index folder holds no saved index', action: 'run dicomstream index DIR --index-dir INDEX first (or serve once without --read-only-index)' },
   INDEX_FILE_UNTRUSTED: { surface: 'server', meaning: 'a saved index file is partial, corrupt, of another version, or names a path outside the folder (logged; rebuilt)', action: 'nothing: it is rebuilt from the DICOM files; a read-only index folder needs --index-dir' },
   INVALID_TOKEN: { surface: 'server', meaning: 'a token that is missing, wrong, forged or expired (sent to the client as UNAUTHENTICATED)', action: 'get a new token' },

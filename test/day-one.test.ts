@@ -4,7 +4,7 @@
 // a file given as the folder, and out-of-range options, are clear errors.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,6 +14,8 @@ import WebSocket from 'ws';
 import { createLogger, startServer } from '../server/index.js';
 import type { RefreshProgress } from '../server/index/refresh.js';
 import { smallImage, writeTree } from '../server/sample/tree.js';
+import { IndexStore } from '../server/index/index-store.js';
+import { inMountNamespace, servingUrl } from './helpers/mount-namespace.js';
 import { freePort } from './helpers/ports.js';
 import { connect } from '../web-client/index.js';
 import { sha256 } from './helpers/corpus.js';
@@ -148,5 +150,108 @@ describe('day one operations', () => {
     assert.equal(level.status, 2);
     assert.match(level.stderr, /verbose.*Allowed choices are debug, info, warn, error, silent/);
     assert.deepEqual(readdirSync(root).filter((f) => f === 'sample'), [], 'nothing written before the options were checked');
+  });
+
+  it('uses a saved index on a read-only medium as it is (parsing nothing) and says why it cannot write it; `index` refuses before parsing', async () => {
+    const root = tempDir('read-only');
+    writeTree(root, 300, { salt: 'read-only' });
+    const built = spawnSync(process.execPath, [cli, 'index', root, '--parse-workers', '1'], { encoding: 'utf8' });
+    assert.equal(built.status, 0, built.stderr);
+    const readOnly = `mount --bind '${root}' '${root}' && mount -o remount,ro,bind '${root}'`;
+    const server = inMountNamespace(readOnly, [process.execPath, cli, 'serve', root, '--port', '0', '--log-level', 'warn', '--no-watch']);
+    try {
+      const url = await servingUrl(server);
+      assert.match(server.stdout(), /300 instances.*\(0 parsed, 300 from the saved index\)/);
+      const warning = server.stderr();
+      assert.match(warning, /index folder cannot be written: its saved index is used as it is/);
+      assert.match(warning, /EROFS: read-only file system/, 'the real reason, not ENOENT');
+      assert.match(warning, /give --index-dir a writable folder/);
+      const c = await connect(url, { WebSocket });
+      const [study] = await c.listStudies();
+      const series = await c.openSeries(study!.series[0]!.seriesInstanceUid);
+      assert.equal((await c.getFrame(series.instances[0]!.sopInstanceUid, 1)).bytes.length, 64 * 64 * 2);
+      c.close();
+    } finally {
+      await server.stop();
+    }
+    // Told where to keep it, it does not tell the operator to do what they did.
+    const elsewhere = join(tempDir('read-only-index'), 'index');
+    const given = inMountNamespace(`${readOnly} && mount -o remount,ro,bind '${root}' && mkdir -p '${elsewhere}' && mount -t tmpfs -o ro tmpfs '${elsewhere}'`,
+      [process.execPath, cli, 'serve', root, '--port', '0', '--log-level', 'warn', '--no-watch', '--index-dir', elsewhere]);
+    try {
+      await servingUrl(given);
+      assert.match(given.stderr(), /the index is kept in memory only/);
+      assert.doesNotMatch(given.stderr(), /--index-dir/);
+    } finally {
+      await given.stop();
+    }
+    const index = inMountNamespace(readOnly, [process.execPath, cli, 'index', root, '--index-dir', join(root, '.other-index')]);
+    assert.equal(await index.exited, 1);
+    assert.match(index.stderr(), /INDEX_NOT_WRITABLE: cannot write the index in .*EROFS/);
+    assert.doesNotMatch(index.stdout() + index.stderr(), /parsed/, 'nothing parsed first');
+  });
+
+  it('on a full disk serves with the index in memory; when the disk fills while serving, new files are served and the index saved once there is room', async () => {
+    const root = tempDir('full-disk');
+    writeTree(root, 100, { salt: 'full-disk', perSeries: 100 });
+    const indexDir = join(tempDir('full-disk-index'), 'index');
+    mkdirSync(indexDir);
+    const fill = (dir: string) => `mount -t tmpfs -o size=1m tmpfs '${dir}'`;
+    // Full from the start: a ballast takes every byte.
+    const full = inMountNamespace(`${fill(indexDir)} && (head -c 2m /dev/zero > '${indexDir}/ballast' 2>/dev/null; true)`,
+      [process.execPath, cli, 'serve', root, '--port', '0', '--log-level', 'warn', '--no-watch', '--index-dir', indexDir]);
+    try {
+      const url = await servingUrl(full);
+      assert.match(full.stderr(), /index folder cannot be written: the index is kept in memory only/);
+      assert.match(full.stderr(), /ENOSPC/);
+      assert.match(full.stdout(), /100 instances/);
+      const c = await connect(url, { WebSocket });
+      assert.equal((await c.listStudies()).length, 1);
+      c.close();
+    } finally {
+      await full.stop();
+    }
+
+    // Filling up while serving (a script: the API's short retry interval).
+    const script = join(tempDir('full-disk-script'), 'serve.mjs');
+    writeFileSync(script, `import { createLogger, startServer } from ${JSON.stringify(join(dirname(cli), 'index.js'))};
+const server = await startServer({ root: process.argv[2], indexDir: process.argv[3], host: '127.0.0.1', port: 0, log: createLogger('info'), rescanInterval: 0, saveRetryMs: 200 });
+process.stdout.write('listening on ' + server.url + '\\n');
+process.on('SIGTERM', () => server.close().then(() => process.exit(0)));
+`);
+    const serving = inMountNamespace(fill(indexDir), [process.execPath, script, root, indexDir]);
+    try {
+      const url = await servingUrl(serving);
+      const saved = async () => (await new IndexStore(root, serving.seen(indexDir), () => Promise.reject(new Error('unused'))).readCatalogue())?.instances.length ?? 0;
+      assert.equal(await saved(), 100);
+      const ballast = serving.seen(join(indexDir, 'ballast'));
+      try {
+        writeFileSync(ballast, Buffer.alloc(2 * 1024 * 1024));
+      } catch (e) {
+        assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC', 'the disk is full');
+      }
+      const c = await connect(url, { WebSocket });
+      const [original] = await c.listStudies();
+      const images = Array.from({ length: 100 }, (_, i) => smallImage(1, 0, i, { salt: 'full-disk-new' }));
+      mkdirSync(join(root, 'new'));
+      images.forEach((bytes, i) => writeFileSync(join(root, 'new', `${i}.dcm`), bytes));
+      await waitFor(async () => (await c.listStudies()).length === 2, 'the new files served while the disk is full', 10_000);
+      await waitFor(() => /index cannot be saved: kept in memory/.test(serving.stderr()), 'the warning');
+      assert.match(serving.stderr(), /ENOSPC/);
+      assert.equal(await saved(), 100, 'the saved index is the old one, whole');
+      const added = (await c.listStudies()).find((s) => s.studyInstanceUid !== original!.studyInstanceUid)!;
+      const series = await c.openSeries(added.series[0]!.seriesInstanceUid);
+      assert.equal(series.instances.length, 100);
+      for (const i of series.instances) {
+        const bytes = images[(i.instanceNumber ?? 0) - 1]!;
+        assert.equal(sha256((await c.getFrame(i.sopInstanceUid, 1)).bytes), sha256(bytes.subarray(bytes.length - 64 * 64 * 2)), `new instance ${i.instanceNumber}`);
+      }
+      unlinkSync(ballast);
+      await waitFor(() => /index saved again/.test(serving.stderr()), 'the index saved once there is room', 10_000);
+      assert.equal(await saved(), 200, 'the new files are in the saved index');
+      c.close();
+    } finally {
+      await serving.stop();
+    }
   });
 });

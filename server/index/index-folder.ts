@@ -34,6 +34,24 @@ export interface IndexFolder {
 
 let tempCounter = 0;
 
+/**
+ * mkdir -p that reports the real reason: Node's recursive mkdir says ENOENT on a read-only file
+ * system (EROFS) or a folder it may not write in (EACCES); the first folder that cannot be made
+ * is made again alone to learn why.
+ */
+async function makeFolder(path: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    let missing = path;
+    while (dirname(missing) !== missing && !(await stat(dirname(missing)).then(() => true, () => false))) missing = dirname(missing);
+    await mkdir(missing); // throws the real error
+    await mkdir(path, { recursive: true }); // made meanwhile: go on
+
+  }
+}
+
 export class LocalIndexFolder implements IndexFolder {
   constructor(readonly location: string) {}
 
@@ -51,7 +69,7 @@ export class LocalIndexFolder implements IndexFolder {
   /** A temp file renamed over the old one: readers never see half a file. */
   async write(name: string, bytes: Uint8Array): Promise<void> {
     const path = this.pathOf(name);
-    await mkdir(dirname(path), { recursive: true });
+    await makeFolder(dirname(path));
     const temp = `${path}.${process.pid}.${++tempCounter}.tmp`;
     try {
       await writeFile(temp, bytes);
@@ -74,7 +92,7 @@ export class LocalIndexFolder implements IndexFolder {
   }
 
   async create(name: string, bytes: Uint8Array): Promise<boolean> {
-    await mkdir(this.location, { recursive: true });
+    await makeFolder(this.location);
     try {
       // Synchronous: a caller that sets an exit hook in the same turn cannot be interrupted in between.
       writeFileSync(this.pathOf(name), bytes, { flag: 'wx' });
@@ -86,7 +104,7 @@ export class LocalIndexFolder implements IndexFolder {
   }
 
   async probe(): Promise<void> {
-    await mkdir(this.location, { recursive: true });
+    await makeFolder(this.location);
     const probe = this.pathOf(`.probe-${process.pid}`);
     await writeFile(probe, '');
     await rm(probe, { force: true });
@@ -130,13 +148,13 @@ export class BucketIndexFolder implements IndexFolder {
 }
 
 /**
- * The index folder for an archive: `indexDir` as given (an `s3://` URL is a bucket's prefix; a
- * folder's path is relative to the served folder, a store's to where the command runs), else the
+ * The index folder for an archive: `indexDir` as given (an `s3://` URL is a bucket's prefix, a
+ * relative path is relative to where the command runs, as any path on a command line), else the
  * served folder's `.dicomstream`, or for a store the user's cache; undefined for `false` (memory only).
  */
 export function openIndexFolder(root: string, indexDir: string | false | undefined, archive: S3Archive | undefined, s3: S3ArchiveOptions): IndexFolder | undefined {
   if (indexDir === false) return undefined;
   if (indexDir && isS3Url(indexDir)) return new BucketIndexFolder(new S3Archive(indexDir, s3));
-  if (archive) return new LocalIndexFolder(indexDir ? resolve(indexDir) : archiveIndexDir(archive));
-  return new LocalIndexFolder(resolve(root, indexDir ?? DEFAULT_INDEX_DIR));
+  if (indexDir) return new LocalIndexFolder(resolve(indexDir));
+  return new LocalIndexFolder(archive ? archiveIndexDir(archive) : join(root, DEFAULT_INDEX_DIR));
 }

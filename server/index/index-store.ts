@@ -28,14 +28,40 @@ export interface SeriesSource {
 /** Told when an index file was not trusted and rebuilt. */
 export type IndexProblem = (file: string, reason: string) => void;
 
+/** Told when the index could not be saved (kept in memory meanwhile), and when it is saved again. */
+export type SavingReport = (report: { saved: false; error: Error; unsaved: number } | { saved: true; files: number }) => void;
+
+export interface IndexStoreOptions {
+  /** Files not trusted and rebuilt. */
+  onProblem?: IndexProblem;
+  /**
+   * A save that fails (a full disk, a read-only medium, a store down) keeps the files in memory
+   * and tries again every `retryMs`, telling this; without it, the failure is thrown.
+   */
+  onSaving?: SavingReport;
+  retryMs?: number;
+}
+
+/** How often files kept in memory after a failed save are tried again. */
+const SAVE_RETRY_MS = 10_000;
+
 export class IndexStore implements SeriesSource {
   /** Series files rebuilt from the DICOM files because they could not be trusted. */
   rebuilt = 0;
-  /** Never write: the index is another process's (a replica's --read-only-index); rebuilds stay in memory. */
+  /**
+   * Never write: the index is another process's (a replica's --read-only-index), or its folder
+   * cannot be written; what would be written is kept in memory instead.
+   */
   readOnly = false;
 
   /** Where the files are. */
   readonly folder: IndexFolder;
+  private readonly options: IndexStoreOptions;
+  private readonly onProblem: IndexProblem;
+  /** Files written in memory only, by name (read before the folder's). */
+  private readonly unsaved = new Map<string, Uint8Array>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
 
   constructor(
     readonly root: string,
@@ -43,10 +69,15 @@ export class IndexStore implements SeriesSource {
     folder: IndexFolder | string,
     /** Parses one DICOM file (rebuilding a series file that cannot be trusted). */
     private readonly parse: (path: string) => Promise<IndexedFile>,
-    private readonly onProblem: IndexProblem = () => undefined,
+    options: IndexStoreOptions | IndexProblem = {},
   ) {
     this.folder = typeof folder === 'string' ? new LocalIndexFolder(folder) : folder;
+    this.options = typeof options === 'function' ? { onProblem: options } : options;
+    this.onProblem = this.options.onProblem ?? (() => undefined);
   }
+
+  /** Index files held in memory because they could not be written (or are never written: readOnly). */
+  get unsavedFiles(): number { return this.unsaved.size; }
 
   /** The folder's path or URL, for messages. */
   get dir(): string { return this.folder.location; }
@@ -57,7 +88,7 @@ export class IndexStore implements SeriesSource {
   async readCatalogue(): Promise<CatalogueIndex | undefined> {
     let bytes: Uint8Array | undefined;
     try {
-      bytes = await this.folder.read(CATALOGUE_FILE);
+      bytes = this.unsaved.get(CATALOGUE_FILE) ?? await this.folder.read(CATALOGUE_FILE);
     } catch (e) {
       this.onProblem(this.cataloguePath, (e as Error).message);
       return undefined;
@@ -81,9 +112,10 @@ export class IndexStore implements SeriesSource {
     }));
   }
 
-  /** The series file's entries; throws if it is missing or cannot be trusted. */
-  async readSeries(seriesInstanceUid: string): Promise<LoadedSeries> {
-    const bytes = await this.folder.read(seriesFile(seriesInstanceUid));
+  /** The series file's entries (the one in memory, else `fromFolder` the saved one); throws if it is missing or cannot be trusted. */
+  async readSeries(seriesInstanceUid: string, fromFolder = false): Promise<LoadedSeries> {
+    const name = seriesFile(seriesInstanceUid);
+    const bytes = (fromFolder ? undefined : this.unsaved.get(name)) ?? await this.folder.read(name);
     if (!bytes) throw Object.assign(new Error('missing'), { code: 'ENOENT' });
     const index = decodeSeriesIndex(bytes);
     return { files: index.files.map((e) => this.fromEntry(e, index)), bytes: bytes.length };
@@ -93,7 +125,8 @@ export class IndexStore implements SeriesSource {
   async writeSeries(seriesInstanceUid: string, files: IndexedFile[]): Promise<number> {
     const name = seriesFile(seriesInstanceUid);
     if (files.length === 0) {
-      if (!this.readOnly) await this.folder.remove(name);
+      this.unsaved.delete(name);
+      if (!this.readOnly) await this.folder.remove(name).catch((e: unknown) => { if (!this.options.onSaving) throw e; });
       return 0;
     }
     const first = files[0]!;
@@ -112,17 +145,22 @@ export class IndexStore implements SeriesSource {
    * saved again.
    */
   async loadSeries(seriesInstanceUid: string, records: InstanceRecord[]): Promise<LoadedSeries> {
-    try {
-      const loaded = await this.readSeries(seriesInstanceUid);
-      const byPath = new Map(loaded.files.map((f) => [f.path, f]));
-      const stale = records.find((r) => {
-        const f = byPath.get(r.file.path);
-        return !f || f.size !== r.file.size || f.mtimeMs !== r.file.mtimeMs;
-      });
-      if (!stale) return loaded;
-      this.onProblem(this.seriesPath(seriesInstanceUid), `no current entry for ${this.relative(stale.file.path)}`);
-    } catch (e) {
-      this.onProblem(this.seriesPath(seriesInstanceUid), (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message);
+    // The one in memory first; when it is stale, the saved one (another process may have saved a
+    // newer version since: a replica's shared index).
+    const tries = this.unsaved.has(seriesFile(seriesInstanceUid)) ? [false, true] : [true];
+    for (const fromFolder of tries) {
+      try {
+        const loaded = await this.readSeries(seriesInstanceUid, fromFolder);
+        const byPath = new Map(loaded.files.map((f) => [f.path, f]));
+        const stale = records.find((r) => {
+          const f = byPath.get(r.file.path);
+          return !f || f.size !== r.file.size || f.mtimeMs !== r.file.mtimeMs || (f.etag ?? '') !== (r.file.etag ?? '');
+        });
+        if (!stale) return loaded;
+        if (fromFolder) this.onProblem(this.seriesPath(seriesInstanceUid), `no current entry for ${this.relative(stale.file.path)}`);
+      } catch (e) {
+        if (fromFolder) this.onProblem(this.seriesPath(seriesInstanceUid), (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : (e as Error).message);
+      }
     }
     this.rebuilt++;
     // In parallel (the parser bounds how many at once); a file gone or broken since the catalogue
@@ -172,9 +210,54 @@ export class IndexStore implements SeriesSource {
     return absolute;
   }
 
+  /**
+   * Writes a file; while files are held in memory (a save failed), or read-only, it joins them,
+   * so that what is on disk stays one consistent version until they are all saved.
+   */
   private async write(name: string, bytes: Uint8Array): Promise<void> {
-    if (this.readOnly) return;
-    await this.folder.write(name, bytes);
+    if (this.readOnly || this.unsaved.size > 0) {
+      this.unsaved.set(name, bytes);
+      return;
+    }
+    try {
+      await this.folder.write(name, bytes);
+    } catch (e) {
+      if (!this.options.onSaving) throw e;
+      this.unsaved.set(name, bytes);
+      this.options.onSaving({ saved: false, error: e as Error, unsaved: this.unsaved.size });
+      this.retryTimer = setInterval(() => void this.flush(), this.options.retryMs ?? SAVE_RETRY_MS);
+      this.retryTimer.unref();
+    }
+  }
+
+  /** Tries to save the files held in memory (the catalogue last); resolves whether they all are. */
+  async flush(): Promise<boolean> {
+    if (this.readOnly) return this.unsaved.size === 0;
+    await (this.flushing ??= this.flushOnce().finally(() => { this.flushing = undefined; }));
+    return this.unsaved.size === 0;
+  }
+
+  private async flushOnce(): Promise<void> {
+    const names = [...this.unsaved.keys()].sort((a, b) => Number(a === CATALOGUE_FILE) - Number(b === CATALOGUE_FILE));
+    for (const name of names) {
+      const bytes = this.unsaved.get(name);
+      if (!bytes) continue;
+      try {
+        await this.folder.write(name, bytes);
+      } catch {
+        return; // still not: the next try
+      }
+      if (this.unsaved.get(name) === bytes) this.unsaved.delete(name);
+    }
+    if (this.unsaved.size > 0) return;
+    clearInterval(this.retryTimer);
+    this.retryTimer = undefined;
+    this.options.onSaving?.({ saved: true, files: names.length });
+  }
+
+  /** Stops trying to save what is held in memory. */
+  close(): void {
+    clearInterval(this.retryTimer);
   }
 }
 

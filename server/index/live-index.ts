@@ -34,6 +34,8 @@ export interface LiveIndexOptions {
    */
   readOnly?: boolean;
   indexPollMs?: number;
+  /** How often an index that could not be saved is tried again. Default 10 s. */
+  saveRetryMs?: number;
   /** The files are this store's objects (`root` is its s3:// URL): listed, not walked; rescanned, not watched. */
   archive?: S3Archive;
   log: Logger;
@@ -63,6 +65,8 @@ export class LiveIndex {
   private indexDir: string | undefined;
   /** This server writes the saved index: no other process may meanwhile. */
   private lock: IndexLock | undefined;
+  /** Why the index folder cannot be written, when it cannot. */
+  private readOnlyReason: Error | undefined;
   /** Read-only: polls the saved catalogue's version. */
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly objects: ObjectIndexing | undefined;
@@ -116,6 +120,8 @@ export class LiveIndex {
     clearInterval(this.rescanTimer);
     await this.refreshing;
     await this.parser.close();
+    this.store?.close();
+    await this.store?.flush().catch(() => false);
     await this.lock?.release().catch((e: unknown) => this.options.log.warn('index lock not released', { error: (e as Error).message }));
     this.store?.folder.close();
   }
@@ -123,11 +129,23 @@ export class LiveIndex {
   private async load(): Promise<void> {
     const { root, log } = this.options;
     if (this.options.readOnly) return this.loadSaved();
-    const folder = await writableIndexFolder(openIndexFolder(root, this.options.indexDir, this.options.archive, this.options.s3 ?? {}), log);
+    const folder = openIndexFolder(root, this.options.indexDir, this.options.archive, this.options.s3 ?? {});
     if (folder) {
       this.indexDir = folder.location;
-      this.lock = await IndexLock.acquire(folder, 'serve').catch((e: unknown) => { folder.close(); throw e; });
       this.store = this.storeIn(folder);
+      // An index folder that cannot be written (a read-only medium, a full disk, no permission):
+      // its saved index, if any, is used as it is, and what changes is indexed in memory.
+      try {
+        await folder.probe();
+        this.lock = await IndexLock.acquire(folder, 'serve');
+      } catch (e) {
+        if ((e as { code?: string }).code === 'INDEX_LOCKED') {
+          folder.close();
+          throw e;
+        }
+        this.store.readOnly = true;
+        this.readOnlyReason = e as Error;
+      }
     }
     try {
       this.last = await refreshIndex(root, await this.store?.readCatalogue(), this.fileParser, this.store, {
@@ -138,6 +156,11 @@ export class LiveIndex {
       throw e;
     } finally {
       await this.parser.idle();
+    }
+    if (this.readOnlyReason) {
+      const saved = this.last.reused > 0 || this.last.removed > 0;
+      log.warn(`index folder cannot be written: ${saved ? 'its saved index is used as it is, and new or changed files are indexed in memory' : 'the index is kept in memory only'}` +
+        (this.options.indexDir ? '' : ' (give --index-dir a writable folder to keep it)'), { dir: this.indexDir, error: this.readOnlyReason.message });
     }
     this.absorb(this.last);
     this.current = this.catalogueOf(this.last.index);
@@ -156,8 +179,16 @@ export class LiveIndex {
   }
 
   private storeIn(folder: IndexFolder): IndexStore {
-    return new IndexStore(this.options.root, folder, (path) => this.fileParser.parse(path, true), (file, reason) => {
-      this.options.log.warn('index file not trusted: rebuilt from the DICOM files', { file, reason });
+    const { log } = this.options;
+    return new IndexStore(this.options.root, folder, (path) => this.fileParser.parse(path, true), {
+      onProblem: (file, reason) => log.warn('index file not trusted: rebuilt from the DICOM files', { file, reason }),
+      // A save that fails while serving (the disk filled up) must not hide new files: they are
+      // served from memory, and the index saved once it can be.
+      onSaving: (r) => {
+        if (r.saved) log.info('index saved again', { dir: folder.location, files: r.files });
+        else log.warn('index cannot be saved: kept in memory and tried again every 10 s', { dir: folder.location, error: r.error.message });
+      },
+      retryMs: this.options.saveRetryMs,
     });
   }
 
@@ -286,15 +317,3 @@ function changedSeries(before: CatalogueIndex, after: CatalogueIndex): { changed
   return { changed, removed: old.size };
 }
 
-/** The index folder when it can be written, else undefined (the index then lives in memory). */
-async function writableIndexFolder(folder: IndexFolder | undefined, log: Logger): Promise<IndexFolder | undefined> {
-  if (!folder) return undefined;
-  try {
-    await folder.probe();
-    return folder;
-  } catch (e) {
-    log.warn('index folder cannot be written: the index is kept in memory only (use --index-dir)', { dir: folder.location, error: (e as Error).message });
-    folder.close();
-    return undefined;
-  }
-}
