@@ -63,27 +63,40 @@ export function isLoopback(host: string): boolean {
 const OPEN: Grant = { studies: 'all', expiresAt: undefined, claims: undefined };
 
 export class AccessControl {
-  /** True when no token is needed (loopback, no policy). */
-  readonly open: boolean;
-  private readonly jwtKey: Promise<VerifyKey | ReturnType<typeof createRemoteJWKSet> | undefined>;
-  private readonly tokenDigest: Buffer | undefined;
+  private policy!: AccessPolicy;
+  private isOpen!: boolean;
+  private jwtKey!: Promise<VerifyKey | ReturnType<typeof createRemoteJWKSet> | undefined>;
+  private tokenDigest: Buffer | undefined;
 
-  constructor(private readonly policy: AccessPolicy, host: string) {
+  constructor(policy: AccessPolicy, private readonly host: string) {
+    this.update(policy);
+  }
+
+  /** True when no token is needed (loopback, no policy). */
+  get open(): boolean { return this.isOpen; }
+
+  /**
+   * Takes a new policy (a token or keys rotated, on SIGHUP): new connections and tokens are checked
+   * against it; connections let in before keep their grant until it expires.
+   */
+  update(policy: AccessPolicy): void {
     const hasPolicy = Boolean(policy.token || policy.jwt?.secret || policy.jwt?.publicKey || policy.jwt?.jwksUrl || policy.authorize);
-    if (!hasPolicy && !isLoopback(host)) {
-      throw new AccessError('NO_ACCESS_POLICY', `refusing to listen on ${host} without an access policy: give a token (--token-file), JWT keys ` +
+    if (!hasPolicy && !isLoopback(this.host)) {
+      throw new AccessError('NO_ACCESS_POLICY', `refusing to listen on ${this.host} without an access policy: give a token (--token-file), JWT keys ` +
         '(--jwt-secret-file, --jwt-public-key, --jwks-url) or an authorize hook; open access is only for 127.0.0.1');
     }
-    this.open = !policy.token && !policy.jwt?.secret && !policy.jwt?.publicKey && !policy.jwt?.jwksUrl;
-    this.tokenDigest = policy.token ? digest(policy.token) : undefined;
     const jwt = policy.jwt;
-    this.jwtKey = (async () => {
+    const jwtKey = (async () => {
       if (jwt?.secret) return createSecretKey(Buffer.from(jwt.secret, 'utf8'));
       if (jwt?.publicKey) return (await loadJose()).importSPKI(jwt.publicKey, 'RS256');
       if (jwt?.jwksUrl) return (await loadJose()).createRemoteJWKSet(new URL(jwt.jwksUrl));
       return undefined;
     })();
-    this.jwtKey.catch(() => undefined);
+    jwtKey.catch(() => undefined);
+    this.policy = policy;
+    this.isOpen = !policy.token && !policy.jwt?.secret && !policy.jwt?.publicKey && !policy.jwt?.jwksUrl;
+    this.tokenDigest = policy.token ? digest(policy.token) : undefined;
+    this.jwtKey = jwtKey;
   }
 
   /** Whether a browser page from `origin` may connect. */

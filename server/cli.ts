@@ -15,7 +15,7 @@ import { IndexStore } from './index/index-store.js';
 import { ParsePool } from './index/parse-pool.js';
 import { refreshIndex, summaryOf, type SkippedFile } from './index/refresh.js';
 import { createLogger, type LogLevel } from './log.js';
-import { progressReporter } from './progress.js';
+import { progressLogger, progressReporter } from './progress.js';
 import { OPTIONS, apiName, defaultText, type OptionRow, type TableOptions } from './options.js';
 import { SERVER_NAME, startServer } from './server.js';
 import { SAMPLE_VERSION, ensureSample } from './sample/make-sample.js';
@@ -107,14 +107,18 @@ addOptions(program.command('serve'), 'serve')
   }) => {
     const log = createLogger(opts.logLevel);
     if (Boolean(opts.tlsCert) !== Boolean(opts.tlsKey)) throw new CodedError('BAD_OPTION', '--tls-cert and --tls-key go together');
-    // Secrets come from files or the environment, never from the command line (ps shows it).
+    // Secrets come from files or the environment, never from the command line (ps shows it); read
+    // again on SIGHUP (a rotated token, a renewed certificate).
     const secret = (file: string | undefined, env: string) => (file ? readFileSync(file, 'utf8').trim() : process.env[env] || undefined);
-    const token = secret(opts.tokenFile, 'DICOMSTREAM_TOKEN');
-    const jwtSecret = secret(opts.jwtSecretFile, 'DICOMSTREAM_JWT_SECRET');
-    const jwtPublicKey = opts.jwtPublicKey ? readFileSync(opts.jwtPublicKey, 'utf8') : undefined;
-    const jwt = jwtSecret || jwtPublicKey || opts.jwksUrl
-      ? { secret: jwtSecret, publicKey: jwtPublicKey, jwksUrl: opts.jwksUrl, issuer: opts.jwtIssuer, audience: opts.jwtAudience }
-      : undefined;
+    const readAccess = () => {
+      const jwtSecret = secret(opts.jwtSecretFile, 'DICOMSTREAM_JWT_SECRET');
+      const jwtPublicKey = opts.jwtPublicKey ? readFileSync(opts.jwtPublicKey, 'utf8') : undefined;
+      const jwt = jwtSecret || jwtPublicKey || opts.jwksUrl
+        ? { secret: jwtSecret, publicKey: jwtPublicKey, jwksUrl: opts.jwksUrl, issuer: opts.jwtIssuer, audience: opts.jwtAudience }
+        : undefined;
+      return { token: secret(opts.tokenFile, 'DICOMSTREAM_TOKEN'), jwt, origins: opts.allowOrigin };
+    };
+    const readTls = () => (opts.tlsCert && opts.tlsKey ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined);
     let root = dir ? (isS3Url(dir) ? dir : resolve(dir)) : sampleDir();
     if (!dir) {
       const t0 = Date.now();
@@ -125,9 +129,10 @@ addOptions(program.command('serve'), 'serve')
     }
     const server = await startServer({
       ...(tableOptions(opts) as TableOptions), root, log,
-      onIndexProgress: progressReporter(process.stderr, 'indexing'),
-      access: { token, jwt, origins: opts.allowOrigin },
-      tls: opts.tlsCert && opts.tlsKey ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined,
+      // A bar on a terminal; otherwise JSON lines like the rest of stderr.
+      onIndexProgress: process.stderr.isTTY ? progressReporter(process.stderr, 'indexing') : progressLogger(log, 'indexing'),
+      access: readAccess(),
+      tls: readTls(),
     });
     printSummary(root, server.index, server.catalogue, (line) => process.stdout.write(line + '\n'));
     process.stdout.write(`listening on ${server.url}\n`);
@@ -140,6 +145,14 @@ addOptions(program.command('serve'), 'serve')
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    // SIGHUP reloads, as daemons do: the token, keys and certificate files read again, the folder rescanned.
+    process.on('SIGHUP', () => {
+      log.info('reloading', { signal: 'SIGHUP' });
+      Promise.resolve().then(() => server.reload({ access: readAccess(), tls: readTls() })).then(
+        (summary) => log.info('reloaded', { files: summary.files, parsed: summary.parsed, removed: summary.removed }),
+        (e: unknown) => log.error('reload failed: going on as before', { error: (e as Error).message }),
+      );
+    });
   });
 
 addOptions(program.command('index'), 'index')

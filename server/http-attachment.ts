@@ -23,16 +23,19 @@ export interface Attachment {
   address(): { url: string; port: number };
   /** Stops taking upgrades; a port of its own stops listening (resolves once its sockets are gone). */
   stopListening(): { closed: Promise<void>; dropConnections(): void };
+  /** A port of its own with TLS: takes a new certificate for new connections (renewed, on SIGHUP); false otherwise. */
+  setTls(tls: { cert: string | Buffer; key: string | Buffer }): boolean;
 }
 
 export async function attach(to: AttachTo, upgrade: UpgradeHandler, routes: RequestHandler, log: Logger): Promise<Attachment> {
   if (to.kind === 'port') return listen(to, upgrade, routes);
-  if (to.kind === 'none') return { address: () => ({ url: '', port: 0 }), stopListening: () => ({ closed: Promise.resolve(), dropConnections() {} }) };
+  if (to.kind === 'none') return { address: () => ({ url: '', port: 0 }), stopListening: () => ({ closed: Promise.resolve(), dropConnections() {} }), setTls: () => false };
   const { server, base } = to;
   const detach = mount(server, base, upgrade, to.policy, log);
   return {
     address: () => addressOf(server, 'setSecureContext' in server, base),
     stopListening: () => { detach(); return { closed: Promise.resolve(), dropConnections() {} }; },
+    setTls: () => false,
   };
 }
 
@@ -74,6 +77,11 @@ async function listen(to: Extract<AttachTo, { kind: 'port' }>, upgrade: UpgradeH
       closed: new Promise<void>((r) => http.close(() => r())),
       dropConnections: () => http.closeAllConnections(),
     }),
+    setTls: (tls) => {
+      if (!('setSecureContext' in http)) return false;
+      http.setSecureContext({ cert: tls.cert, key: tls.key });
+      return true;
+    },
   };
 }
 

@@ -72,6 +72,11 @@ export interface RunningServer {
   readonly index: IndexSummary;
   /** Refreshes the index now (the watcher does it on its own); resolves when the catalogue is current. */
   refresh(): Promise<IndexSummary>;
+  /**
+   * What SIGHUP does: takes a new access policy (rotated token or keys) and TLS certificate when
+   * given, for new connections (open ones go on), and refreshes the index.
+   */
+  reload(changes?: { access?: AccessPolicy; tls?: { cert: string | Buffer; key: string | Buffer } }): Promise<IndexSummary>;
   /** DICOM files parsed since start (a restart on an unchanged folder parses none). */
   readonly parses: number;
   /** Opened-series index cache counters. */
@@ -222,6 +227,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     get index() { return index.summary; },
     get parses() { return index.parses; },
     refresh: () => index.refreshNow(),
+    reload: async (changes = {}) => {
+      if (changes.access) access.update(changes.access);
+      if (changes.tls && !attachment.setTls(changes.tls)) throw new CodedError('BAD_OPTION', 'a TLS certificate was given to a server that does not serve TLS on a port of its own');
+      return index.refreshNow();
+    },
     stats: stream.stats,
     files: frames.files,
     cache: () => frames.cacheStats,

@@ -3,8 +3,8 @@
 // server listens before its first indexing (health checks answer, a port in use is found first);
 // a file given as the folder, and out-of-range options, are clear errors.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -252,6 +252,56 @@ process.on('SIGTERM', () => server.close().then(() => process.exit(0)));
       c.close();
     } finally {
       await serving.stop();
+    }
+  });
+
+  it('reloads on SIGHUP (token and certificate read again, the folder rescanned) without cutting clients; progress goes out as JSON log lines', async () => {
+    const root = tempDir('sighup');
+    writeTree(root, 40, { salt: 'sighup', perSeries: 40 });
+    const secrets = tempDir('sighup-secrets');
+    const tls = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'tls');
+    const [cert, key, renewedCert, renewedKey] = ['cert.pem', 'key.pem', 'cert-renewed.pem', 'key-renewed.pem'].map((f) => readFileSync(join(tls, f)));
+    const files = { token: join(secrets, 'token'), cert: join(secrets, 'cert.pem'), key: join(secrets, 'key.pem') };
+    writeFileSync(files.token, 'first-token\n');
+    writeFileSync(files.cert, cert!);
+    writeFileSync(files.key, key!);
+    const child = spawn(process.execPath, [cli, 'serve', root, '--port', '0', '--no-watch', '--index-dir', join(secrets, 'index'),
+      '--token-file', files.token, '--tls-cert', files.cert, '--tls-key', files.key], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const trusting = (ca: Buffer) => class extends WebSocket { constructor(url: string) { super(url, { ca }); } } as unknown as typeof WebSocket;
+    try {
+      await waitFor(() => /listening on (\S+)/.test(out), 'the server', 20_000);
+      const url = /listening on (\S+)/.exec(out)![1]!;
+      // stderr is not a terminal: every line is a JSON log line, the indexing progress too.
+      const lines = err.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; done?: number; total?: number });
+      assert.ok(lines.some((l) => l.msg === 'indexing' && l.done === 40 && l.total === 40), err);
+      const before = await connect(url, { WebSocket: trusting(cert!), token: 'first-token' });
+      const [study] = await before.listStudies();
+      const series = await before.openSeries(study!.series[0]!.seriesInstanceUid);
+
+      writeFileSync(files.token, 'second-token\n');
+      writeFileSync(files.cert, renewedCert!);
+      writeFileSync(files.key, renewedKey!);
+      writeFileSync(join(root, 'added.dcm'), smallImage(5, 0, 0, { salt: 'sighup-added' }));
+      child.kill('SIGHUP');
+      await waitFor(() => /"msg":"reloaded"/.test(err), 'the reload', 10_000);
+      assert.equal(child.exitCode, null, 'still running');
+      // The connection from before goes on.
+      assert.equal((await before.getFrame(series.instances[0]!.sopInstanceUid, 1)).bytes.length, 64 * 64 * 2);
+      assert.equal((await before.listStudies()).length, 2, 'the folder was rescanned');
+      // New connections: the renewed certificate and the rotated token.
+      await assert.rejects(connect(url, { WebSocket: trusting(cert!), token: 'second-token', reconnect: false }), 'the old certificate is no longer served');
+      await assert.rejects(connect(url, { WebSocket: trusting(renewedCert!), token: 'first-token', reconnect: false }), (e: Error & { code?: string }) => e.code === 'UNAUTHENTICATED');
+      const after = await connect(url, { WebSocket: trusting(renewedCert!), token: 'second-token' });
+      assert.equal((await after.listStudies()).length, 2);
+      after.close();
+      before.close();
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
     }
   });
 });
