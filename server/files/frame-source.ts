@@ -159,13 +159,16 @@ export class FrameSource {
   }
 
   /**
-   * Read ahead from a store: the frames of each object as one read (adjacent ones come in one GET),
-   * and only once half of them are missing, so that a group moving one frame at a time still
-   * reads several at once rather than one GET a frame.
+   * Read ahead from a store: the frames of each object as one read (adjacent ones come in one GET);
+   * within one multi-frame object, only once half of them are missing, so that a group moving one
+   * frame at a time still reads several at once rather than one GET a frame. Frames of different
+   * objects cannot share a GET: they are read ahead at once, as from files.
    */
   private prefetchRuns(next: readonly FrameAt[]): void {
     const missing = next.filter((n) => n.location.length <= this.cache.maxFrameBytes && !this.cache.has(n.file, n.frameIndex) && !this.cache.isLoading(n.file, n.frameIndex));
-    if (missing.length === 0 || (missing[0] !== next[0] && missing.length * 2 < next.length)) return;
+    if (missing.length === 0) return;
+    const oneObject = next.every((n) => n.file === next[0]!.file);
+    if (oneObject && missing[0] !== next[0] && missing.length * 2 < next.length) return;
     for (let i = 0; i < missing.length;) {
       const file = missing[i]!.file;
       let j = i;
