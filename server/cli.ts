@@ -150,6 +150,10 @@ addOptions(program.command('index'), 'index')
       process.stderr.write('\ninterrupted: the files indexed so far are saved; run again to go on\n');
       void lock.release().catch(() => undefined).finally(() => process.exit(130));
     });
+    // Temp files of a writer killed mid-write are garbage now that this one holds the lock.
+    const staleTemps = store.removeStaleTemps().then((n) => {
+      if (n) process.stderr.write(`removed ${n} temporary index files left by an interrupted writer in ${printable(store.dir)}\n`);
+    }, (e: unknown) => process.stderr.write(`stale temporary index files not removed: ${printable((e as Error).message)}\n`));
     try {
       const result = await refreshIndex(root, await store.readCatalogue(), parser, store, {
         onProgress: progressReporter(process.stderr, 'indexing'), batchFiles: 1000, followSymlinksOutside: opts.followSymlinks,
@@ -160,6 +164,7 @@ addOptions(program.command('index'), 'index')
       process.stdout.write(`index saved in ${printable(store.dir)}: ${result.parsed} parsed, ${result.reused} unchanged, ${result.removed} removed; ` +
         `${Math.round(result.parsed / Math.max(result.ms / 1000, 1e-3))} files/s parsed\n`);
     } finally {
+      await staleTemps;
       await pool.close();
       archive?.close();
       await lock.release();

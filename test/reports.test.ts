@@ -1,11 +1,11 @@
 // What the reports of `scan`, `index` and `serve` leave out, on real files: every entry the folder
 // walk does not index (a FIFO, a dangling link, a link loop, a folder that cannot be read, a link
 // leading outside) is listed with a reason, and the three commands count the same entries;
-// `scan` takes --follow-symlinks and --index-dir; and names with newlines or escape sequences
-// print on one line, escaped.
+// `scan` takes --follow-symlinks and --index-dir; the writer removes the temp files a killed
+// writer left; and names with newlines or escape sequences print on one line, escaped.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -199,6 +199,50 @@ describe('scan --index-dir', () => {
     const missing = run(['scan', join(root, 'missing')]);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /NO_SUCH_FOLDER/);
+  });
+});
+
+describe('temp files left by a killed writer', () => {
+  let root = '';
+  let indexDir = '';
+  const dead = 999_999_999; // no such pid: a writer gone
+  const plant = () => {
+    const series = readdirSync(join(indexDir, 'series'))[0]!;
+    const seriesFile = readdirSync(join(indexDir, 'series', series)).find((f) => f.endsWith('.dsix'))!;
+    const temps = [`catalogue.dsix.${dead}.7.tmp`, join('series', series, `${seriesFile}.${dead}.8.tmp`)];
+    for (const t of temps) writeFileSync(join(indexDir, t), 'half a file');
+    writeFileSync(join(indexDir, 'notes.tmp'), 'not a temp file of the index');
+    writeFileSync(join(indexDir, `notes.${dead}.1.tmp`), 'another program\'s temp file');
+    return temps;
+  };
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'dicomstream-temps-'));
+    indexDir = join(root, '.dicomstream');
+    writeTree(root, 4, { perSeries: 2, salt: 'temps' });
+    ok(['index', root, '--parse-workers', '0']);
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('dicomstream index removes them at start and says how many', () => {
+    const temps = plant();
+    const r = ok(['index', root, '--parse-workers', '0']);
+    assert.match(r.stderr, new RegExp(`removed 2 temporary index files left by an interrupted writer in ${indexDir}`));
+    for (const t of temps) assert.ok(!existsSync(join(indexDir, t)), t);
+    assert.ok(existsSync(join(indexDir, 'notes.tmp')), 'other files are left alone');
+    assert.ok(existsSync(join(indexDir, `notes.${dead}.1.tmp`)), 'other programs\' temp files too');
+  });
+
+  it('a writing server removes them and logs how many; a read-only replica leaves them', async () => {
+    const temps = plant();
+    const lines: string[] = [];
+    const replica = await serve(root, { indexDir, readOnlyIndex: true, log: createLogger('info', (l) => lines.push(l)) });
+    await replica.close();
+    for (const t of temps) assert.ok(existsSync(join(indexDir, t)), `the replica left ${t}`);
+    const writer = await serve(root, { indexDir, log: createLogger('info', (l) => lines.push(l)) });
+    await writer.close();
+    for (const t of temps) assert.ok(!existsSync(join(indexDir, t)), t);
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; files?: number }).filter((l) => /temporary index files/.test(l.msg));
+    assert.deepEqual(logged.map((l) => [l.msg, l.files]), [['removed temporary index files left by an interrupted writer', 2]]);
   });
 });
 

@@ -129,16 +129,24 @@ export class LiveIndex {
       this.lock = await IndexLock.acquire(folder, 'serve').catch((e: unknown) => { folder.close(); throw e; });
       this.store = this.storeIn(folder);
     }
+    // Temp files of a writer killed mid-write are garbage now that this one holds the lock.
+    const staleTemps = this.store?.removeStaleTemps().catch((e: unknown) => {
+      log.warn('stale temporary index files not removed', { dir: this.indexDir, error: (e as Error).message });
+      return 0;
+    });
     try {
       this.last = await refreshIndex(root, await this.store?.readCatalogue(), this.fileParser, this.store, {
         ...this.refreshOptions, onProgress: this.options.onProgress,
       });
     } catch (e) {
+      await staleTemps;
       await this.lock?.release();
       throw e;
     } finally {
       await this.parser.idle();
     }
+    const removedTemps = await staleTemps;
+    if (removedTemps) log.info('removed temporary index files left by an interrupted writer', { dir: this.indexDir, files: removedTemps });
     this.absorb(this.last);
     this.current = this.catalogueOf(this.last.index);
     this.summaryNow = summaryOf(root, this.last, this.indexDir);
