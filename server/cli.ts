@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The dicomstream command line: `serve` a folder of DICOM files, or `scan` it and report.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -13,8 +13,10 @@ import { IndexLock } from './index/index-lock.js';
 import { openIndexFolder } from './index/index-folder.js';
 import { IndexStore } from './index/index-store.js';
 import { ParsePool } from './index/parse-pool.js';
-import { refreshIndex, summaryOf, type SkippedFile } from './index/refresh.js';
+import { refreshIndex, summaryOf } from './index/refresh.js';
 import { createLogger, type LogLevel } from './log.js';
+import { printable } from './printable.js';
+import { summaryLines } from './summary-lines.js';
 import { progressLogger, progressReporter } from './progress.js';
 import { OPTIONS, apiName, defaultText, type OptionRow, type TableOptions } from './options.js';
 import { SERVER_NAME, startServer } from './server.js';
@@ -48,7 +50,7 @@ const bytes = (min: number) => (value: string): number => {
 };
 
 /** The table's options of one command, as commander options. */
-function addOptions(cmd: Command, command: 'serve' | 'index'): Command {
+function addOptions(cmd: Command, command: OptionRow['commands'][number]): Command {
   for (const row of OPTIONS as readonly OptionRow[]) {
     if (!row.commands.includes(command)) continue;
     const flags = `${row.short ? `${row.short}, ` : ''}${row.flag}${row.argument ? ` <${row.argument}>` : ''}`;
@@ -76,22 +78,8 @@ function tableOptions(opts: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-interface Counted { files: number; parsed?: number; reused?: number; ms?: number; skipped: SkippedFile[] }
-
-function printSummary(root: string, index: Counted, catalogue: Catalogue, write: (line: string) => void): void {
-  const timing = index.ms === undefined ? '' :
-    ` in ${(index.ms / 1000).toFixed(1)} s (${index.parsed ?? 0} parsed, ${index.reused ?? 0} from the saved index)`;
-  write(`indexed ${root}: ${index.files} files, ${catalogue.studyCount} studies, ` +
-    `${catalogue.seriesCount} series, ${catalogue.instanceCount} instances, ${catalogue.frameCount} frames; ` +
-    `${index.skipped.length} skipped, ${catalogue.duplicates.length} duplicates${timing}`);
-  const byCode = new Map<string, number>();
-  for (const s of index.skipped) byCode.set(s.code, (byCode.get(s.code) ?? 0) + 1);
-  if (byCode.size) write(`  skipped by reason: ${[...byCode].map(([code, n]) => `${code} ${n}`).join(', ')}`);
-  for (const s of index.skipped) write(`  skipped ${s.path}: ${s.reason} [${s.code}]`);
-  for (const d of catalogue.duplicates) {
-    write(`  duplicate ${relative(root, d.path)}: same SOP Instance UID as ${relative(root, d.servedPath)}, which is served`);
-  }
-}
+/** Lines to stdout. */
+const print = (lines: readonly string[]) => { for (const line of lines) process.stdout.write(line + '\n'); };
 
 const program = new Command();
 program.name('dicomstream').description('Stream DICOM pixel data to browsers over WebSocket.').version(SERVER_NAME.split('/')[1]!)
@@ -134,7 +122,7 @@ addOptions(program.command('serve'), 'serve')
       access: readAccess(),
       tls: readTls(),
     });
-    printSummary(root, server.index, server.catalogue, (line) => process.stdout.write(line + '\n'));
+    print(summaryLines(root, server.index, server.catalogue));
     process.stdout.write(`listening on ${server.url}\n`);
     const stop = (signal: string) => {
       log.info('shutting down', { signal });
@@ -158,16 +146,17 @@ addOptions(program.command('serve'), 'serve')
 addOptions(program.command('index'), 'index')
   .description('build or refresh the saved parser index of a folder (resumable: an interrupted run keeps what it finished)')
   .argument('<dir>', 'folder of DICOM files, or s3://bucket/prefix')
-  .action(async (dir: string, opts: { indexDir?: string; parseWorkers: number; s3Endpoint?: string; s3Timeout: number }) => {
+  .action(async (dir: string, opts: { indexDir?: string; parseWorkers: number; s3Endpoint?: string; s3Timeout: number; followSymlinks?: boolean }) => {
     const s3 = { endpoint: opts.s3Endpoint, idleTimeoutMs: opts.s3Timeout * 1000 };
     const archive = isS3Url(dir) ? new S3Archive(dir, s3) : undefined;
     const objects = archive ? objectIndexing(archive) : undefined;
     const root = archive ? archive.root : resolve(dir);
+    if (!archive && !existsSync(root)) throw new CodedError('NO_SUCH_FOLDER', `no such folder: ${root}`);
     const pool = new ParsePool(opts.parseWorkers);
     const parser = objects?.parser ?? pool;
     const folder = openIndexFolder(root, opts.indexDir, archive, s3)!;
     const store = new IndexStore(root, folder, (path) => parser.parse(path, true), (file, reason) => {
-      process.stderr.write(`index file ${file} not trusted (${reason}): rebuilt\n`);
+      process.stderr.write(`index file ${printable(file)} not trusted (${printable(reason)}): rebuilt\n`);
     });
     // Before parsing anything: an index that cannot be saved is not worth building.
     const lock = await folder.probe()
@@ -180,15 +169,21 @@ addOptions(program.command('index'), 'index')
       process.stderr.write('\ninterrupted: the files indexed so far are saved; run again to go on\n');
       void lock.release().catch(() => undefined).finally(() => process.exit(130));
     });
+    // Temp files of a writer killed mid-write are garbage now that this one holds the lock.
+    const staleTemps = store.removeStaleTemps().then((n) => {
+      if (n) process.stderr.write(`removed ${n} temporary index files left by an interrupted writer in ${printable(store.dir)}\n`);
+    }, (e: unknown) => process.stderr.write(`stale temporary index files not removed: ${printable((e as Error).message)}\n`));
     try {
       const result = await refreshIndex(root, await store.readCatalogue(), parser, store, {
-        onProgress: progressReporter(process.stderr, 'indexing'), batchFiles: 1000, ...(objects ? { list: () => objects.list() } : {}),
+        onProgress: progressReporter(process.stderr, 'indexing'), batchFiles: 1000, followSymlinksOutside: opts.followSymlinks,
+        ...(objects ? { list: () => objects.list() } : {}),
       });
       const catalogue = new Catalogue(result.index, store);
-      printSummary(root, summaryOf(root, result, store.dir), catalogue, (line) => process.stdout.write(line + '\n'));
-      process.stdout.write(`index saved in ${store.dir}: ${result.parsed} parsed, ${result.reused} unchanged, ${result.removed} removed; ` +
+      print(summaryLines(root, summaryOf(root, result, store.dir), catalogue));
+      process.stdout.write(`index saved in ${printable(store.dir)}: ${result.parsed} parsed, ${result.reused} unchanged, ${result.removed} removed; ` +
         `${Math.round(result.parsed / Math.max(result.ms / 1000, 1e-3))} files/s parsed\n`);
     } finally {
+      await staleTemps;
       await pool.close();
       archive?.close();
       await lock.release();
@@ -196,13 +191,16 @@ addOptions(program.command('index'), 'index')
     }
   });
 
-program.command('scan')
-  .description('index a folder and report what would be served, without serving it')
+addOptions(program.command('scan'), 'scan')
+  .description('index a folder and report what would be served, skipped and why, without serving it or saving anything')
   .argument('<dir>', 'folder of DICOM files')
   .option('--json', 'print the report as JSON')
-  .action(async (dir: string, opts: { json?: boolean }) => {
+  .action(async (dir: string, opts: { json?: boolean; indexDir?: string; followSymlinks?: boolean; parseWorkers: number }) => {
     const root = resolve(dir);
-    const scan = await scanFolder(root);
+    const scan = await scanFolder(root, {
+      indexDir: opts.indexDir, followSymlinks: opts.followSymlinks, parseWorkers: opts.parseWorkers,
+      onIndexProblem: (file, reason) => process.stderr.write(`index file ${printable(file)} not trusted (${printable(reason)}): its files parsed\n`),
+    });
     const catalogue = Catalogue.fromFiles(scan.files);
     if (opts.json) {
       process.stdout.write(JSON.stringify({
@@ -211,8 +209,7 @@ program.command('scan')
         duplicates: catalogue.duplicates.map((d) => ({ ...d, path: relative(root, d.path), servedPath: relative(root, d.servedPath) })),
       }, null, 2) + '\n');
     } else {
-      printSummary(root, { files: scan.files.length + scan.skipped.length, skipped: scan.skipped }, catalogue, (line) => process.stdout.write(line + '\n'));
-      for (const f of scan.files) for (const w of f.warnings) process.stdout.write(`  note ${relative(root, f.path)}: ${w}\n`);
+      print(summaryLines(root, scan.summary, catalogue, scan.files));
     }
   });
 
@@ -220,6 +217,6 @@ program.parseAsync().catch((e: unknown) => {
   // Usage errors (commander has printed them) exit 2; --help and --version exit 0.
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
   const code = e instanceof CodedError ? `${e.code}: ` : '';
-  process.stderr.write(`dicomstream: ${code}${(e as Error).message}\n`);
+  process.stderr.write(`dicomstream: ${code}${printable((e as Error).message)}\n`);
   process.exit(1);
 });

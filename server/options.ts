@@ -27,7 +27,7 @@ export interface OptionRow {
   /** What happens past a limit. */
   past?: string;
   /** The commands that take it. */
-  commands: ReadonlyArray<'serve' | 'index'>;
+  commands: ReadonlyArray<'serve' | 'index' | 'scan'>;
   /** Only on the command line (its value reaches the API in another shape, named here). */
   cliOnly?: string;
 }
@@ -41,6 +41,8 @@ export const DEFAULT_PARSE_WORKERS = Math.max(1, cpus().length);
 
 const serve = ['serve'] as const;
 const both = ['serve', 'index'] as const;
+/** The options of where the index is and what the walk takes in: `scan` reports what `serve` would serve with them. */
+const all = ['serve', 'index', 'scan'] as const;
 
 export const OPTIONS = [
   { flag: '--port', short: '-p', argument: 'n', kind: 'integer', min: 0, max: 65535, default: 8080, meaning: 'port to listen on (0: any free port)', commands: serve },
@@ -51,12 +53,12 @@ export const OPTIONS = [
   { flag: '--frame-cache', argument: 'bytes', kind: 'bytes', min: 1, default: 64 * MiB, meaning: 'frames kept in memory, shared by all clients and read ahead into', past: 'least recently used frames evicted', commands: serve },
   { flag: '--readahead', argument: 'n', kind: 'integer', min: 0, default: 4, meaning: 'frames read ahead for each frame group, and instances of a DICOMweb stack fetched in order', commands: serve },
   { flag: '--read-concurrency', argument: 'n', kind: 'integer', min: 1, default: 4, meaning: 'disk reads at once, over all connections', commands: serve },
-  { flag: '--index-dir', argument: 'dir', kind: 'string', defaultText: '<dir>/.dicomstream', meaning: 'where the parser index is saved: a folder, or `s3://bucket/prefix` (an index in a bucket, shared by replicas on other machines)', commands: both },
+  { flag: '--index-dir', argument: 'dir', kind: 'string', defaultText: '<dir>/.dicomstream', meaning: 'where the parser index is saved: a folder, or `s3://bucket/prefix` (an index in a bucket, shared by replicas on other machines); `scan` only reads it (a folder), for the files unchanged since, and leaves it out of the walk', commands: all },
   { flag: '--read-only-index', kind: 'boolean', default: false, meaning: 'serve the saved index in --index-dir as it is, never writing it, and follow its new versions (a replica sharing the index that `dicomstream index` or one writing server keeps); the folder is not scanned', past: 'refused without a saved index (NO_SAVED_INDEX); without it, a second writer of one index is refused (INDEX_LOCKED)', commands: serve },
   { flag: '--s3-endpoint', argument: 'url', kind: 'string', meaning: 'serve s3://bucket/prefix from this S3-compatible store (Ceph RGW, MinIO; path-style) instead of AWS; keys, region and profile from the usual AWS_* environment', commands: both },
   { flag: '--s3-timeout', argument: 'seconds', kind: 'seconds', min: 0.1, default: 10, meaning: 'a request to the store that gets no byte for this long is abandoned and tried again (a hung store does not hold reads for ever)', past: 'after 4 tries the frame gets FRAME_UNREADABLE', commands: both },
   { flag: '--index-cache', argument: 'bytes', kind: 'bytes', min: 1, default: 64 * MiB, meaning: 'opened series\' index entries kept in memory', past: 'least recently used series evicted', commands: serve },
-  { flag: '--parse-workers', argument: 'n', kind: 'integer', min: 0, default: DEFAULT_PARSE_WORKERS, defaultText: 'one per core', meaning: 'worker threads parsing files (0: the main thread)', commands: both },
+  { flag: '--parse-workers', argument: 'n', kind: 'integer', min: 0, default: DEFAULT_PARSE_WORKERS, defaultText: 'one per core', meaning: 'worker threads parsing files (0: the main thread)', commands: all },
   { flag: '--no-watch', kind: 'boolean', default: true, meaning: 'do not pick up files added, replaced or deleted while serving', commands: serve },
   { flag: '--rescan-interval', argument: 'seconds', kind: 'seconds', min: 0, default: 60, meaning: 'also rescan the folder this often, where watching is unreliable (0: never)', commands: serve },
   { flag: '--max-connections', argument: 'n', kind: 'integer', min: 1, default: 1024, meaning: 'open connections at most', past: 'upgrade refused, HTTP 503', commands: serve },
@@ -73,7 +75,7 @@ export const OPTIONS = [
   { flag: '--no-http-stream', kind: 'boolean', default: true, meaning: 'do not offer browsers the HTTP stream (their WebSocket receives several times slower): every message then goes over the WebSocket', commands: serve },
   { flag: '--no-dicomweb', kind: 'boolean', default: true, meaning: 'do not serve DICOMweb (QIDO-RS, WADO-RS)', commands: serve },
   { flag: '--dicomweb-path', argument: 'path', kind: 'string', default: '/dicomweb', meaning: 'where DICOMweb is served (under the server\'s own path when mounted)', commands: serve },
-  { flag: '--follow-symlinks', kind: 'boolean', default: false, meaning: 'also serve files through symbolic links that lead outside the folder', commands: serve },
+  { flag: '--follow-symlinks', kind: 'boolean', default: false, meaning: 'also serve files through symbolic links that lead outside the folder', commands: all },
   { flag: '--log-level', argument: 'level', kind: 'choice', choices: LOG_LEVELS, default: 'info', meaning: 'what is logged (JSON lines on stderr)', commands: serve, cliOnly: '`log: createLogger(level)`' },
   { flag: '--token-file', argument: 'file', kind: 'string', defaultText: '$DICOMSTREAM_TOKEN', meaning: 'access: a static bearer token, read from this file', commands: serve, cliOnly: '`access.token`' },
   { flag: '--jwt-secret-file', argument: 'file', kind: 'string', defaultText: '$DICOMSTREAM_JWT_SECRET', meaning: 'access: HS256 secret of signed tokens, read from this file', commands: serve, cliOnly: '`access.jwt.secret`' },
@@ -123,7 +125,8 @@ export function optionsTableMarkdown(): string {
   for (const r of OPTIONS as readonly OptionRow[]) {
     const flag = `\`${r.short ? `${r.short}, ` : ''}${r.flag}${r.argument ? ` <${r.argument}>` : ''}\``;
     const api = r.cliOnly ?? `\`${apiName(r.flag)}\``;
-    lines.push(`| ${flag} | ${api} | ${defaultText(r)} | ${r.meaning}${r.commands.length > 1 ? ' (also `index`)' : ''} | ${r.past ?? ''} |`);
+    const also = r.commands.filter((c) => c !== 'serve').map((c) => `\`${c}\``).join(', ');
+    lines.push(`| ${flag} | ${api} | ${defaultText(r)} | ${r.meaning}${also ? ` (also ${also})` : ''} | ${r.past ?? ''} |`);
   }
   return lines.join('\n');
 }

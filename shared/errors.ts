@@ -66,9 +66,12 @@ export const ERRORS = {
   NOT_AN_IMAGE: { surface: 'index', meaning: 'Pixel Data without Rows/Columns or with impossible attributes', action: 'repair the file' },
   TRUNCATED: { surface: 'index', meaning: 'pixel data shorter than its frames', action: 'copy the file again' },
   UNSUPPORTED: { surface: 'index', meaning: 'a layout not served (video syntaxes, fragments that cannot be assigned to frames, an inflate or frame-count bomb)', action: 'convert the file' },
-  UNREADABLE: { surface: 'index', meaning: 'the file could not be read (permissions, I/O error)', action: 'check its permissions' },
+  UNREADABLE: { surface: 'index', meaning: 'the file, or a folder, could not be read (permissions, I/O error): none of a folder\'s files are indexed', action: 'check its permissions (the server\'s user must read files and read and enter folders)' },
   GZIP: { surface: 'index', meaning: 'a gzip-wrapped file', action: 'gunzip it' },
   OUTSIDE_ROOT: { surface: 'index', meaning: 'a symbolic link leading outside the served folder', action: '--follow-symlinks to serve it' },
+  NOT_A_FILE: { surface: 'index', meaning: 'a FIFO, socket or device (or a link to one): not a regular file; never opened', action: 'nothing: skipped; move it out of the folder to silence the report' },
+  DANGLING_LINK: { surface: 'index', meaning: 'a symbolic link to nothing (its target does not exist)', action: 'fix or remove the link' },
+  LINK_LOOP: { surface: 'index', meaning: 'a symbolic link loop: a link to itself (ELOOP), to a folder that contains it, or to a folder walked already through another link (its files are indexed once, by that path)', action: 'nothing: what it leads to is indexed once; remove the link to silence the report' },
 
   // Frame reads (sent to the client as FRAME_UNREADABLE, with this message).
   FILE_CHANGED: { surface: 'files', meaning: 'the file changed or was truncated since it was indexed', action: 'nothing: the refresh re-indexes it and clients get SeriesUpdated' },

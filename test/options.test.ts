@@ -27,11 +27,12 @@ describe('options table', () => {
     for (const r of rows) if (!r.cliOnly && r.default !== undefined) assert.ok(apiName(r.flag) in DEFAULTS, r.flag);
   });
 
-  it('the CLI offers every flag of the table, and only those (plus --help)', () => {
-    for (const command of ['serve', 'index'] as const) {
+  it('the CLI offers every flag of the table, and only those (plus --help; scan\'s --json)', () => {
+    for (const command of ['serve', 'index', 'scan'] as const) {
       const text = help(command);
       const offered = new Set([...text.matchAll(/(?:^|\s)(--[a-z][a-z0-9-]*)/g)].map((m) => m[1]!));
       offered.delete('--help');
+      if (command === 'scan') assert.ok(offered.delete('--json'));
       const expected = new Set(rows.filter((r) => r.commands.includes(command)).map((r) => r.flag));
       assert.deepEqual([...offered].sort(), [...expected].sort(), `dicomstream ${command} --help`);
     }

@@ -3,7 +3,7 @@
 // versions; a second writer of one index is refused with its owner named, never interleaved.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +15,7 @@ import { smallImage, writeTree } from '../server/sample/tree.js';
 import { connect, type SeriesUpdated } from '../web-client/index.js';
 import { filesDir, servedFrameHashes, sha256 } from './helpers/corpus.js';
 import { waitFor } from './helpers/wait-for.js';
+import { listing } from './helpers/folder-listing.js';
 
 const cli = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'server', 'cli.js');
 const code = (e: unknown) => (e as { code?: string }).code;
@@ -26,14 +27,6 @@ function indexCli(root: string, indexDir: string): { status: number | null; stdo
 
 async function serve(root: string, options: Partial<ServerOptions>): Promise<RunningServer> {
   return startServer({ root, host: '127.0.0.1', port: 0, log: createLogger('silent'), watch: false, ...options });
-}
-
-/** Every file under `dir` with its size and mtime: what a writer would change. */
-function listing(dir: string): string[] {
-  return (readdirSync(dir, { recursive: true }) as string[]).sort().map((f) => {
-    const s = statSync(join(dir, f));
-    return `${f} ${s.size} ${s.mtimeMs}`;
-  });
 }
 
 describe('index lock: one writer at a time', () => {

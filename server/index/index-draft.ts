@@ -39,13 +39,17 @@ export class IndexDraft {
 
   constructor(
     stamps: FileStamp[], previous: CatalogueIndex | undefined,
-    /** Symbolic links refused by the walk: reported as skipped. */
+    /** Entries the walk left out (links leading outside, FIFOs, loops…): reported as skipped. */
     private readonly refused: SkippedRecord[],
     private readonly store: IndexStore | undefined,
   ) {
     const before = new Map<string, InstanceRecord | SkippedRecord>();
     for (const r of previous?.instances ?? []) before.set(r.file.path, r);
-    for (const r of previous?.skipped ?? []) if (r.code !== 'OUTSIDE_ROOT') before.set(r.file.path, r);
+    // What the walk left out is found again by every walk: reported as it is now, never kept. (A
+    // link refused as leading outside carries its target's stamp: with --follow-symlinks the same
+    // stamp must be parsed, not kept as refused.)
+    const leftOut = new Set(refused.map((r) => r.file.path));
+    for (const r of previous?.skipped ?? []) if (r.code !== 'OUTSIDE_ROOT' && !leftOut.has(r.file.path)) before.set(r.file.path, r);
     for (const s of stamps) {
       const old = before.get(s.path);
       if (!old || !same(old.file, s)) this.toParse.push(s);

@@ -3,7 +3,7 @@
 // mix), create one only when absent (the writer's lock), and tell a file's version cheaply (what a
 // read-only replica polls).
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { S3Archive, archiveIndexDir, isS3Url, type S3ArchiveOptions } from '../archive/s3.js';
 
@@ -26,6 +26,13 @@ export interface IndexFolder {
   create(name: string, bytes: Uint8Array): Promise<boolean>;
   /** Throws when the folder cannot be written. */
   probe(): Promise<void>;
+  /**
+   * Removes the temporary files that writers which are gone (killed mid-write) left in these
+   * subfolders (`''`: the folder itself) while writing a file whose name `written` matches;
+   * returns how many. Only for the lock's holder: any such temp file but this process's is then
+   * garbage. A folder whose writes leave none (a bucket) lacks it.
+   */
+  removeStaleTemps?(subfolders: readonly string[], written: RegExp): Promise<number>;
   /** For a process on its way out (no await then), where the folder allows it. */
   readSync?(name: string): Uint8Array | undefined;
   removeSync?(name: string): void;
@@ -33,6 +40,8 @@ export interface IndexFolder {
 }
 
 let tempCounter = 0;
+/** A temp file of write(): `<name>.<pid>.<n>.tmp`. */
+const TEMP_FILE = /^(.+)\.(\d+)\.\d+\.tmp$/;
 
 /**
  * mkdir -p that reports the real reason: Node's recursive mkdir says ENOENT on a read-only file
@@ -81,6 +90,22 @@ export class LocalIndexFolder implements IndexFolder {
   }
 
   remove(name: string): Promise<void> { return rm(this.pathOf(name), { force: true }); }
+
+  async removeStaleTemps(subfolders: readonly string[], written: RegExp): Promise<number> {
+    let removed = 0;
+    // Names only (no stat a file): a listing of each folder, cheap even with 100,000 series files.
+    for (const sub of subfolders) {
+      const dir = join(this.location, sub);
+      const names = await readdir(dir).catch((): string[] => []);
+      for (const name of names) {
+        const m = TEMP_FILE.exec(name);
+        if (!m || !written.test(m[1]!) || Number(m[2]) === process.pid) continue;
+        await rm(join(dir, name), { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
 
   async version(name: string): Promise<string | undefined> {
     try {

@@ -84,6 +84,15 @@ export class IndexStore implements SeriesSource {
   get cataloguePath(): string { return this.folder.pathOf(CATALOGUE_FILE); }
   seriesPath(seriesInstanceUid: string): string { return this.folder.pathOf(seriesFile(seriesInstanceUid)); }
 
+  /**
+   * Removes the temporary files a killed writer left (`catalogue.dsix.<pid>.<n>.tmp`, the same
+   * in `series/xx/`); returns how many. Only for the holder of the index's lock.
+   */
+  async removeStaleTemps(): Promise<number> {
+    if (this.readOnly || !this.folder.removeStaleTemps) return 0;
+    return this.folder.removeStaleTemps(['', ...SERIES_FOLDERS], /\.dsix$/);
+  }
+
   /** The saved catalogue with absolute paths, or undefined (none yet, or not trusted: reported). */
   async readCatalogue(): Promise<CatalogueIndex | undefined> {
     let bytes: Uint8Array | undefined;
@@ -266,6 +275,7 @@ function seriesFile(seriesInstanceUid: string): string {
   const h = createHash('sha1').update(seriesInstanceUid).digest('hex');
   return `series/${h.slice(0, 2)}/${h}.dsix`;
 }
+const SERIES_FOLDERS = Array.from({ length: 256 }, (_, i) => `series/${i.toString(16).padStart(2, '0')}`);
 
 /** Series entries kept in memory: for a folder whose index cannot be written, and for tools. */
 export class MemorySeriesSource implements SeriesSource {

@@ -147,11 +147,17 @@ export class LiveIndex {
         this.readOnlyReason = e as Error;
       }
     }
+    // Temp files of a writer killed mid-write are garbage now that this one holds the lock.
+    const staleTemps = this.lock && this.store?.removeStaleTemps().catch((e: unknown) => {
+      log.warn('stale temporary index files not removed', { dir: this.indexDir, error: (e as Error).message });
+      return 0;
+    });
     try {
       this.last = await refreshIndex(root, await this.store?.readCatalogue(), this.fileParser, this.store, {
         ...this.refreshOptions, onProgress: this.options.onProgress,
       });
     } catch (e) {
+      await staleTemps;
       await this.lock?.release();
       throw e;
     } finally {
@@ -162,6 +168,8 @@ export class LiveIndex {
       log.warn(`index folder cannot be written: ${saved ? 'its saved index is used as it is, and new or changed files are indexed in memory' : 'the index is kept in memory only'}` +
         (this.options.indexDir ? '' : ' (give --index-dir a writable folder to keep it)'), { dir: this.indexDir, error: this.readOnlyReason.message });
     }
+    const removedTemps = await staleTemps;
+    if (removedTemps) log.info('removed temporary index files left by an interrupted writer', { dir: this.indexDir, files: removedTemps });
     this.absorb(this.last);
     this.current = this.catalogueOf(this.last.index);
     this.summaryNow = summaryOf(root, this.last, this.indexDir);
