@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { CodedError } from '../shared/coded-error.js';
 import { indexedTransferSyntaxes } from '../shared/transfer-syntax.js';
 import { AccessControl, type AccessPolicy } from './access.js';
+import { clientAddressOf } from './client-address.js';
 import type { Catalogue, CatalogueCacheStats } from './index/catalogue.js';
 import { LiveIndex } from './index/live-index.js';
 import type { IndexSummary, RefreshProgress } from './index/refresh.js';
@@ -115,7 +116,7 @@ function sessionLimits(o: ResolvedOptions): SessionLimits {
 function connectionLimits(o: ResolvedOptions): ConnectionLimits {
   return {
     maxConnections: o.maxConnections, maxConnectionsPerAddress: o.maxConnectionsPerAddress,
-    heartbeatMs: o.heartbeat * 1000, maxMessageBytes: o.maxMessageSize,
+    heartbeatMs: o.heartbeat * 1000, maxMessageBytes: o.maxMessageSize, handshakeTimeoutMs: o.handshakeTimeout * 1000,
   };
 }
 
@@ -132,6 +133,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const access = new AccessControl(options.access ?? {}, mounted ? listeningHost(mounted) ?? '127.0.0.1' : o.host);
   if (!archive && !existsSync(root)) throw new CodedError('NO_SUCH_FOLDER', `no such folder: ${root}`);
   if (!(o.chunkSize >= 1024)) throw new CodedError('BAD_OPTION', 'chunk size must be at least 1024 bytes');
+  // Whose word on the client's address is taken (none by default): the per-address limit, the
+  // logs and the authorize hook see that address.
+  const clientAddress = clientAddressOf(o.trustProxy, o.proxyHeader);
 
   const index = await LiveIndex.open({
     root, indexDir: options.indexDir, s3, archive, indexCacheBytes: o.indexCache, parseWorkers: o.parseWorkers, followSymlinks: o.followSymlinks,
@@ -153,7 +157,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     readChunk: (frame, offset, length, into, at, next) => frames.readChunk(frame, offset, length, into, at, next),
     wholeFrames: { read: (frame, next) => frames.frame(frame, next), recycle: (bytes) => frames.recycle(bytes) },
     readahead: frames.readahead, readConcurrency: o.readConcurrency,
-    limits: sessionLimits(o), connectionLimits: connectionLimits(o), access,
+    limits: sessionLimits(o), connectionLimits: connectionLimits(o), access, clientAddress,
     serverName: SERVER_NAME, transferSyntaxes: indexedTransferSyntaxes(), httpStream: o.httpStream, base, log, observe: metrics,
   });
   index.onChange = (change) => {
@@ -164,12 +168,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let ready = false;
   const plainRoutes = httpRoutes({ base, serverName: SERVER_NAME, ready: () => ready, metrics, viewer: !mounted && !options.noServer });
   const dicomweb = o.dicomweb
-    ? dicomWebRoutes({ base: base + mountPath(o.dicomwebPath), catalogue: () => index.catalogue, frames, access, log })
+    ? dicomWebRoutes({ base: base + mountPath(o.dicomwebPath), catalogue: () => index.catalogue, frames, access, clientAddress, log })
     : undefined;
   const routes: RequestHandler = (req, res) => stream.handleRequest(req, res) || (dicomweb?.(req, res) ?? false) || plainRoutes(req, res);
   const upgrade: UpgradeHandler = (req, socket, head) => stream.handleUpgrade(req, socket, head);
   const to: AttachTo = mounted ? { kind: 'mount', server: mounted, base, policy: options.access ?? {} }
-    : options.noServer ? { kind: 'none' } : { kind: 'port', port: o.port, host: o.host, tls: options.tls, base };
+    : options.noServer ? { kind: 'none' } : {
+      kind: 'port', port: o.port, host: o.host, tls: options.tls, base,
+      guard: { headerTimeoutMs: o.headerTimeout * 1000, maxPending: o.maxPendingConnections, onDropped: (reason) => metrics.connectionRefused(reason) },
+    };
   const attachment = await attach(to, upgrade, routes, log);
   ready = true;
   // prom-client loads on the first scrape or a few seconds after start, not while the first
