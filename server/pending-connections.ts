@@ -60,10 +60,9 @@ export function boundPendingConnections(server: HttpServer | HttpsServer, option
   /** Requests being answered, by connection (pipelined ones overlap). */
   const busy = new Map<string, number>();
 
-  server.on('connection', (socket: Socket) => {
-    const key = tupleOf(socket);
-    if (!key) return;
-    if (waiting.size >= options.maxPending) {
+  /** `key` waits (the newest), the one waiting longest closed first if the bound is reached. */
+  const wait = (key: string) => {
+    while (waiting.size >= options.maxPending) {
       const oldest = waiting.values().next().value as string;
       const evicted = connections.get(oldest);
       waiting.delete(oldest);
@@ -74,8 +73,14 @@ export function boundPendingConnections(server: HttpServer | HttpsServer, option
       });
       evicted?.destroy();
     }
-    connections.set(key, socket);
     waiting.add(key);
+  };
+
+  server.on('connection', (socket: Socket) => {
+    const key = tupleOf(socket);
+    if (!key) return;
+    connections.set(key, socket);
+    wait(key);
     socket.once('close', () => {
       if (connections.get(key) !== socket) return;
       connections.delete(key);
@@ -97,7 +102,7 @@ export function boundPendingConnections(server: HttpServer | HttpsServer, option
       if (left > 0) return void busy.set(key, left);
       busy.delete(key);
       // Kept alive for another request: waiting again, the newest.
-      if (connections.has(key) && !req.socket.destroyed) waiting.add(key);
+      if (connections.has(key) && !req.socket.destroyed) wait(key);
     };
     res.once('finish', done);
     res.once('close', done);
