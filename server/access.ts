@@ -13,6 +13,7 @@ const loadJose = () => import('jose');
 
 /** The connection asking: what an `authorize` hook may look at. */
 export interface AccessRequest {
+  /** The client's address: the TCP peer's, or the one a trusted proxy names (`trustProxy`). */
   remoteAddress: string;
   origin: string | undefined;
   headers: IncomingHttpHeaders;

@@ -1,5 +1,6 @@
 // Where the stream is reached: a port of its own (HTTP or HTTPS, answering the routes and 404 to
-// the rest), an embedder's server under a path (as `ws` does with `server` + `path`), or nowhere
+// the rest, and bounding the requests that never come whole: pending-connections.ts), an
+// embedder's server under a path (as `ws` does with `server` + `path`), or nowhere
 // (`noServer`: the embedder hands over upgrades itself). One shape for the three, so startServer
 // does not care which.
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
@@ -10,11 +11,22 @@ import { CodedError } from '../shared/coded-error.js';
 import { AccessControl, isLoopback, type AccessPolicy } from './access.js';
 import type { RequestHandler } from './http-routes.js';
 import type { Logger } from './log.js';
+import { LogThrottle } from './log-throttle.js';
+import { boundPendingConnections, requestTimeouts, type DropReason } from './pending-connections.js';
 
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/** How a server of dicomstream's own guards itself against requests that never come whole. */
+export interface RequestGuard {
+  /** A connection must send its whole request (TLS handshake included) within this long. */
+  headerTimeoutMs: number;
+  /** Connections waiting for a request at most; past it, the one waiting longest is closed. */
+  maxPending: number;
+  onDropped(reason: DropReason): void;
+}
+
 export type AttachTo =
-  | { kind: 'port'; port: number; host: string; tls?: { cert: string | Buffer; key: string | Buffer }; base: string }
+  | { kind: 'port'; port: number; host: string; tls?: { cert: string | Buffer; key: string | Buffer }; base: string; guard: RequestGuard }
   | { kind: 'mount'; server: HttpServer | HttpsServer; base: string; policy: AccessPolicy }
   | { kind: 'none' };
 
@@ -28,7 +40,7 @@ export interface Attachment {
 }
 
 export async function attach(to: AttachTo, upgrade: UpgradeHandler, routes: RequestHandler, log: Logger): Promise<Attachment> {
-  if (to.kind === 'port') return listen(to, upgrade, routes);
+  if (to.kind === 'port') return listen(to, upgrade, routes, log);
   if (to.kind === 'none') return { address: () => ({ url: '', port: 0 }), stopListening: () => ({ closed: Promise.resolve(), dropConnections() {} }), setTls: () => false };
   const { server, base } = to;
   const detach = mount(server, base, upgrade, to.policy, log);
@@ -59,13 +71,17 @@ function addressOf(server: HttpServer | HttpsServer, secure: boolean, base: stri
   return { url: `${secure ? 'wss' : 'ws'}://${host}:${address.port}${base}/`, port: address.port };
 }
 
-async function listen(to: Extract<AttachTo, { kind: 'port' }>, upgrade: UpgradeHandler, routes: RequestHandler): Promise<Attachment> {
+async function listen(to: Extract<AttachTo, { kind: 'port' }>, upgrade: UpgradeHandler, routes: RequestHandler, log: Logger): Promise<Attachment> {
   const answer = (req: IncomingMessage, res: ServerResponse) => {
     if (routes(req, res)) return;
     res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' });
     res.end('not found\n');
   };
-  const http = to.tls ? createHttpsServer({ cert: to.tls.cert, key: to.tls.key }, answer) : createHttpServer(answer);
+  const { handshakeTimeout, ...timeouts } = requestTimeouts(to.guard.headerTimeoutMs);
+  const http = to.tls
+    ? createHttpsServer({ cert: to.tls.cert, key: to.tls.key, handshakeTimeout, ...timeouts }, answer)
+    : createHttpServer(timeouts, answer);
+  boundPendingConnections(http, { maxPending: to.guard.maxPending, warn: new LogThrottle(log), onDropped: to.guard.onDropped });
   http.on('upgrade', upgrade);
   await new Promise<void>((resolveListen, reject) => {
     http.once('error', reject);

@@ -3,6 +3,7 @@
 // its defaults from it, and the README's options table is generated from it (test/options.test.ts
 // checks that they agree).
 import { cpus } from 'node:os';
+import { PROXY_HEADERS } from './client-address.js';
 
 /** How a value is written on the command line, and its unit in the API. */
 export type OptionKind = 'integer' | 'bytes' | 'seconds' | 'string' | 'boolean' | 'choice';
@@ -62,7 +63,12 @@ export const OPTIONS = [
   { flag: '--no-watch', kind: 'boolean', default: true, meaning: 'do not pick up files added, replaced or deleted while serving', commands: serve },
   { flag: '--rescan-interval', argument: 'seconds', kind: 'seconds', min: 0, default: 60, meaning: 'also rescan the folder this often, where watching is unreliable (0: never)', commands: serve },
   { flag: '--max-connections', argument: 'n', kind: 'integer', min: 1, default: 1024, meaning: 'open connections at most', past: 'upgrade refused, HTTP 503', commands: serve },
-  { flag: '--max-connections-per-address', argument: 'n', kind: 'integer', min: 1, default: 256, meaning: 'open connections at most from one address', past: 'upgrade refused, HTTP 429', commands: serve },
+  { flag: '--max-connections-per-address', argument: 'n', kind: 'integer', min: 1, default: 256, meaning: 'open connections at most from one client address (the peer\'s, or the one a --trust-proxy names)', past: 'upgrade refused, HTTP 429', commands: serve },
+  { flag: '--trust-proxy', argument: 'addresses', kind: 'string', default: '', defaultText: 'none', meaning: 'reverse proxies trusted to name the client in --proxy-header: comma-separated addresses, CIDR ranges (IPv4, IPv6) or `loopback`, `linklocal`, `uniquelocal`; the client\'s address then counts for the per-address limit, the logs and the authorize hook', past: 'a peer not listed is the client, whatever its headers say', commands: serve },
+  { flag: '--proxy-header', argument: 'header', kind: 'choice', choices: PROXY_HEADERS, default: 'x-forwarded-for', meaning: 'the header --trust-proxy peers name the client in: X-Forwarded-For, or RFC 7239 Forwarded (for=); only this one is read (the other may come from the client)', commands: serve },
+  { flag: '--handshake-timeout', argument: 'seconds', kind: 'seconds', min: 0, default: 10, meaning: 'a WebSocket connection must complete the protocol handshake (Hello answered by Welcome) within this long (0: no limit)', past: 'closed with 1008 (logged): its place under the connection limits is free again', commands: serve },
+  { flag: '--header-timeout', argument: 'seconds', kind: 'seconds', min: 0.1, default: 10, meaning: 'a connection must send its whole HTTP request (an upgrade\'s too, TLS handshake included) within this long; on a port of its own only (README: embedding)', past: 'HTTP 408, connection closed (logged)', commands: serve },
+  { flag: '--max-pending-connections', argument: 'n', kind: 'integer', min: 1, default: 1024, meaning: 'connections open at most without a request (opened and silent, sending their headers, idle between two requests); on a port of its own only', past: 'the one waiting longest is closed (logged)', commands: serve },
   { flag: '--max-message-size', argument: 'bytes', kind: 'bytes', min: 1024, default: 4 * MiB, meaning: 'largest client message', past: 'connection closed, code 1009', commands: serve },
   { flag: '--rate-limit', argument: 'n', kind: 'integer', min: 0, default: 1000, meaning: 'client messages a second per connection, bursts of twice that (0: no limit)', past: '`RATE_LIMITED` for that message; the connection stays', commands: serve },
   { flag: '--max-open-requests', argument: 'n', kind: 'integer', min: 1, default: 1024, meaning: 'frame requests open at once per connection', past: '`TOO_MANY_REQUESTS`', commands: serve },

@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { CodedError } from '../shared/coded-error.js';
 import { indexedTransferSyntaxes } from '../shared/transfer-syntax.js';
 import { AccessControl, type AccessPolicy } from './access.js';
+import { clientAddressOf } from './client-address.js';
 import type { Catalogue, CatalogueCacheStats } from './index/catalogue.js';
 import { LiveIndex } from './index/live-index.js';
 import type { IndexSummary, RefreshProgress } from './index/refresh.js';
@@ -122,7 +123,7 @@ function sessionLimits(o: ResolvedOptions): SessionLimits {
 function connectionLimits(o: ResolvedOptions): ConnectionLimits {
   return {
     maxConnections: o.maxConnections, maxConnectionsPerAddress: o.maxConnectionsPerAddress,
-    heartbeatMs: o.heartbeat * 1000, maxMessageBytes: o.maxMessageSize,
+    heartbeatMs: o.heartbeat * 1000, maxMessageBytes: o.maxMessageSize, handshakeTimeoutMs: o.handshakeTimeout * 1000,
   };
 }
 
@@ -144,14 +145,28 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   if (!(o.chunkSize >= 1024)) throw new CodedError('BAD_OPTION', 'chunk size must be at least 1024 bytes');
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new CodedError('BAD_OPTION', `port must be a whole number from 0 to 65535, not ${o.port}`);
+  // Whose word on the client's address is taken (none by default): the per-address limit, the
+  // logs and the authorize hook see that address.
+  const clientAddress = clientAddressOf(o.trustProxy, o.proxyHeader);
 
   // Listen before the first indexing (minutes on a large archive): a port in use is found at once,
   // /healthz answers and /readyz says 503 until the index is ready, as load balancers expect.
   let serving: { routes: RequestHandler; upgrade: UpgradeHandler } | undefined;
   let progress: RefreshProgress | undefined;
   const starting = startingRoutes(base, () => progress);
+  // Its sources are read once it loads, after the start (its events are kept until then).
+  const metrics = lateMetrics({
+    connections: () => stream.stats.connections,
+    stats: () => stream.stats,
+    frameCache: () => frames.cacheStats,
+    indexCache: () => index.catalogue.cacheStats,
+    index: () => index.counts(),
+  });
   const to: AttachTo = mounted ? { kind: 'mount', server: mounted, base, policy: options.access ?? {} }
-    : options.noServer ? { kind: 'none' } : { kind: 'port', port: o.port, host: o.host, tls: options.tls, base };
+    : options.noServer ? { kind: 'none' } : {
+      kind: 'port', port: o.port, host: o.host, tls: options.tls, base,
+      guard: { headerTimeoutMs: o.headerTimeout * 1000, maxPending: o.maxPendingConnections, onDropped: (reason) => metrics.connectionRefused(reason) },
+    };
   const attachment = await attach(to,
     (req, socket, head) => (serving ? serving.upgrade(req, socket, head) : refuseUpgradeWhileStarting(socket)),
     (req, res) => (serving ? serving.routes(req, res) : starting(req, res)), log);
@@ -175,19 +190,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     root, followSymlinks: o.followSymlinks, maxOpenFiles: o.maxOpenFiles, frameCacheBytes: o.frameCache,
     readConcurrency: o.readConcurrency, readahead: o.readahead, archive,
   });
-  const metrics = lateMetrics({
-    connections: () => stream.stats.connections,
-    stats: () => stream.stats,
-    frameCache: () => frames.cacheStats,
-    indexCache: () => index.catalogue.cacheStats,
-    index: () => index.counts(),
-  });
   const stream = new StreamHandler({
     catalogue: () => index.catalogue,
     readChunk: (frame, offset, length, into, at, next) => frames.readChunk(frame, offset, length, into, at, next),
     wholeFrames: { read: (frame, next) => frames.frame(frame, next), recycle: (bytes) => frames.recycle(bytes) },
     readahead: frames.readahead, readConcurrency: o.readConcurrency,
-    limits: sessionLimits(o), connectionLimits: connectionLimits(o), access,
+    limits: sessionLimits(o), connectionLimits: connectionLimits(o), access, clientAddress,
     serverName: SERVER_NAME, transferSyntaxes: indexedTransferSyntaxes(), httpStream: o.httpStream, base, log, observe: metrics,
   });
   index.onChange = (change) => {
@@ -198,7 +206,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let ready = false;
   const plainRoutes = httpRoutes({ base, serverName: SERVER_NAME, ready: () => ready, metrics, viewer: !mounted && !options.noServer });
   const dicomweb = o.dicomweb
-    ? dicomWebRoutes({ base: base + mountPath(o.dicomwebPath), catalogue: () => index.catalogue, frames, access, log })
+    ? dicomWebRoutes({ base: base + mountPath(o.dicomwebPath), catalogue: () => index.catalogue, frames, access, clientAddress, log })
     : undefined;
   const routes: RequestHandler = (req, res) => stream.handleRequest(req, res) || (dicomweb?.(req, res) ?? false) || plainRoutes(req, res);
   const upgrade: UpgradeHandler = (req, socket, head) => stream.handleUpgrade(req, socket, head);

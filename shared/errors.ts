@@ -30,7 +30,7 @@ export const ERRORS = {
   RATE_LIMITED: { surface: 'wire', meaning: 'more messages a second than --rate-limit allows; that message is refused', action: 'send fewer, larger requests; raise --rate-limit' },
 
   // The client library.
-  CONNECT_FAILED: { surface: 'client', meaning: 'the WebSocket could not be opened, or the handshake failed', action: 'check the URL, the server, TLS, the Origin allowlist (HTTP 403) and the token' },
+  CONNECT_FAILED: { surface: 'client', meaning: 'the WebSocket could not be opened, or the handshake failed; a refused upgrade\'s HTTP status is in `error.status` and the message (429 too many connections from this address, 503 full or shutting down, 403 Origin not allowed, 401), in Node only: browsers hide it', action: '429, 503: try again later (a reconnect does, with backoff); 403: check the Origin allowlist; otherwise check the URL, the server, TLS and the token' },
   CONNECTION_CLOSED: { surface: 'client', meaning: 'the connection closed while this was pending (close code in the message)', action: 'connect again and re-request what is still wanted' },
   HTTP_STREAM_UNAVAILABLE: { surface: 'client', meaning: 'the HTTP stream could not be opened (a proxy or an embedder that does not pass `GET …/http-stream` to dicomstream, an older server): the client goes on over the WebSocket (`client.httpStreamError`)', action: 'nothing; for a browser\'s full speed, route `<stream path>/http-stream` to dicomstream (README: reverse proxies)' },
   PROTOCOL_VIOLATION: { surface: 'client', meaning: 'the server sent something the protocol does not allow (a chunk past its frame\'s end, an HTTP stream message over its bound)', action: 'report it: client and server versions disagree' },

@@ -11,8 +11,8 @@ import { CodedError } from '../shared/coded-error.js';
 import { FrameAssembler } from './frame-assembler.js';
 import { FrameStream, type Frame, type FrameCallback, type RequestSummary } from './frame-stream.js';
 import { MessageReader, httpStreamKey, httpStreamUrl, openHttpStream } from './http-stream.js';
-import { OpenRequest, backoffMs, resumable } from './resume.js';
-import { messageBytes, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import { OpenRequest, backoffMs, resumable, retryableStatus } from './resume.js';
+import { messageBytes, onUpgradeRefused, type RefusedUpgrade, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 
 export interface ConnectOptions {
   /** The WebSocket class; defaults to the global one (browsers). In Node, pass `ws`'s. */
@@ -97,7 +97,40 @@ export interface RequestOptions {
 type Pending = { resolve: (m: DecodedServerMessage) => void; reject: (e: unknown) => void; message?: ClientMessage };
 
 /** An error of the connection itself (not a server error reply): code 'CONNECTION_CLOSED' or 'CONNECT_FAILED'. */
-export class ConnectionError extends CodedError<'CONNECTION_CLOSED' | 'CONNECT_FAILED'> {}
+export class ConnectionError extends CodedError<'CONNECTION_CLOSED' | 'CONNECT_FAILED'> {
+  /**
+   * The HTTP status the server refused the WebSocket upgrade with (429 too many connections from
+   * this address, 503 full or shutting down, 403 Origin not allowed, 401): on CONNECT_FAILED, and
+   * on CONNECTION_CLOSED when reconnecting ended on one. Only where the WebSocket tells it: Node's
+   * `ws` does; in browsers it is undefined (they hide it).
+   */
+  readonly status: number | undefined;
+
+  constructor(code: 'CONNECTION_CLOSED' | 'CONNECT_FAILED', message: string, status?: number) {
+    super(code, message);
+    this.status = status;
+  }
+}
+
+/** What a refused upgrade's status means, for the error's message. */
+const REFUSALS: Record<number, string> = {
+  401: 'not authorized',
+  403: 'forbidden: the page\'s Origin is not allowed, or the server refuses every connection',
+  429: 'too many connections from this address',
+  503: 'the server is full or shutting down',
+};
+
+function upgradeRefused({ status, statusText }: RefusedUpgrade): ConnectionError {
+  const meaning = REFUSALS[status];
+  return new ConnectionError('CONNECT_FAILED',
+    `the server refused the WebSocket upgrade: HTTP ${status}${statusText ? ` ${statusText}` : ''}${meaning ? ` (${meaning})` : ''}`, status);
+}
+
+/** The socket's own word on a failure, where it gives one (Node's ws does; browsers do not). */
+function socketFailure(event: unknown): ConnectionError {
+  const detail = (event as { message?: unknown } | null)?.message;
+  return new ConnectionError('CONNECT_FAILED', typeof detail === 'string' && detail ? `WebSocket error: ${detail}` : 'WebSocket error');
+}
 
 export async function connect(url: string, options: ConnectOptions = {}): Promise<DicomStreamClient> {
   const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
@@ -193,9 +226,11 @@ export class DicomStreamClient {
     // Node's ws can hand over its own buffers (no copy); browsers take 'arraybuffer'.
     if (!browserSocket) socket.binaryType = 'nodebuffer';
     if (socket.binaryType !== 'nodebuffer') socket.binaryType = 'arraybuffer';
+    let refused: RefusedUpgrade | undefined;
+    onUpgradeRefused(socket, (upgrade) => { refused = upgrade; });
     const opened = new Promise<void>((resolve, reject) => {
       socket.addEventListener('open', () => resolve());
-      socket.addEventListener('error', () => reject(new ConnectionError('CONNECT_FAILED', 'WebSocket error')));
+      socket.addEventListener('error', (event) => reject(refused ? upgradeRefused(refused) : socketFailure(event)));
     });
     opened.catch(() => undefined);
     // Events of an earlier socket (lost, replaced) are not this connection's.
@@ -579,7 +614,8 @@ export class DicomStreamClient {
   /**
    * The connection was lost: connect again with backoff and ask the new one for what was still
    * wanted. Gives up (failing everything) after the attempts allowed, or when the server refuses
-   * the handshake (a token no longer valid, say: trying again would not help).
+   * the handshake (a token no longer valid, say) or the upgrade for good (403, 401: trying again
+   * would not help); a server full or draining (503), or too many connections (429), is tried again.
    */
   private async reconnect(lost: ConnectionError): Promise<void> {
     const settings = this.link.reconnect!;
@@ -604,7 +640,7 @@ export class DicomStreamClient {
         await this.open();
       } catch (e) {
         last = e as Error;
-        if (e instanceof ProtocolError) break;
+        if (e instanceof ProtocolError || (e instanceof ConnectionError && !retryableStatus(e.status))) break;
         continue;
       }
       if (this.isClosed()) {
@@ -616,7 +652,8 @@ export class DicomStreamClient {
       for (const listener of this.reconnectListeners) listener(info);
       return;
     }
-    this.fail(new ConnectionError('CONNECTION_CLOSED', `${lost.message}; reconnecting failed after ${attempt} attempt(s): ${last.message}`));
+    const status = last instanceof ConnectionError ? last.status : undefined;
+    this.fail(new ConnectionError('CONNECTION_CLOSED', `${lost.message}; reconnecting failed after ${attempt} attempt(s): ${last.message}`, status));
   }
 
   /** Asks a new connection for what the lost one still owed: group settings, frames, answers. */

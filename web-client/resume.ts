@@ -14,6 +14,16 @@ export function resumable(code: number): boolean {
   return RESUMABLE.has(code);
 }
 
+/**
+ * Whether a refused upgrade's HTTP status is worth another attempt: a server full, draining or
+ * unreachable behind its proxy (5xx), too many connections from here (429), a request timeout
+ * (408); not an Origin refused (403), missing credentials (401) or a wrong path (404), which
+ * would be refused again. No status (a browser, which hides it; a network error): tried again.
+ */
+export function retryableStatus(status: number | undefined): boolean {
+  return status === undefined || status === 408 || status === 429 || status >= 500;
+}
+
 /** How long to wait before reconnect attempt `attempt` (from 1): exponential, with full jitter, capped. */
 export function backoffMs(attempt: number, initialMs: number, maxMs: number): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** (attempt - 1));

@@ -22,3 +22,30 @@ export function messageBytes(data: unknown): Uint8Array | undefined {
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return undefined;
 }
+
+/** A WebSocket upgrade the server answered with another HTTP status than 101. */
+export interface RefusedUpgrade {
+  status: number;
+  statusText: string;
+}
+
+/** Node's `ws` emits the HTTP response of a refused upgrade; nothing else here has `on`. */
+interface UpgradeResponseEvents {
+  on(event: 'unexpected-response', listener: (request: unknown, response: { statusCode?: number; statusMessage?: string }) => void): unknown;
+}
+
+/**
+ * Calls `refused` with the status when the server refuses the upgrade (429, 503, 403, 401…), then
+ * ends the attempt (the socket's 'error' and 'close' follow). Only where the socket tells it:
+ * Node's `ws` does; a browser's WebSocket does not (the page learns nothing of a failed handshake,
+ * by design of the standard), and there this does nothing.
+ */
+export function onUpgradeRefused(socket: WebSocketLike, refused: (upgrade: RefusedUpgrade) => void): void {
+  const events = socket as WebSocketLike & Partial<UpgradeResponseEvents>;
+  if (typeof events.on !== 'function') return;
+  (events as UpgradeResponseEvents).on('unexpected-response', (_request, response) => {
+    refused({ status: response.statusCode ?? 0, statusText: response.statusMessage ?? '' });
+    // With a listener, ws leaves the attempt open: closing it while connecting aborts it.
+    socket.close();
+  });
+}

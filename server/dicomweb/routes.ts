@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { AccessError, bearerToken, type AccessControl } from '../access.js';
+import { peerAddress, type ClientAddressOf } from '../client-address.js';
 import type { FrameSource } from '../files/frame-source.js';
 import type { Catalogue, StudyEntry } from '../index/catalogue.js';
 import type { RequestHandler } from '../http-routes.js';
@@ -26,6 +27,8 @@ export interface DicomWebOptions {
   catalogue: () => Catalogue;
   frames: FrameSource;
   access: AccessControl;
+  /** The client's address of a request (the authorize hook sees it): default, the TCP peer's. */
+  clientAddress?: ClientAddressOf;
   log: Logger;
 }
 
@@ -92,7 +95,7 @@ export function dicomWebRoutes(options: DicomWebOptions): RequestHandler {
   }
 
   async function callerOf(req: IncomingMessage): Promise<Caller> {
-    const access = new SessionAccess(options.access, { remoteAddress: req.socket.remoteAddress ?? '', origin: req.headers.origin, headers: req.headers }, bearerToken(req.headers));
+    const access = new SessionAccess(options.access, { remoteAddress: (options.clientAddress ?? peerAddress)(req), origin: req.headers.origin, headers: req.headers }, bearerToken(req.headers));
     await access.login(undefined);
     const scheme = (req.socket as TLSSocket).encrypted ? 'https' : 'http';
     const root = `${scheme}://${req.headers.host ?? '127.0.0.1'}${base}`;

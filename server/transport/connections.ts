@@ -1,11 +1,15 @@
 // The door: HTTP upgrades to WebSocket are admitted here or refused with an HTTP status before any
 // WebSocket exists — a browser Origin not allowed (403), too many connections in all (503) or
-// from one address (429), a server shutting down (503). Admitted sockets are pinged; a peer that
-// does not answer one ping before the next is cut (dead peers must not hold their resources).
+// from one client address (429; behind trusted proxies, the client they name), a server shutting
+// down (503). Admitted sockets are pinged; a peer that does not answer one ping before the next
+// is cut, and one that has not completed the protocol handshake in time is closed: dead or silent
+// peers must not hold their place under the limits.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { ClientAddressOf } from '../client-address.js';
 import type { Logger } from '../log.js';
+import { LogThrottle } from '../log-throttle.js';
 
 export interface ConnectionLimits {
   /** Open connections at most, in all. */
@@ -16,14 +20,29 @@ export interface ConnectionLimits {
   heartbeatMs: number;
   /** Largest client message (ws maxPayload); larger ones close the connection with 1009. */
   maxMessageBytes: number;
+  /** A connection must complete the protocol handshake within this many ms, or is closed (1008). 0: no limit. */
+  handshakeTimeoutMs: number;
 }
+
+/** An admitted connection, as the door needs to see it. */
+export interface AdmittedConnection {
+  /** The protocol handshake is through (Welcome sent). */
+  readonly handshaken: boolean;
+}
+
+/** Close code of a connection that did not complete the handshake in time (policy violation). */
+export const HANDSHAKE_TIMEOUT_CLOSE = 1008;
+/** A closed peer that does not answer the close frame in this long is cut (ws would wait 30 s). */
+const CLOSE_GRACE_MS = 1000;
 
 export interface ConnectionFrontOptions {
   limits: ConnectionLimits;
   originAllowed: (origin: string | undefined) => boolean;
+  /** The client's address of an upgrade (the peer's, or the one trusted proxies name). */
+  clientAddress: ClientAddressOf;
   log: Logger;
   onRefused?: (reason: string) => void;
-  onConnection: (ws: WebSocket, request: IncomingMessage) => void;
+  onConnection: (ws: WebSocket, request: IncomingMessage, clientAddress: string) => AdmittedConnection;
 }
 
 export class ConnectionFront {
@@ -32,10 +51,12 @@ export class ConnectionFront {
   private readonly alive = new WeakMap<WebSocket, boolean>();
   private readonly wss: WebSocketServer;
   private readonly heartbeat: NodeJS.Timeout | undefined;
+  private readonly warn: LogThrottle;
   private accepting = true;
 
   constructor(private readonly options: ConnectionFrontOptions) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: options.limits.maxMessageBytes, perMessageDeflate: false });
+    this.warn = new LogThrottle(options.log);
     const every = options.limits.heartbeatMs;
     if (every > 0) {
       this.heartbeat = setInterval(() => this.beat(), every);
@@ -66,7 +87,7 @@ export class ConnectionFront {
   /** Admits an HTTP upgrade (a WebSocket is made and handed to `onConnection`) or refuses it. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    const address = request.socket.remoteAddress ?? '';
+    const address = this.options.clientAddress(request);
     const refuse = (status: number, text: string, reason: string) => {
       this.options.onRefused?.(reason);
       this.options.log.info('connection refused', { from: address, reason });
@@ -100,8 +121,25 @@ export class ConnectionFront {
         this.sockets.delete(ws);
         release();
       });
-      this.options.onConnection(ws, request);
+      const connection = this.options.onConnection(ws, request, address);
+      this.handshakeDeadline(ws, connection, address);
     });
+  }
+
+  /** Closes `ws` if it has not completed the handshake in time (a socket that never says Hello). */
+  private handshakeDeadline(ws: WebSocket, connection: AdmittedConnection, address: string): void {
+    const ms = this.options.limits.handshakeTimeoutMs;
+    if (ms <= 0) return;
+    const timer = setTimeout(() => {
+      if (connection.handshaken || ws.readyState !== ws.OPEN) return;
+      this.options.onRefused?.('handshake timeout');
+      this.warn.warn('no protocol handshake within the handshake timeout: connection closed', { from: address, seconds: ms / 1000 });
+      ws.close(HANDSHAKE_TIMEOUT_CLOSE, `no Hello within ${ms / 1000} s`);
+      // A peer that does not read does not answer the close frame either.
+      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+    }, ms);
+    timer.unref();
+    ws.once('close', () => clearTimeout(timer));
   }
 
   private beat(): void {

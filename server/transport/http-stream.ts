@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { encodeServerMessage } from '../../shared/protocol.js';
+import type { ClientAddressOf } from '../client-address.js';
 import type { Logger } from '../log.js';
 import type { SessionSocket } from './outbox.js';
 
@@ -19,6 +20,7 @@ export interface HttpStreamsOptions {
   originAllowed: (origin: string | undefined) => boolean;
   /** A keep-alive record this often on a stream with nothing else to send (proxies cut idle responses); 0: never. */
   keepAliveMs: number;
+  clientAddress: ClientAddressOf;
   log: Logger;
 }
 
@@ -124,7 +126,7 @@ export class HttpStreams {
     const sink = new HttpStreamSink(res, () => this.open.delete(sink));
     this.open.add(sink);
     sink.send(encodeServerMessage({ httpStreamOpened: {} }).buffer, () => {});
-    this.options.log.debug('HTTP stream attached', { from: req.socket.remoteAddress });
+    this.options.log.debug('HTTP stream attached', { from: this.options.clientAddress(req) });
     attached(sink);
   }
 

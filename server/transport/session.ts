@@ -28,7 +28,8 @@ export { MAX_FRAME_ERRORS, MAX_UID_LENGTH } from './refusals.js';
 const implicitGroup = (requestId: number) => -requestId;
 
 export class Session implements PumpTarget<QueuedFrame> {
-  private handshaken = false;
+  /** Welcome sent: the protocol handshake is through. */
+  private welcomed = false;
   private closed = false;
   /** Per open request: frames sent and failed so far. */
   private readonly tallies = new Map<number, { sent: number; failed: number }>();
@@ -67,6 +68,9 @@ export class Session implements PumpTarget<QueuedFrame> {
     });
     this.resolver = new FrameResolver(ctx.catalogue, access);
   }
+
+  /** The protocol handshake is through (Welcome sent). */
+  get handshaken(): boolean { return this.welcomed; }
 
   /** Bytes handed to the socket and not yet written out. */
   get bufferedBytes(): number { return this.outbox.bufferedBytes; }
@@ -112,7 +116,7 @@ export class Session implements PumpTarget<QueuedFrame> {
 
   /** The series changed on disk (files added, replaced or removed): tell the client if it has it open. */
   seriesUpdated(seriesInstanceUid: string, removed: boolean): void {
-    if (!this.handshaken || !this.openedSeries.has(seriesInstanceUid)) return;
+    if (!this.welcomed || !this.openedSeries.has(seriesInstanceUid)) return;
     this.outbox.control({ seriesUpdated: { seriesInstanceUid, removed } });
   }
 
@@ -173,7 +177,7 @@ export class Session implements PumpTarget<QueuedFrame> {
   private handle(message: DecodedClientMessage): Promise<void> | void {
     if (message.kind === 'hello') return this.hello(message.hello);
     const requestId = requestIdOf(message);
-    const refusal = messageRefusal(message, { handshaken: this.handshaken, expired: this.access.expired });
+    const refusal = messageRefusal(message, { handshaken: this.welcomed, expired: this.access.expired });
     if (refusal) return this.refuse(refusal, requestId);
     const scheduler = this.ctx.scheduler;
     switch (message.kind) {
@@ -247,7 +251,7 @@ export class Session implements PumpTarget<QueuedFrame> {
       this.outbox.close(1002, 'unsupported protocol version');
       return;
     }
-    if (this.handshaken) return this.welcome(initialWindow, false, '');
+    if (this.welcomed) return this.welcome(initialWindow, false, '');
     this.payloadApart = payloadApart;
     return this.access.login(token).then(() => this.welcome(initialWindow, httpStream, httpStreamKey), (e: unknown) => {
       // No, a wrong or an expired token: say why, then close (1008: policy violation).
@@ -258,8 +262,8 @@ export class Session implements PumpTarget<QueuedFrame> {
 
   private welcome(initialWindow: number, httpStream: boolean, clientKey: string): void {
     if (this.closed) return;
-    if (!this.handshaken) this.ctx.scheduler.addClient(this.id, { window: initialWindow });
-    this.handshaken = true;
+    if (!this.welcomed) this.ctx.scheduler.addClient(this.id, { window: initialWindow });
+    this.welcomed = true;
     if (httpStream && this.ctx.httpStreams) this.streamOffer = this.ctx.httpStreams.offer((sink) => this.attached(sink), clientKey);
     this.outbox.control({ welcome: welcomeOf(this.ctx, this.streamOffer?.key) });
   }

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { bearerToken, type AccessControl } from '../access.js';
+import type { ClientAddressOf } from '../client-address.js';
 import type { Catalogue } from '../index/catalogue.js';
 import type { Logger } from '../log.js';
 import { FrameBuffers } from '../files/frame-buffers.js';
@@ -36,6 +37,8 @@ export interface StreamHandlerOptions {
   limits: SessionLimits;
   connectionLimits: ConnectionLimits;
   access: AccessControl;
+  /** The client's address of a request: the peer's, or the one trusted proxies name. */
+  clientAddress: ClientAddressOf;
   serverName: string;
   transferSyntaxes: string[];
   /** Offer clients the HTTP stream (at `<base>/http-stream`, answered by handleRequest). */
@@ -64,7 +67,10 @@ export class StreamHandler {
   constructor(private readonly options: StreamHandlerOptions) {
     const { limits, log } = options;
     const httpStreams = this.httpStreams = options.httpStream
-      ? new HttpStreams({ base: options.base, originAllowed: (origin) => options.access.originAllowed(origin), keepAliveMs: options.connectionLimits.heartbeatMs, log })
+      ? new HttpStreams({
+        base: options.base, originAllowed: (origin) => options.access.originAllowed(origin), keepAliveMs: options.connectionLimits.heartbeatMs,
+        clientAddress: options.clientAddress, log,
+      })
       : undefined;
     this.stats = { connections: 0, framesSent: 0, bytesSent: 0, errors: 0, maxBufferedBytes: 0, requestsCancelled: 0, get httpStreams() { return httpStreams?.count ?? 0; } };
     this.scheduler = new Scheduler<QueuedFrame>({ chunkBytes: limits.chunkBytes });
@@ -82,9 +88,10 @@ export class StreamHandler {
     this.front = new ConnectionFront({
       limits: options.connectionLimits,
       originAllowed: (origin) => options.access.originAllowed(origin),
+      clientAddress: options.clientAddress,
       log,
       onRefused: (reason) => options.observe.connectionRefused(reason),
-      onConnection: (ws, req) => this.connected(ws, req, context),
+      onConnection: (ws, req, from) => this.connected(ws, req, from, context),
     });
   }
 
@@ -137,13 +144,12 @@ export class StreamHandler {
     return new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(20, deadline - Date.now()))));
   }
 
-  private connected(ws: WebSocket, req: IncomingMessage, context: ConstructorParameters<typeof Session>[2]): void {
+  private connected(ws: WebSocket, req: IncomingMessage, from: string, context: ConstructorParameters<typeof Session>[2]): Session {
     const { log, access } = this.options;
     const id = this.nextConnection++;
     const clog = log.child({ conn: id });
     this.stats.connections++;
     this.options.observe.connectionOpened();
-    const from = req.socket.remoteAddress ?? '';
     clog.debug('connected', { from });
     const sessionAccess = new SessionAccess(access, { remoteAddress: from, origin: req.headers.origin, headers: req.headers }, bearerToken(req.headers));
     const session = new Session(id, ws, context, clog, sessionAccess);
@@ -160,5 +166,6 @@ export class StreamHandler {
       this.sessions.delete(id);
       clog.debug('closed', { code });
     });
+    return session;
   }
 }

@@ -16,10 +16,13 @@ export const HAPROXY_CONFIG = join(project, 'deploy', 'haproxy.cfg');
 
 export interface Replica { port: number; process: ChildProcess; exited: Promise<void> }
 
-/** `dicomstream serve root --index-dir indexDir --read-only-index` on any free port. */
+/**
+ * `dicomstream serve root --index-dir indexDir --read-only-index` on any free port, believing the
+ * client's address HAProxy (on loopback) names, as README's replicas do.
+ */
 export async function startReplica(root: string, indexDir: string, extra: string[] = []): Promise<Replica> {
   const child = spawn(process.execPath, [CLI, 'serve', root, '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn',
-    '--index-dir', indexDir, '--read-only-index', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--index-dir', indexDir, '--read-only-index', '--trust-proxy', 'loopback', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let err = '';
   child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });

@@ -1,0 +1,26 @@
+// Warnings an attacker can cause (sockets that never send their request, never say Hello) must
+// not become a flood of log lines: each kind of warning is written at most once an interval, and
+// the next one written says how many were left out since (the metrics count every one).
+import type { Logger } from './log.js';
+
+export class LogThrottle {
+  /** By message: when it was last written, and how many were left out since. */
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs = 1000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  warn(message: string, fields: Record<string, unknown>): void {
+    const at = this.now();
+    const last = this.last.get(message);
+    if (last && at - last.at < this.intervalMs) {
+      last.suppressed++;
+      return;
+    }
+    this.log.warn(message, last?.suppressed ? { ...fields, suppressed: last.suppressed } : fields);
+    this.last.set(message, { at, suppressed: 0 });
+  }
+}
