@@ -1,6 +1,7 @@
 // The index of a served folder, kept current: loads the saved index (or builds it), then follows
 // the folder (watcher and rescans), one refresh at a time, replacing the catalogue when files
 // changed. Tells its listener what changed; knows nothing of files opened or clients.
+import { relative, sep } from 'node:path';
 import { CodedError } from '../../shared/coded-error.js';
 import type { CatalogueIndex, FileStamp } from '../../shared/index-format.js';
 import type { Logger } from '../log.js';
@@ -12,6 +13,7 @@ import { openIndexFolder, type IndexFolder } from './index-folder.js';
 import { IndexLock } from './index-lock.js';
 import { CATALOGUE_FILE, IndexStore, MemorySeriesSource } from './index-store.js';
 import { ParsePool } from './parse-pool.js';
+import { inside } from './path-inside.js';
 import { refreshIndex, relativePath, summaryOf, type IndexSummary, type Parser, type RefreshOptions, type RefreshProgress, type RefreshResult } from './refresh.js';
 import { watchFolder, type FolderWatcher } from './watch.js';
 
@@ -180,8 +182,11 @@ export class LiveIndex {
         this.rescanTimer.unref();
       }
     } else if (this.options.watch) {
+      // The index's own saves (an --index-dir inside the folder) are not changes to the folder.
+      const indexInside = this.indexDir && inside(root, this.indexDir) ? [relative(root, this.indexDir) + sep] : [];
       this.watcher = watchFolder(root, () => void this.refresh(), {
-        rescanMs: this.options.rescanMs, onError: (e) => log.warn('folder watch failed: rescanning periodically only', { error: e.message }),
+        rescanMs: this.options.rescanMs, ignore: indexInside,
+        onError: (e) => log.warn('folder watch failed: rescanning periodically only', { error: e.message }),
       });
     }
   }

@@ -90,7 +90,7 @@ export class ConnectionFront {
     const address = this.options.clientAddress(request);
     const refuse = (status: number, text: string, reason: string) => {
       this.options.onRefused?.(reason);
-      this.options.log.info('connection refused', { from: address, reason });
+      this.warn.info('connection refused', { from: address, reason }, `refused ${reason}`);
       const body = `${text}\n`;
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       socket.destroy();
