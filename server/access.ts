@@ -70,30 +70,43 @@ export class AccessControl {
   private tokenDigest: Buffer | undefined;
 
   constructor(policy: AccessPolicy, private readonly host: string) {
-    this.update(policy);
+    const jwtKey = this.check(policy);
+    jwtKey.catch(() => undefined); // a key that does not import refuses every signed token, reported then
+    this.install(policy, jwtKey);
   }
 
   /** True when no token is needed (loopback, no policy). */
   get open(): boolean { return this.isOpen; }
 
   /**
-   * Takes a new policy (a token or keys rotated, on SIGHUP): new connections and tokens are checked
+   * Takes a new policy (a token or keys rotated, on SIGHUP): checked first, its key imported, and
+   * only then put in force, by the function it resolves with (so that a reload with a bad key, or
+   * one whose certificate fails next, changes nothing). New connections and tokens are checked
    * against it; connections let in before keep their grant until it expires.
    */
-  update(policy: AccessPolicy): void {
+  async prepare(policy: AccessPolicy): Promise<() => void> {
+    const jwtKey = this.check(policy);
+    await jwtKey;
+    return () => this.install(policy, jwtKey);
+  }
+
+  /** Throws NO_ACCESS_POLICY when the policy leaves a public address open; the policy's JWT key, being imported. */
+  private check(policy: AccessPolicy): Promise<VerifyKey | ReturnType<typeof createRemoteJWKSet> | undefined> {
     const hasPolicy = Boolean(policy.token || policy.jwt?.secret || policy.jwt?.publicKey || policy.jwt?.jwksUrl || policy.authorize);
     if (!hasPolicy && !isLoopback(this.host)) {
       throw new AccessError('NO_ACCESS_POLICY', `refusing to listen on ${this.host} without an access policy: give a token (--token-file), JWT keys ` +
         '(--jwt-secret-file, --jwt-public-key, --jwks-url) or an authorize hook; open access is only for 127.0.0.1');
     }
     const jwt = policy.jwt;
-    const jwtKey = (async () => {
+    return (async () => {
       if (jwt?.secret) return createSecretKey(Buffer.from(jwt.secret, 'utf8'));
       if (jwt?.publicKey) return (await loadJose()).importSPKI(jwt.publicKey, 'RS256');
       if (jwt?.jwksUrl) return (await loadJose()).createRemoteJWKSet(new URL(jwt.jwksUrl));
       return undefined;
     })();
-    jwtKey.catch(() => undefined);
+  }
+
+  private install(policy: AccessPolicy, jwtKey: Promise<VerifyKey | ReturnType<typeof createRemoteJWKSet> | undefined>): void {
     this.policy = policy;
     this.isOpen = !policy.token && !policy.jwt?.secret && !policy.jwt?.publicKey && !policy.jwt?.jwksUrl;
     this.tokenDigest = policy.token ? digest(policy.token) : undefined;

@@ -19,7 +19,7 @@ import { printable } from './printable.js';
 import { summaryLines } from './summary-lines.js';
 import { progressLogger, progressReporter } from './progress.js';
 import { OPTIONS, apiName, defaultText, type OptionRow, type TableOptions } from './options.js';
-import { SERVER_NAME, startServer } from './server.js';
+import { SERVER_NAME, startServer, type RunningServer } from './server.js';
 import { SAMPLE_VERSION, ensureSample } from './sample/make-sample.js';
 
 /** Where the built-in sample is written on first run: DICOMSTREAM_SAMPLE_DIR, else the user's cache. */
@@ -107,25 +107,16 @@ addOptions(program.command('serve'), 'serve')
       return { token: secret(opts.tokenFile, 'DICOMSTREAM_TOKEN'), jwt, origins: opts.allowOrigin };
     };
     const readTls = () => (opts.tlsCert && opts.tlsKey ? { cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) } : undefined);
-    let root = dir ? (isS3Url(dir) ? dir : resolve(dir)) : sampleDir();
-    if (!dir) {
-      const t0 = Date.now();
-      const sample = await ensureSample(root);
-      root = sample.dir;
-      log.info(sample.created ? 'no folder given: wrote the built-in sample' : 'no folder given: serving the built-in sample',
-        { root, files: sample.files, ...(sample.created ? { ms: Date.now() - t0 } : {}) });
-    }
-    const server = await startServer({
-      ...(tableOptions(opts) as TableOptions), root, log,
-      // A bar on a terminal; otherwise JSON lines like the rest of stderr.
-      onIndexProgress: process.stderr.isTTY ? progressReporter(process.stderr, 'indexing') : progressLogger(log, 'indexing'),
-      access: readAccess(),
-      tls: readTls(),
-    });
-    print(summaryLines(root, server.index, server.catalogue));
-    process.stdout.write(`listening on ${server.url}\n`);
+    // Signals are handled from the start: the first indexing takes minutes on a large archive, and
+    // the server answers health checks (and is sent reloads and stops) meanwhile.
+    let server: RunningServer | undefined;
     const stop = (signal: string) => {
       log.info('shutting down', { signal });
+      if (!server) {
+        // Still indexing: what it saved stays (the next start goes on from there); the lock is let go.
+        void IndexLock.releaseAll().finally(() => process.exit(0));
+        return;
+      }
       void server.close().then(() => process.exit(0), (e: unknown) => {
         log.error('shutdown failed', { error: (e as Error).message });
         process.exit(1);
@@ -135,12 +126,34 @@ addOptions(program.command('serve'), 'serve')
     process.once('SIGTERM', () => stop('SIGTERM'));
     // SIGHUP reloads, as daemons do: the token, keys and certificate files read again, the folder rescanned.
     process.on('SIGHUP', () => {
+      if (!server) {
+        log.info('reload asked while starting: nothing to reload yet (the folder is being indexed now)', { signal: 'SIGHUP' });
+        return;
+      }
+      const running = server;
       log.info('reloading', { signal: 'SIGHUP' });
-      Promise.resolve().then(() => server.reload({ access: readAccess(), tls: readTls() })).then(
+      Promise.resolve().then(() => running.reload({ access: readAccess(), tls: readTls() })).then(
         (summary) => log.info('reloaded', { files: summary.files, parsed: summary.parsed, removed: summary.removed }),
         (e: unknown) => log.error('reload failed: going on as before', { error: (e as Error).message }),
       );
     });
+    let root = dir ? (isS3Url(dir) ? dir : resolve(dir)) : sampleDir();
+    if (!dir) {
+      const t0 = Date.now();
+      const sample = await ensureSample(root);
+      root = sample.dir;
+      log.info(sample.created ? 'no folder given: wrote the built-in sample' : 'no folder given: serving the built-in sample',
+        { root, files: sample.files, ...(sample.created ? { ms: Date.now() - t0 } : {}) });
+    }
+    server = await startServer({
+      ...(tableOptions(opts) as TableOptions), root, log,
+      // A bar on a terminal; otherwise JSON lines like the rest of stderr.
+      onIndexProgress: process.stderr.isTTY ? progressReporter(process.stderr, 'indexing') : progressLogger(log, 'indexing'),
+      access: readAccess(),
+      tls: readTls(),
+    });
+    print(summaryLines(root, server.index, server.catalogue));
+    process.stdout.write(`listening on ${server.url}\n`);
   });
 
 addOptions(program.command('index'), 'index')

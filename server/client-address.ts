@@ -78,7 +78,7 @@ export function trustedProxies(spec: string): BlockList | undefined {
     const [network = '', prefix, extra] = entry.split('/');
     const version = isIP(network);
     const bits = prefix === undefined ? (version === 6 ? 128 : 32) : Number(prefix);
-    if (version === 0 || extra !== undefined || !/^\d*$/.test(prefix ?? '') || !(bits >= 0 && bits <= (version === 6 ? 128 : 32))) {
+    if (version === 0 || extra !== undefined || (prefix !== undefined && !/^\d+$/.test(prefix)) || !(bits >= 0 && bits <= (version === 6 ? 128 : 32))) {
       throw new CodedError('BAD_OPTION', `trusted proxy is not an address, a range (CIDR) nor one of ${Object.keys(NAMED_RANGES).join(', ')}: ${entry}`);
     }
     list.addSubnet(network, bits, family(network));

@@ -3,6 +3,7 @@
 // its defaults from it, and the README's options table is generated from it (test/options.test.ts
 // checks that they agree).
 import { cpus } from 'node:os';
+import { CodedError } from '../shared/coded-error.js';
 import { PROXY_HEADERS } from './client-address.js';
 
 /** How a value is written on the command line, and its unit in the API. */
@@ -117,6 +118,26 @@ export type ResolvedOptions = Required<Omit<TableOptions, 'indexDir'>>;
 export const DEFAULTS = Object.fromEntries(
   OPTIONS.filter((r: OptionRow) => !r.cliOnly && r.default !== undefined).map((r: OptionRow) => [apiName(r.flag), r.default]),
 ) as ResolvedOptions;
+
+/**
+ * Throws BAD_OPTION for a number outside its row's bounds: the command line checks them as it
+ * parses; the API is checked here (a 0 where 1 is the least can stall a loop).
+ */
+export function checkBounds(options: object): void {
+  const given = options as Record<string, unknown>;
+  for (const r of OPTIONS as readonly OptionRow[]) {
+    if (r.cliOnly || (r.kind !== 'integer' && r.kind !== 'bytes' && r.kind !== 'seconds')) continue;
+    const v = given[apiName(r.flag)];
+    if (v === undefined) continue;
+    const min = r.min ?? 0;
+    const max = r.max ?? Number.MAX_SAFE_INTEGER;
+    const whole = r.kind !== 'seconds';
+    if (typeof v !== 'number' || !Number.isFinite(v) || (whole && !Number.isInteger(v)) || v < min || v > max) {
+      throw new CodedError('BAD_OPTION', `${apiName(r.flag)} (${r.flag}) must be a ${whole ? 'whole ' : ''}number ` +
+        `${max < Number.MAX_SAFE_INTEGER ? `from ${min} to ${max}` : `of at least ${min}`}, not ${String(v)}`);
+    }
+  }
+}
 
 /** Options as given, each missing one replaced by its default. */
 export function withDefaults(options: Omit<TableOptions, 'indexDir'>): ResolvedOptions {

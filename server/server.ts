@@ -23,7 +23,7 @@ import { dicomWebRoutes } from './dicomweb/routes.js';
 import { httpRoutes, refuseUpgradeWhileStarting, startingRoutes, type RequestHandler } from './http-routes.js';
 import { lateMetrics } from './late-metrics.js';
 import { createLogger, type Logger } from './log.js';
-import { withDefaults, type ResolvedOptions, type TableOptions } from './options.js';
+import { checkBounds, withDefaults, type ResolvedOptions, type TableOptions } from './options.js';
 import type { ConnectionLimits } from './transport/connections.js';
 import type { SessionLimits } from './transport/session.js';
 import { StreamHandler, type StreamStats } from './transport/stream-handler.js';
@@ -143,8 +143,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (!kind) throw new CodedError('NO_SUCH_FOLDER', `no such folder: ${root}`);
     if (!kind.isDirectory()) throw new CodedError('NOT_A_FOLDER', `${root} is not a folder: give the folder that holds the DICOM files`);
   }
-  if (!(o.chunkSize >= 1024)) throw new CodedError('BAD_OPTION', 'chunk size must be at least 1024 bytes');
-  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new CodedError('BAD_OPTION', `port must be a whole number from 0 to 65535, not ${o.port}`);
+  checkBounds(options);
   // Whose word on the client's address is taken (none by default): the per-address limit, the
   // logs and the authorize hook see that address.
   const clientAddress = clientAddressOf(o.trustProxy, o.proxyHeader);
@@ -169,7 +168,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     };
   const attachment = await attach(to,
     (req, socket, head) => (serving ? serving.upgrade(req, socket, head) : refuseUpgradeWhileStarting(socket)),
-    (req, res) => (serving ? serving.routes(req, res) : starting(req, res)), log);
+    (req, res) => (serving ? serving.routes(req, res) : starting(req, res)), log)
+    .catch((e: unknown) => { archive?.close(); throw e; });
   if (to.kind === 'port') log.info('listening: indexing first (/readyz answers 503 until ready)', { url: attachment.address().url });
 
   let index: LiveIndex;
@@ -236,8 +236,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     get parses() { return index.parses; },
     refresh: () => index.refreshNow(),
     reload: async (changes = {}) => {
-      if (changes.access) access.update(changes.access);
+      // All checked before anything changes: a bad key or certificate leaves the server as it was.
+      const putAccessInForce = changes.access ? await access.prepare(changes.access) : undefined;
       if (changes.tls && !attachment.setTls(changes.tls)) throw new CodedError('BAD_OPTION', 'a TLS certificate was given to a server that does not serve TLS on a port of its own');
+      putAccessInForce?.();
       return index.refreshNow();
     },
     stats: stream.stats,

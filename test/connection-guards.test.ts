@@ -211,6 +211,8 @@ describe('trusted proxies', () => {
       (e: Error & { code?: string }) => e.code === 'BAD_OPTION' && /10\.0\.0\.0\/33/.test(e.message));
     await assert.rejects(startServer({ root: filesDir, port: 0, trustProxy: 'proxy.example', log: createLogger('silent'), indexDir: false }),
       (e: Error & { code?: string }) => e.code === 'BAD_OPTION');
+    // A range with its length left out would be /0: every address. A typo must not trust everyone.
+    for (const typo of ['10.0.0.1/', '::1/']) assert.throws(() => trustedProxies(typo), (e: Error & { code?: string }) => e.code === 'BAD_OPTION', typo);
   });
 });
 

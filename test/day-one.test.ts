@@ -14,6 +14,8 @@ import WebSocket from 'ws';
 import { createLogger, startServer } from '../server/index.js';
 import type { RefreshProgress } from '../server/index/refresh.js';
 import { smallImage, writeTree } from '../server/sample/tree.js';
+import { LocalIndexFolder } from '../server/index/index-folder.js';
+import { indexFile } from '../server/index/index-file.js';
 import { IndexStore } from '../server/index/index-store.js';
 import { inMountNamespace, servingUrl } from './helpers/mount-namespace.js';
 import { freePort } from './helpers/ports.js';
@@ -117,6 +119,28 @@ describe('day one operations', () => {
     }
   });
 
+  it('during its first indexing, a SIGHUP does not kill it and a SIGTERM stops it cleanly, letting go of the index lock', async () => {
+    const root = tempDir('signals-starting');
+    writeTree(root, 3000, { salt: 'signals-starting' });
+    const port = await freePort();
+    const child = spawn(process.execPath, [cli, 'serve', root, '--port', String(port), '--no-watch', '--parse-workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200, 'listening', 20_000);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 503, 'still indexing');
+      child.kill('SIGHUP');
+      await waitFor(() => /reload asked while starting/.test(err), 'the SIGHUP noted');
+      assert.equal(child.exitCode, null, 'not killed by SIGHUP');
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      assert.ok(!readdirSync(join(root, '.dicomstream')).includes('lock'), 'the index lock let go');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
   it('finds a port in use before indexing anything', async () => {
     const root = tempDir('port-in-use');
     writeTree(root, 200, { salt: 'port-in-use' });
@@ -150,6 +174,44 @@ describe('day one operations', () => {
     assert.equal(level.status, 2);
     assert.match(level.stderr, /verbose.*Allowed choices are debug, info, warn, error, silent/);
     assert.deepEqual(readdirSync(root).filter((f) => f === 'sample'), [], 'nothing written before the options were checked');
+  });
+
+  it('checks the API\'s numbers against the options table as the command line does', async () => {
+    const root = tempDir('bounds');
+    for (const [name, value] of [['port', 70000], ['maxPendingConnections', 0], ['chunkSize', 10], ['headerTimeout', -1], ['readahead', 1.5]] as const) {
+      await assert.rejects(startServer({ root, host: '127.0.0.1', port: 0, log: createLogger('silent'), indexDir: false, [name]: value }),
+        (e: Error & { code?: string }) => e.code === 'BAD_OPTION' && e.message.startsWith(`${name} (`), name);
+    }
+  });
+
+  it('a store that cannot save holds the files in memory with one retry timer, reports once each way, and stops on close', async () => {
+    const dir = tempDir('unsaved');
+    let failing = true;
+    class FlakyFolder extends LocalIndexFolder {
+      override async write(name: string, bytes: Uint8Array): Promise<void> {
+        if (failing) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+        return super.write(name, bytes);
+      }
+    }
+    const reports: string[] = [];
+    const store = new IndexStore(dir, new FlakyFolder(join(dir, 'index')), () => Promise.reject(new Error('unused')), {
+      onSaving: (r) => reports.push(r.saved ? 'saved' : 'failed'), retryMs: 20,
+    });
+    const image = smallImage(0, 0, 0, { salt: 'unsaved' });
+    writeFileSync(join(dir, 'a.dcm'), image);
+    const file = await indexFile(join(dir, 'a.dcm'));
+    // Two saves failing together (a refresh's and a series rebuilt meanwhile).
+    await Promise.all([store.writeSeries(file.series.seriesInstanceUid, [file]), store.writeSeries('2.25.1', [{ ...file, series: { ...file.series, seriesInstanceUid: '2.25.1' } }])]);
+    assert.deepEqual(reports, ['failed']);
+    assert.equal(store.unsavedFiles, 2);
+    assert.equal((await store.readSeries(file.series.seriesInstanceUid)).files.length, 1, 'read from memory meanwhile');
+    failing = false;
+    await waitFor(() => reports.includes('saved'), 'saved once there is room');
+    await sleep(100); // several retry intervals
+    assert.deepEqual(reports, ['failed', 'saved'], 'one report each way: no timer left running');
+    assert.equal(store.unsavedFiles, 0);
+    assert.equal((await store.readSeries(file.series.seriesInstanceUid, true)).files.length, 1, 'on disk now');
+    store.close();
   });
 
   it('uses a saved index on a read-only medium as it is (parsing nothing) and says why it cannot write it; `index` refuses before parsing', async () => {

@@ -3,13 +3,14 @@
 // versions; a second writer of one index is refused with its owner named, never interleaved.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { createLogger, startServer, type RunningServer, type ServerOptions } from '../server/index.js';
+import { LocalIndexFolder } from '../server/index/index-folder.js';
 import { IndexLock, LOCK_FILE } from '../server/index/index-lock.js';
 import { smallImage, writeTree } from '../server/sample/tree.js';
 import { connect, type SeriesUpdated } from '../web-client/index.js';
@@ -41,6 +42,19 @@ describe('index lock: one writer at a time', () => {
     await first.release();
     const second = await IndexLock.acquire(dir, 'serve');
     await second.release();
+  });
+
+  it('takes over a lock naming this very pid that is not its own (a restarted container); never one it cannot read', async () => {
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: process.pid, host: hostname(), command: 'serve', since: '2026-01-01T00:00:00Z' }));
+    const lock = await IndexLock.acquire(dir, 'serve');
+    await lock.release();
+    // A store that does not answer the read of the lock says nothing of its owner: refused, the lock untouched.
+    writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid: 1, host: 'archive-2.example', command: 'index', since: '2026-01-01T00:00:00Z' }));
+    const folder = new LocalIndexFolder(dir);
+    const unreadable = Object.assign(Object.create(folder) as LocalIndexFolder, { read: () => Promise.reject(new Error('503 Slow Down')) });
+    await assert.rejects(IndexLock.acquire(unreadable, 'index'), /503 Slow Down/);
+    assert.match(readFileSync(join(dir, LOCK_FILE), 'utf8'), /archive-2\.example/);
+    rmSync(join(dir, LOCK_FILE));
   });
 
   it('takes over a lock left by a process that died on this host; not one from another host', async () => {

@@ -1,7 +1,8 @@
 // Whole frames' bytes, as stored, shared by all sessions: read from disk once however many
 // viewers ask at once, kept in an LRU bounded in bytes, and read ahead on request while the
 // budget has room. Disk reads go through one bounded queue where waiting viewers come before
-// readahead, so memory in flight is at most `readConcurrency` frames besides the cache.
+// readahead, so reads in flight are at most `readConcurrency` tasks (a run read ahead is one task,
+// its frames within the budget) besides the cache.
 import { LRUCache } from 'lru-cache';
 import type { FrameLocation } from '../index/frame-table.js';
 import type { IndexedFile } from '../index/index-file.js';
@@ -139,7 +140,7 @@ export class FrameCache {
   prefetchRun(file: IndexedFile, frameIndexes: readonly number[]): number {
     const chosen: Array<{ location: FrameLocation; key: string }> = [];
     let room = this.maxBytes - this.cache.calculatedSize - this.loadingBytes;
-    for (const frameIndex of frameIndexes) {
+    for (const frameIndex of new Set(frameIndexes)) {
       const location = file.frames[frameIndex];
       const key = keyOf(file, frameIndex);
       if (!location || this.cache.has(key) || this.loading.has(key) || location.length > this.maxFrameBytes) continue;

@@ -54,7 +54,9 @@ export class FrameReader {
       // Asked for together: the store answers a frame's fragments with one GET (read-runs.ts).
       let to = at;
       const reads = pieces.map(([start, n]) => this.archive!.read(file.path, start, n, into, (to += n) - n, file.etag));
-      await Promise.all(reads);
+      // Every piece settled before the caller hears: none may still write into its buffer after a failure.
+      const failed = (await Promise.allSettled(reads)).find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
       return;
     }
     // The handle may be of an older file at that path (replaced since it was opened): then it is

@@ -100,8 +100,8 @@ export class FrameSource {
    */
   async frame(frame: FrameAt, next: readonly FrameAt[]): Promise<Uint8Array> {
     // The next frames go to the cache when they fit it, else are read ahead past it.
-    const past = next.filter((n) => !this.viaCache(n));
-    this.prefetch(next.filter((n) => !past.includes(n)));
+    const past = new Set(next.filter((n) => !this.viaCache(n)));
+    this.prefetch(next.filter((n) => !past.has(n)));
     for (const n of past) this.ahead.start(n);
     if (this.viaCache(frame)) return this.cache.get(frame.file, frame.frameIndex);
     const key = keyOf(frame.file, frame.frameIndex);

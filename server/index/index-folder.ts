@@ -2,7 +2,7 @@
 // on other machines). Both replace a file whole (a reader sees the old version or the new, never a
 // mix), create one only when absent (the writer's lock), and tell a file's version cheaply (what a
 // read-only replica polls).
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { S3Archive, archiveIndexDir, isS3Url, type S3ArchiveOptions } from '../archive/s3.js';
@@ -118,13 +118,25 @@ export class LocalIndexFolder implements IndexFolder {
 
   async create(name: string, bytes: Uint8Array): Promise<boolean> {
     await makeFolder(this.location);
+    // Written whole under a temp name, then linked to its own (link fails when the name exists):
+    // a reader never sees it empty or half-written.
+    const path = this.pathOf(name);
+    const temp = `${path}.${process.pid}.${++tempCounter}.tmp`;
     try {
-      // Synchronous: a caller that sets an exit hook in the same turn cannot be interrupted in between.
-      writeFileSync(this.pathOf(name), bytes, { flag: 'wx' });
+      writeFileSync(temp, bytes, { flag: 'wx' });
+      try {
+        linkSync(temp, path);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+        writeFileSync(path, bytes, { flag: 'wx' }); // a file system without hard links (SMB, FAT)
+      }
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw e;
+    } finally {
+      rmSync(temp, { force: true });
     }
   }
 

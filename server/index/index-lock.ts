@@ -12,6 +12,9 @@ export interface LockOwner { pid: number; host: string; command: string; since: 
 
 export const LOCK_FILE = 'lock';
 
+/** The locks this process holds now (a second writer in the same process is refused too). */
+const held = new Set<IndexLock>();
+
 export class IndexLock {
   private released = false;
   private readonly onExit = () => this.releaseSync();
@@ -28,13 +31,25 @@ export class IndexLock {
     const lock = new IndexLock(at, owner);
     // Set before the lock exists: a Ctrl-C right after it is made still removes it (the hook checks
     // that the lock is this one's). A bucket cannot be written on the way out: its lock is let go
-    // by release(), and one left by a killed process is taken over like a dead one's.
+    // by release() (and releaseAll(), which the command line calls on a signal).
     if (at.readSync) process.once('exit', lock.onExit);
     for (let attempt = 0; ; attempt++) {
-      if (await at.create(LOCK_FILE, Buffer.from(JSON.stringify(owner) + '\n'))) return lock;
-      const holder = parseOwner(await at.read(LOCK_FILE).catch(() => undefined));
-      // A lock whose owner died on this host (or that cannot be read: a writer killed mid-write) is stale.
-      const stale = holder === undefined || (holder.host === owner.host && !processAlive(holder.pid));
+      if (await at.create(LOCK_FILE, Buffer.from(JSON.stringify(owner) + '\n'))) {
+        held.add(lock);
+        return lock;
+      }
+      // A read that fails (a store that does not answer) says nothing of the owner: refused, never taken over.
+      const bytes = await at.read(LOCK_FILE).catch((e: unknown) => {
+        process.off('exit', lock.onExit);
+        throw e;
+      });
+      if (bytes === undefined && attempt < 2) continue; // let go meanwhile: try again
+      const holder = parseOwner(bytes);
+      // Stale: a lock that does not parse, or whose owner died on this host. A pid of this very
+      // process that is not one of its own locks was left by an earlier life under the same pid
+      // (a container restarted: pid 1 on the same host name).
+      const stale = holder === undefined || (holder.host === owner.host &&
+        (holder.pid === process.pid ? ![...held].some((h) => h.owner.since === holder.since) : !processAlive(holder.pid)));
       if (!stale || attempt > 0) {
         process.off('exit', lock.onExit);
         throw lockedError(at, holder);
@@ -43,10 +58,16 @@ export class IndexLock {
     }
   }
 
+  /** Lets go of every lock this process holds (on a signal, before it exits). */
+  static async releaseAll(): Promise<void> {
+    await Promise.allSettled([...held].map((lock) => lock.release()));
+  }
+
   /** Lets go of the lock, if it is still this one's. */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    held.delete(this);
     process.off('exit', this.onExit);
     if (this.holds(parseOwner(await this.folder.read(LOCK_FILE).catch(() => undefined)))) await this.folder.remove(LOCK_FILE);
   }
@@ -54,6 +75,7 @@ export class IndexLock {
   private releaseSync(): void {
     if (this.released) return;
     this.released = true;
+    held.delete(this);
     try {
       if (this.holds(parseOwner(this.folder.readSync?.(LOCK_FILE)))) this.folder.removeSync?.(LOCK_FILE);
     } catch { /* gone already */ }

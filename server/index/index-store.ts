@@ -76,6 +76,9 @@ export class IndexStore implements SeriesSource {
     this.onProblem = this.options.onProblem ?? (() => undefined);
   }
 
+  /** How often files held in memory after a failed save are tried again. */
+  get retryMs(): number { return this.options.retryMs ?? SAVE_RETRY_MS; }
+
   /** Index files held in memory because they could not be written (or are never written: readOnly). */
   get unsavedFiles(): number { return this.unsaved.size; }
 
@@ -233,8 +236,10 @@ export class IndexStore implements SeriesSource {
     } catch (e) {
       if (!this.options.onSaving) throw e;
       this.unsaved.set(name, bytes);
+      // Two saves may fail together (a refresh's and a series rebuilt meanwhile): one report, one timer.
+      if (this.retryTimer) return;
       this.options.onSaving({ saved: false, error: e as Error, unsaved: this.unsaved.size });
-      this.retryTimer = setInterval(() => void this.flush(), this.options.retryMs ?? SAVE_RETRY_MS);
+      this.retryTimer = setInterval(() => void this.flush(), this.retryMs);
       this.retryTimer.unref();
     }
   }
@@ -247,6 +252,7 @@ export class IndexStore implements SeriesSource {
   }
 
   private async flushOnce(): Promise<void> {
+    if (this.unsaved.size === 0) return;
     const names = [...this.unsaved.keys()].sort((a, b) => Number(a === CATALOGUE_FILE) - Number(b === CATALOGUE_FILE));
     for (const name of names) {
       const bytes = this.unsaved.get(name);

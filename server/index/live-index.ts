@@ -19,7 +19,7 @@ import { watchFolder, type FolderWatcher } from './watch.js';
 
 export interface LiveIndexOptions {
   root: string;
-  /** Where the index is saved: a folder (relative to root) or an `s3://` prefix; false: in memory only. */
+  /** Where the index is saved: a folder (a relative path from where the process runs) or an `s3://` prefix; false: in memory only. */
   indexDir?: string | false;
   /** How to reach the store of an `s3://` indexDir. */
   s3?: S3ArchiveOptions;
@@ -71,6 +71,11 @@ export class LiveIndex {
   private readOnlyReason: Error | undefined;
   /** Read-only: polls the saved catalogue's version. */
   private pollTimer: NodeJS.Timeout | undefined;
+  /** Read-only: the saved catalogue's version being served, and the newest one seen. */
+  private catalogueVersion: string | undefined;
+  private wantedVersion: string | undefined;
+  /** Read-only: the last version that could not be loaded, and when. */
+  private failed: { version: string | undefined; at: number } | undefined;
   private readonly objects: ObjectIndexing | undefined;
   private rescanTimer: NodeJS.Timeout | undefined;
   /** Told after each refresh that changed something. */
@@ -123,7 +128,9 @@ export class LiveIndex {
     await this.refreshing;
     await this.parser.close();
     this.store?.close();
-    await this.store?.flush().catch(() => false);
+    if (this.store && !this.store.readOnly && !(await this.store.flush().catch(() => false))) {
+      this.options.log.warn('index not saved: what changed since the last save is indexed again at the next start', { dir: this.indexDir, files: this.store.unsavedFiles });
+    }
     await this.lock?.release().catch((e: unknown) => this.options.log.warn('index lock not released', { error: (e as Error).message }));
     this.store?.folder.close();
   }
@@ -161,6 +168,8 @@ export class LiveIndex {
     } catch (e) {
       await staleTemps;
       await this.lock?.release();
+      this.store?.close();
+      this.store?.folder.close();
       throw e;
     } finally {
       await this.parser.idle();
@@ -193,16 +202,17 @@ export class LiveIndex {
 
   private storeIn(folder: IndexFolder): IndexStore {
     const { log } = this.options;
-    return new IndexStore(this.options.root, folder, (path) => this.fileParser.parse(path, true), {
+    const store: IndexStore = new IndexStore(this.options.root, folder, (path) => this.fileParser.parse(path, true), {
       onProblem: (file, reason) => log.warn('index file not trusted: rebuilt from the DICOM files', { file, reason }),
       // A save that fails while serving (the disk filled up) must not hide new files: they are
       // served from memory, and the index saved once it can be.
       onSaving: (r) => {
         if (r.saved) log.info('index saved again', { dir: folder.location, files: r.files });
-        else log.warn('index cannot be saved: kept in memory and tried again every 10 s', { dir: folder.location, error: r.error.message });
+        else log.warn(`index cannot be saved: kept in memory and tried again every ${Math.round(store.retryMs / 1000)} s`, { dir: folder.location, error: r.error.message });
       },
       retryMs: this.options.saveRetryMs,
     });
+    return store;
   }
 
   /** Read-only: the saved index as it is, nothing parsed; then its new versions as they appear. */
@@ -214,6 +224,8 @@ export class LiveIndex {
     this.store = this.storeIn(folder);
     this.store.readOnly = true;
     const t0 = performance.now();
+    // Its version before it is read: a new one saved in between is then seen as new, not missed.
+    this.catalogueVersion = await folder.version(CATALOGUE_FILE).catch(() => undefined);
     const index = await this.store.readCatalogue();
     if (!index) {
       folder.close();
@@ -222,17 +234,19 @@ export class LiveIndex {
     this.last = savedResult(index, performance.now() - t0, new Set(), 0);
     this.current = this.catalogueOf(index);
     this.summaryNow = summaryOf(root, this.last, dir);
-    // Polled, not watched: shared folders (NFS, SMB) send no change events, and a bucket none at all.
-    let seen = await folder.version(CATALOGUE_FILE).catch(() => undefined);
+    // Polled, not watched: shared folders (NFS, SMB) send no change events, and a bucket none at
+    // all. A version is taken as seen only once it is loaded: one that fails to load is tried again.
     let polling = false;
     this.pollTimer = setInterval(() => {
       if (polling) return;
       polling = true;
       folder.version(CATALOGUE_FILE).then((now) => {
-        if (now !== undefined && now !== seen) {
-          seen = now;
-          void this.refresh();
+        const failedLately = this.failed !== undefined && now === this.failed.version && performance.now() - this.failed.at < FAILED_RELOAD_RETRY_MS;
+        if (now !== undefined && now !== this.catalogueVersion && !failedLately) {
+          this.wantedVersion = now;
+          return this.refresh();
         }
+        return undefined;
       }, (e: unknown) => this.options.log.warn('saved index not reachable', { dir, error: (e as Error).message })).finally(() => { polling = false; });
     }, this.options.indexPollMs ?? 1000);
     this.pollTimer.unref();
@@ -276,11 +290,16 @@ export class LiveIndex {
 
   private async refreshOnce(): Promise<void> {
     const { root } = this.options;
+    const version = this.wantedVersion;
     const r = this.options.readOnly
       ? await this.reloadSaved()
       : await refreshIndex(root, this.last.index, this.fileParser, this.store, this.refreshOptions)
         .finally(() => this.parser.idle());
-    if (!r) return;
+    if (!r) {
+      if (this.options.readOnly) this.failed = { version, at: performance.now() };
+      return;
+    }
+    if (this.options.readOnly) this.catalogueVersion = version;
     const before = this.current;
     this.last = r;
     this.summaryNow = summaryOf(root, r, this.indexDir);
@@ -302,6 +321,9 @@ export class LiveIndex {
     this.onChange({ catalogue: next, series, staleFiles });
   }
 }
+
+/** A saved catalogue that could not be loaded is tried again after this long (not at every poll). */
+const FAILED_RELOAD_RETRY_MS = 10_000;
 
 /** A file's version as one string: path, size, date, and an object's ETag. */
 function stampKey(f: FileStamp): string {

@@ -25,7 +25,7 @@ export interface ScanResult {
 export interface ScanOptions {
   onProgress?: (done: number, total: number) => void;
   /**
-   * Where the saved index is, as for startServer (a folder; relative to the root): files unchanged
+   * Where the saved index is, as for startServer (a folder; a relative path from where the process runs): files unchanged
    * since it was saved are read from it, not parsed. It is only read (nothing written, no lock
    * taken: a server may be writing it meanwhile), and left out of the walk. Default
    * `<root>/.dicomstream`; false: parse every file.
