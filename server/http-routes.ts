@@ -23,9 +23,8 @@ export function httpRoutes(options: HttpRoutesOptions): RequestHandler {
   const { base } = options;
   const serveStatic = options.viewer ? staticFiles() : () => false;
   return (req, res) => {
-    const full = (req.url ?? '/').split('?')[0]!;
-    if (base && full !== base && !full.startsWith(base + '/')) return false;
-    const path = full.slice(base.length) || '/';
+    const path = pathUnder(base, req);
+    if (path === undefined) return false;
     if (path === '/healthz') return plain(res, 200, 'ok\n');
     if (path === '/readyz') return options.ready() ? plain(res, 200, 'ready\n') : plain(res, 503, 'not ready\n');
     if (path === '/metrics') {
@@ -59,9 +58,8 @@ export interface StartingProgress { done: number; total: number }
  */
 export function startingRoutes(base: string, progress: () => StartingProgress | undefined): RequestHandler {
   return (req, res) => {
-    const full = (req.url ?? '/').split('?')[0]!;
-    if (base && full !== base && !full.startsWith(base + '/')) return false;
-    const path = full.slice(base.length) || '/';
+    const path = pathUnder(base, req);
+    if (path === undefined) return false;
     if (path === '/healthz') return plain(res, 200, 'ok\n');
     const p = progress();
     const text = `not ready: indexing${p ? ` (${p.done} of ${p.total} files)` : ''}\n`;
@@ -73,6 +71,13 @@ export function startingRoutes(base: string, progress: () => StartingProgress | 
 /** A WebSocket upgrade while the first indexing runs: 503 with Retry-After (clients retry). */
 export function refuseUpgradeWhileStarting(socket: Duplex): void {
   socket.end(`HTTP/1.1 503 Service Unavailable\r\nRetry-After: ${RETRY_WHILE_STARTING_S}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** The request's path below `base` ('/' for the base itself), or undefined when it is not under it. */
+function pathUnder(base: string, req: IncomingMessage): string | undefined {
+  const full = (req.url ?? '/').split('?')[0]!;
+  if (base && full !== base && !full.startsWith(base + '/')) return undefined;
+  return full.slice(base.length) || '/';
 }
 
 function plain(res: ServerResponse, status: number, text: string): true {

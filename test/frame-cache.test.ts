@@ -11,6 +11,7 @@ import { FrameCache, type ByteReader } from '../server/files/frame-cache.js';
 import { FrameReader } from '../server/files/frame-reader.js';
 import { uint16Bytes, writeDicom, type DicomElement } from '../server/sample/dicom-writer.js';
 import { filesDir } from './helpers/corpus.js';
+import { multiFrameElements } from './helpers/multi-frame.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dicomstream-frame-cache-'));
 const readers: FrameReader[] = [];
@@ -25,23 +26,9 @@ function newReader(): FrameReader {
 const SIDE = 64;
 const FRAME_BYTES = SIDE * SIDE * 2; // 16-bit native frames
 
-function elements(name: string, frames: number, pixelData: DicomElement['value'], bits = 16): DicomElement[] {
-  return [
-    { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
-    { tag: 0x00080018, vr: 'UI', value: `2.25.${name.length}${[...name].map((c) => c.charCodeAt(0)).join('')}` },
-    { tag: 0x0020000d, vr: 'UI', value: '2.25.1' },
-    { tag: 0x0020000e, vr: 'UI', value: '2.25.2' },
-    { tag: 0x00280002, vr: 'US', value: 1 },
-    { tag: 0x00280004, vr: 'CS', value: 'MONOCHROME2' },
-    { tag: 0x00280008, vr: 'IS', value: frames },
-    { tag: 0x00280010, vr: 'US', value: SIDE },
-    { tag: 0x00280011, vr: 'US', value: SIDE },
-    { tag: 0x00280100, vr: 'US', value: bits },
-    { tag: 0x00280101, vr: 'US', value: bits },
-    { tag: 0x00280102, vr: 'US', value: bits - 1 },
-    { tag: 0x00280103, vr: 'US', value: 0 },
-    { tag: 0x7fe00010, vr: bits === 16 ? 'OW' : 'OB', value: pixelData },
-  ];
+function elements(name: string, frames: number, pixelData: DicomElement['value'], bits: 8 | 16 = 16): DicomElement[] {
+  const sopInstanceUid = `2.25.${name.length}${[...name].map((c) => c.charCodeAt(0)).join('')}`;
+  return multiFrameElements({ sopInstanceUid, studyInstanceUid: '2.25.1', seriesInstanceUid: '2.25.2', frames, side: SIDE, pixelData, bits });
 }
 
 /** A native 16-bit file whose every frame differs (`seed` makes files differ too). */

@@ -16,6 +16,7 @@ import { writeDicom, type DicomElement } from '../server/sample/dicom-writer.js'
 import { smallImage } from '../server/sample/tree.js';
 import { connect, type DicomStreamClient } from '../web-client/index.js';
 import { filesDir, servedFrameHashes, sha256 } from './helpers/corpus.js';
+import { multiFrameElements } from './helpers/multi-frame.js';
 import { startRgw, type Rgw } from './helpers/rgw.js';
 import { servedFiles } from './helpers/server.js';
 import { waitFor } from './helpers/wait-for.js';
@@ -155,22 +156,8 @@ describe('an archive in S3-compatible object storage (Ceph RGW)', () => {
 
   it('reads a request\'s adjacent frames of one object, and a frame\'s fragments, in one GET', async () => {
     const side = 64;
-    const multiFrame = (uid: string, frames: number, pixelData: DicomElement['value'], bits: number, transferSyntax?: string) => writeDicom([
-      { tag: 0x00080016, vr: 'UI', value: '1.2.840.10008.5.1.4.1.1.7' },
-      { tag: 0x00080018, vr: 'UI', value: uid },
-      { tag: 0x0020000d, vr: 'UI', value: '2.25.7001' },
-      { tag: 0x0020000e, vr: 'UI', value: '2.25.7002' },
-      { tag: 0x00280002, vr: 'US', value: 1 },
-      { tag: 0x00280004, vr: 'CS', value: 'MONOCHROME2' },
-      { tag: 0x00280008, vr: 'IS', value: frames },
-      { tag: 0x00280010, vr: 'US', value: side },
-      { tag: 0x00280011, vr: 'US', value: side },
-      { tag: 0x00280100, vr: 'US', value: bits },
-      { tag: 0x00280101, vr: 'US', value: bits },
-      { tag: 0x00280102, vr: 'US', value: bits - 1 },
-      { tag: 0x00280103, vr: 'US', value: 0 },
-      { tag: 0x7fe00010, vr: bits === 16 ? 'OW' : 'OB', value: pixelData },
-    ], transferSyntax);
+    const multiFrame = (uid: string, frames: number, pixelData: DicomElement['value'], bits: 8 | 16, transferSyntax?: string) =>
+      writeDicom(multiFrameElements({ sopInstanceUid: uid, studyInstanceUid: '2.25.7001', seriesInstanceUid: '2.25.7002', frames, side, pixelData, bits }), transferSyntax);
     // 40 native frames end to end; 8 encapsulated frames of 3 fragments each.
     const nativeBytes = Uint8Array.from({ length: 40 * side * side * 2 }, (_, i) => (i * 7 + (i >> 13) * 31) & 0xff);
     const codestreams = Array.from({ length: 8 }, (_, f) => Uint8Array.from({ length: 6000 + f * 2 }, (_, i) => (i < 2 ? [0xff, 0xd8][i]! : (i * 13 + f * 29) & 0xff)));

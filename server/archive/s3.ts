@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CodedError } from '../../shared/coded-error.js';
 import type { FileStamp } from '../../shared/index-format.js';
+import { byPath } from '../index/path-order.js';
 import type { ByteSource } from '../index/frame-table.js';
 import { readRuns, type RangeRead, type ReadRun } from './read-runs.js';
 
@@ -115,7 +116,7 @@ export class S3Archive {
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
-    out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    out.sort(byPath);
     return out;
   }
 

@@ -6,11 +6,10 @@ import { catalogueIndexOf } from './catalogue.js';
 import type { IndexError } from './index-error.js';
 import type { IndexedFile } from './index-file.js';
 import type { IndexStore } from './index-store.js';
+import { byPath } from './path-order.js';
 
 const same = (a: FileStamp, b: FileStamp) => a.size === b.size && a.mtimeMs === b.mtimeMs && (a.etag ?? '') === (b.etag ?? '');
-const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
-
-function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {
+export function pushTo<T>(map: Map<string, T[]>, key: string, value: T): void {
   const list = map.get(key);
   if (list) list.push(value);
   else map.set(key, [value]);

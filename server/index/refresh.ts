@@ -6,6 +6,7 @@ import { join, relative, sep } from 'node:path';
 import type { CatalogueIndex, FileStamp, InstanceRecord, SkippedRecord } from '../../shared/index-format.js';
 import { recordOf } from './catalogue.js';
 import { IndexDraft } from './index-draft.js';
+import { byPath } from './path-order.js';
 import { IndexError, type IndexErrorCode } from './index-error.js';
 import { inside } from './path-inside.js';
 import type { IndexedFile } from './index-file.js';
@@ -167,8 +168,8 @@ export async function statFiles(root: string, exclude?: string, followOutside = 
     return { s, real: target };
   };
   await walk(root, realRoot);
-  out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  refused.sort((a, b) => (a.file.path < b.file.path ? -1 : a.file.path > b.file.path ? 1 : 0));
+  out.sort(byPath);
+  refused.sort((a, b) => byPath(a.file, b.file));
   return { stamps: out, refused };
 }
 

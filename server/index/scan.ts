@@ -7,6 +7,8 @@ import { join, resolve } from 'node:path';
 import { CodedError } from '../../shared/coded-error.js';
 import type { InstanceRecord } from '../../shared/index-format.js';
 import { isS3Url } from '../archive/s3.js';
+import { pushTo } from './index-draft.js';
+import { byPath } from './path-order.js';
 import type { IndexedFile } from './index-file.js';
 import { DEFAULT_INDEX_DIR, IndexStore, type IndexProblem } from './index-store.js';
 import { ParsePool } from './parse-pool.js';
@@ -59,7 +61,7 @@ export async function scanFolder(root: string, options: ScanOptions = {}): Promi
     });
     const parsed = new Set(result.parsedFiles.map((f) => f.path));
     const kept = store ? await keptFiles(store, result.index.instances.filter((r) => !parsed.has(r.file.path))) : [];
-    const files = [...result.parsedFiles, ...kept].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const files = [...result.parsedFiles, ...kept].sort(byPath);
     const summary = summaryOf(root, result, saved && store?.dir);
     return { files, skipped: summary.skipped, summary };
   } finally {
@@ -70,11 +72,7 @@ export async function scanFolder(root: string, options: ScanOptions = {}): Promi
 /** The saved entries of unchanged files (a series file not trusted: its files parsed). */
 async function keptFiles(store: IndexStore, records: InstanceRecord[]): Promise<IndexedFile[]> {
   const bySeries = new Map<string, InstanceRecord[]>();
-  for (const r of records) {
-    const list = bySeries.get(r.seriesInstanceUid);
-    if (list) list.push(r);
-    else bySeries.set(r.seriesInstanceUid, [r]);
-  }
+  for (const r of records) pushTo(bySeries, r.seriesInstanceUid, r);
   const wanted = new Set(records.map((r) => r.file.path));
   const out: IndexedFile[] = [];
   for (const [uid, list] of bySeries) out.push(...(await store.loadSeries(uid, list)).files.filter((f) => wanted.has(f.path)));
