@@ -171,17 +171,18 @@ addOptions(program.command('index'), 'index')
     const store = new IndexStore(root, folder, (path) => parser.parse(path, true), (file, reason) => {
       process.stderr.write(`index file ${printable(file)} not trusted (${printable(reason)}): rebuilt\n`);
     });
+    // Ctrl-C: what the finished batches saved stays; the next run goes on from there. Set before
+    // the lock is taken (a Ctrl-C right after must still let go of it); the lock is let go first
+    // (one in a bucket cannot be removed on the way out).
+    process.once('SIGINT', () => {
+      process.stderr.write('\ninterrupted: the files indexed so far are saved; run again to go on\n');
+      void IndexLock.releaseAll().finally(() => process.exit(130));
+    });
     // Before parsing anything: an index that cannot be saved is not worth building.
     const lock = await folder.probe()
       .catch((e: unknown) => { throw new CodedError('INDEX_NOT_WRITABLE', `cannot write the index in ${folder.location}: ${(e as Error).message}; give --index-dir a writable folder`); })
       .then(() => IndexLock.acquire(folder, 'index'))
       .catch(async (e: unknown) => { await pool.close(); folder.close(); throw e; });
-    // Ctrl-C: what the finished batches saved stays; the next run goes on from there. The lock is
-    // let go first (one in a bucket cannot be removed on the way out).
-    process.once('SIGINT', () => {
-      process.stderr.write('\ninterrupted: the files indexed so far are saved; run again to go on\n');
-      void lock.release().catch(() => undefined).finally(() => process.exit(130));
-    });
     // Temp files of a writer killed mid-write are garbage now that this one holds the lock.
     const staleTemps = store.removeStaleTemps().then((n) => {
       if (n) process.stderr.write(`removed ${n} temporary index files left by an interrupted writer in ${printable(store.dir)}\n`);
